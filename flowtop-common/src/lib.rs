@@ -1,0 +1,116 @@
+//! Types and names shared by the eBPF programs and the userspace loader.
+//!
+//! Everything here is `#[repr(C)]` with explicit padding so that both sides agree
+//! on the byte layout of map keys and values, and so that `aya::Pod` (which reads
+//! the bytes as-is) never sees uninitialised padding.
+#![no_std]
+
+/// Length of a kernel task name (`TASK_COMM_LEN`).
+pub const COMM_LEN: usize = 16;
+
+/// Per-CPU hash: process (thread-group id) -> [`ProcCounters`].
+pub const MAP_PROC_BYTES: &str = "PROC_BYTES";
+/// Per-CPU array with one [`Unrecorded`] slot: bytes seen but not stored (map full).
+pub const MAP_UNRECORDED: &str = "UNRECORDED";
+/// Default capacity of [`MAP_PROC_BYTES`] (processes alive at once that moved bytes).
+pub const DEFAULT_MAX_ENTRIES: u32 = 16384;
+
+/// Globals the loader overrides before loading (see `aya::EbpfLoader::override_global`).
+pub mod globals {
+    /// `u32`: only count this thread-group id; 0 counts every process.
+    pub const FILTER_TGID: &str = "FILTER_TGID";
+    /// `u32` offsets taken from the running kernel's BTF, so the programs never
+    /// depend on the layout of the kernel they were built on.
+    pub const OFF_SOCK_FAMILY: &str = "OFF_SOCK_FAMILY";
+    pub const OFF_SOCK_PROTOCOL: &str = "OFF_SOCK_PROTOCOL";
+    pub const OFF_SOCKET_SK: &str = "OFF_SOCKET_SK";
+    pub const OFF_TASK_GROUP_LEADER: &str = "OFF_TASK_GROUP_LEADER";
+    pub const OFF_TASK_COMM: &str = "OFF_TASK_COMM";
+}
+
+/// Program names in the eBPF object, by probe family.
+pub mod programs {
+    /// BTF-enabled tracepoints on `sock:sock_{send,recv}_length` (kernel 6.3+, needs BTF).
+    pub const TP_BTF_SEND: &str = "tp_btf_sock_send_length";
+    pub const TP_BTF_RECV: &str = "tp_btf_sock_recv_length";
+    /// The same hooks as raw tracepoints (no tracefs, no BTF for the program itself).
+    pub const RAW_TP_SEND: &str = "raw_tp_sock_send_length";
+    pub const RAW_TP_RECV: &str = "raw_tp_sock_recv_length";
+    /// The same hooks as classic tracepoints (needs tracefs; the record carries family
+    /// and protocol, so this works without BTF).
+    pub const TP_SEND: &str = "tp_sock_send_length";
+    pub const TP_RECV: &str = "tp_sock_recv_length";
+}
+
+/// Address families and protocols that flowtop counts.
+pub mod net {
+    pub const AF_INET: u16 = 2;
+    pub const AF_INET6: u16 = 10;
+    pub const IPPROTO_TCP: u16 = 6;
+    pub const IPPROTO_UDP: u16 = 17;
+    pub const IPPROTO_UDPLITE: u16 = 136;
+    /// MPTCP sockets are TCP to the user; their subflows never pass `sock_sendmsg`.
+    pub const IPPROTO_MPTCP: u16 = 262;
+    /// `recv(..., MSG_PEEK)` copies without consuming: not a byte moved.
+    pub const MSG_PEEK: i32 = 2;
+
+    /// True for the families and protocols flowtop counts: TCP and UDP over IPv4/IPv6.
+    #[inline(always)]
+    pub fn is_counted(family: u16, protocol: u16) -> bool {
+        (family == AF_INET || family == AF_INET6)
+            && (protocol == IPPROTO_TCP
+                || protocol == IPPROTO_UDP
+                || protocol == IPPROTO_UDPLITE
+                || protocol == IPPROTO_MPTCP)
+    }
+}
+
+/// Cumulative bytes of one process on one CPU, never reset while the process lives:
+/// userspace diffs successive reads, so nothing is lost between intervals.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcCounters {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Name of the thread-group leader, written when the bytes moved (NUL-padded).
+    pub comm: [u8; COMM_LEN],
+}
+
+/// Bytes the programs saw but could not store because the map was full.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Unrecorded {
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain-old-data, `#[repr(C)]`, no padding (u64, u64, [u8; 16]).
+    unsafe impl aya::Pod for super::ProcCounters {}
+    // SAFETY: plain-old-data, `#[repr(C)]`, two u64.
+    unsafe impl aya::Pod for super::Unrecorded {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(core::mem::size_of::<ProcCounters>(), 8 + 8 + COMM_LEN);
+        assert_eq!(core::mem::size_of::<Unrecorded>(), 16);
+    }
+
+    #[test]
+    fn counts_only_tcp_and_udp_over_ip() {
+        use net::*;
+        assert!(is_counted(AF_INET, IPPROTO_TCP));
+        assert!(is_counted(AF_INET6, IPPROTO_UDP));
+        assert!(is_counted(AF_INET6, IPPROTO_MPTCP));
+        assert!(!is_counted(1, 0)); // AF_UNIX
+        assert!(!is_counted(16, 0)); // AF_NETLINK
+        assert!(!is_counted(AF_INET, 1)); // ICMP
+        assert!(!is_counted(AF_INET, 255)); // raw
+    }
+}

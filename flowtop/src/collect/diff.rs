@@ -1,0 +1,194 @@
+//! Pure: successive cumulative snapshots in, per-interval rows out.
+//!
+//! The kernel counters are never reset, so an interval's bytes are the difference
+//! between two reads; no increment can fall between a read and a reset. A key that
+//! was reclaimed (process gone) starts again from zero if its PID is reused.
+use std::collections::HashMap;
+
+use super::{Bytes, Snapshot};
+
+/// One process's line for one interval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcRow {
+    pub pid: u32,
+    pub comm: String,
+    /// Bytes moved during this interval.
+    pub interval: Bytes,
+    /// Bytes moved since flowtop started.
+    pub total: Bytes,
+}
+
+/// One interval's result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IntervalReport {
+    /// 1-based interval number.
+    pub index: u64,
+    /// Processes that moved bytes this interval, busiest first.
+    pub rows: Vec<ProcRow>,
+    /// Bytes that could not be attributed this interval (map full).
+    pub unrecorded: Bytes,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    /// Last cumulative value read from the kernel key.
+    kernel: Bytes,
+    /// Since flowtop started (survives nothing: dropped when the key is reclaimed).
+    total: Bytes,
+}
+
+/// Remembers the previous snapshot to turn the next one into interval rows.
+#[derive(Debug, Default)]
+pub struct Differ {
+    seen: HashMap<u32, Seen>,
+    unrecorded: Bytes,
+    intervals: u64,
+}
+
+impl Differ {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rows for the interval that ends with `snap`.
+    pub fn next(&mut self, snap: &Snapshot) -> IntervalReport {
+        self.intervals += 1;
+        let mut rows = Vec::new();
+        for sample in &snap.procs {
+            let seen = self.seen.entry(sample.pid).or_default();
+            let delta = Bytes {
+                rx: sample.bytes.rx.saturating_sub(seen.kernel.rx),
+                tx: sample.bytes.tx.saturating_sub(seen.kernel.tx),
+            };
+            seen.kernel = sample.bytes;
+            seen.total.rx += delta.rx;
+            seen.total.tx += delta.tx;
+            if delta.total() > 0 {
+                rows.push(ProcRow {
+                    pid: sample.pid,
+                    comm: sample.comm.clone(),
+                    interval: delta,
+                    total: seen.total,
+                });
+            }
+            if sample.reclaimed {
+                self.seen.remove(&sample.pid);
+            }
+        }
+        rows.sort_by(|a, b| {
+            b.interval
+                .total()
+                .cmp(&a.interval.total())
+                .then(a.pid.cmp(&b.pid))
+        });
+        let unrecorded = Bytes {
+            rx: snap.unrecorded.rx.saturating_sub(self.unrecorded.rx),
+            tx: snap.unrecorded.tx.saturating_sub(self.unrecorded.tx),
+        };
+        self.unrecorded = snap.unrecorded;
+        IntervalReport {
+            index: self.intervals,
+            rows,
+            unrecorded,
+        }
+    }
+
+    /// Processes remembered between intervals.
+    #[cfg(test)]
+    pub fn tracked(&self) -> usize {
+        self.seen.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collect::ProcSample;
+
+    fn sample(pid: u32, rx: u64, tx: u64, reclaimed: bool) -> ProcSample {
+        ProcSample {
+            pid,
+            comm: format!("p{pid}"),
+            bytes: Bytes { rx, tx },
+            reclaimed,
+        }
+    }
+
+    fn snap(procs: Vec<ProcSample>) -> Snapshot {
+        Snapshot {
+            procs,
+            unrecorded: Bytes::default(),
+        }
+    }
+
+    #[test]
+    fn interval_is_difference_and_total_is_cumulative() {
+        let mut d = Differ::new();
+        let r1 = d.next(&snap(vec![sample(1, 100, 10, false)]));
+        assert_eq!(r1.rows[0].interval, Bytes { rx: 100, tx: 10 });
+        let r2 = d.next(&snap(vec![sample(1, 150, 10, false)]));
+        assert_eq!(r2.index, 2);
+        assert_eq!(r2.rows[0].interval, Bytes { rx: 50, tx: 0 });
+        assert_eq!(r2.rows[0].total, Bytes { rx: 150, tx: 10 });
+    }
+
+    #[test]
+    fn idle_processes_have_no_row() {
+        let mut d = Differ::new();
+        d.next(&snap(vec![sample(1, 5, 5, false)]));
+        let r = d.next(&snap(vec![sample(1, 5, 5, false)]));
+        assert!(r.rows.is_empty());
+    }
+
+    #[test]
+    fn rows_sorted_by_interval_traffic_then_pid() {
+        let mut d = Differ::new();
+        let r = d.next(&snap(vec![
+            sample(3, 1, 0, false),
+            sample(2, 0, 9, false),
+            sample(1, 1, 0, false),
+        ]));
+        let pids: Vec<u32> = r.rows.iter().map(|r| r.pid).collect();
+        assert_eq!(pids, vec![2, 1, 3]);
+    }
+
+    #[test]
+    fn reclaimed_key_is_forgotten_so_a_reused_pid_starts_fresh() {
+        let mut d = Differ::new();
+        d.next(&snap(vec![sample(7, 100, 0, false)]));
+        let r = d.next(&snap(vec![sample(7, 130, 0, true)]));
+        assert_eq!(r.rows[0].interval.rx, 30);
+        assert_eq!(r.rows[0].total.rx, 130);
+        assert_eq!(d.tracked(), 0);
+        // A new process got PID 7: its new key counts from zero.
+        let r = d.next(&snap(vec![sample(7, 20, 0, false)]));
+        assert_eq!(r.rows[0].interval.rx, 20);
+        assert_eq!(r.rows[0].total.rx, 20);
+    }
+
+    #[test]
+    fn intervals_always_add_up_to_the_cumulative_counter() {
+        let mut d = Differ::new();
+        let cumulative = [3u64, 3, 10, 1000, 1001, 5000];
+        let mut sum = 0;
+        for c in cumulative {
+            sum += d
+                .next(&snap(vec![sample(1, c, c * 2, false)]))
+                .rows
+                .iter()
+                .map(|r| r.interval.rx)
+                .sum::<u64>();
+        }
+        assert_eq!(sum, 5000);
+    }
+
+    #[test]
+    fn unrecorded_is_per_interval() {
+        let mut d = Differ::new();
+        let mut s = snap(vec![]);
+        s.unrecorded = Bytes { rx: 10, tx: 0 };
+        assert_eq!(d.next(&s).unrecorded.rx, 10);
+        s.unrecorded = Bytes { rx: 15, tx: 1 };
+        assert_eq!(d.next(&s).unrecorded, Bytes { rx: 5, tx: 1 });
+    }
+}

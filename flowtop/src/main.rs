@@ -1,0 +1,57 @@
+//! flowtop: which processes move how many bytes over the network, counted in the
+//! kernel with eBPF.
+//!
+//! Exit status: 0 success (also when the reader of stdout went away, or on
+//! SIGINT/SIGTERM), 1 flowtop could not run here (privileges, kernel, probes) or failed
+//! while running, 2 bad command line.
+mod cli;
+mod collect;
+mod output;
+mod privileges;
+mod probe;
+mod run;
+
+use std::{io, process::ExitCode};
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse(); // exits 2 with clap's message on bad arguments
+    init_logging(cli.verbose);
+    match run::run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flowtop: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `-v` turns on info (what was attached, what was skipped), `-vv` debug; RUST_LOG
+/// overrides both. Logs go to stderr: stdout carries only data.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format(|buf, record| {
+            use std::io::Write as _;
+            writeln!(
+                buf,
+                "flowtop: {}: {}",
+                record.level().as_str().to_lowercase(),
+                record.args()
+            )
+        })
+        .init();
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

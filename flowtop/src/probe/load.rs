@@ -1,0 +1,145 @@
+//! Loads the embedded eBPF object with its globals and map sizes set, and attaches
+//! exactly one family's programs. On any failure everything loaded so far is dropped,
+//! which detaches it: flowtop is never left half-attached.
+use anyhow::{anyhow, Context as _, Result};
+use aya::{
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
+    Btf, Ebpf, EbpfLoader,
+};
+use flowtop_common::{globals, programs, MAP_PROC_BYTES};
+
+use super::{
+    btf_offsets::KernelOffsets,
+    detect::ensure_tracefs,
+    select::{Candidate, NoProbe},
+    Family, ProgramKind,
+};
+
+/// The eBPF object built by build.rs (aya-build), embedded in the binary.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/flowtop"));
+
+/// Settings the programs are loaded with.
+pub struct LoadConfig {
+    /// Kernel-side PID filter (0: every process).
+    pub filter_tgid: u32,
+    /// Capacity of the per-process map.
+    pub max_entries: u32,
+    pub offsets: Option<KernelOffsets>,
+}
+
+/// Programs loaded and attached; dropping this detaches them.
+pub struct Attached {
+    pub ebpf: Ebpf,
+    pub family: Family,
+    pub kind: ProgramKind,
+}
+
+/// Tries each candidate and program kind in order; the first that loads and attaches
+/// wins. Otherwise the error lists what was tried and why each failed.
+pub fn attach_first(candidates: &[Candidate], cfg: &LoadConfig) -> Result<Attached, NoProbe> {
+    raise_memlock_rlimit();
+    let mut no = NoProbe::default();
+    for candidate in candidates {
+        let mut failures = Vec::new();
+        for &kind in &candidate.kinds {
+            match attach_kind(candidate.family, kind, cfg) {
+                Ok(ebpf) => {
+                    log::info!("attached probe family {} as {kind}", candidate.family);
+                    return Ok(Attached {
+                        ebpf,
+                        family: candidate.family,
+                        kind,
+                    });
+                }
+                Err(e) => {
+                    log::info!("{} as {kind} failed: {e:#}", candidate.family);
+                    failures.push(format!("{kind}: {e:#}"));
+                }
+            }
+        }
+        no.reasons.push((candidate.family, failures.join(", ")));
+    }
+    Err(no)
+}
+
+fn attach_kind(family: Family, kind: ProgramKind, cfg: &LoadConfig) -> Result<Ebpf> {
+    let mut ebpf = load_object(cfg)?;
+    match (family, kind) {
+        (Family::Tracepoint, ProgramKind::TpBtf) => {
+            let btf = Btf::from_sys_fs().context("reading kernel BTF")?;
+            for (prog, hook) in [
+                (programs::TP_BTF_SEND, "sock_send_length"),
+                (programs::TP_BTF_RECV, "sock_recv_length"),
+            ] {
+                let p: &mut BtfTracePoint = program(&mut ebpf, prog)?.try_into()?;
+                p.load(hook, &btf)
+                    .with_context(|| format!("loading tp_btf/{hook}"))?;
+                p.attach()
+                    .with_context(|| format!("attaching tp_btf/{hook}"))?;
+            }
+        }
+        (Family::Tracepoint, ProgramKind::RawTp) => {
+            for (prog, hook) in [
+                (programs::RAW_TP_SEND, "sock_send_length"),
+                (programs::RAW_TP_RECV, "sock_recv_length"),
+            ] {
+                let p: &mut RawTracePoint = program(&mut ebpf, prog)?.try_into()?;
+                p.load().with_context(|| format!("loading raw_tp/{hook}"))?;
+                p.attach(hook)
+                    .with_context(|| format!("attaching raw_tp/{hook}"))?;
+            }
+        }
+        (Family::Tracepoint, ProgramKind::Classic) => {
+            // aya caches the tracefs location on first use: mount it before that.
+            ensure_tracefs().map_err(|e| anyhow!(e))?;
+            for (prog, hook) in [
+                (programs::TP_SEND, "sock_send_length"),
+                (programs::TP_RECV, "sock_recv_length"),
+            ] {
+                let p: &mut TracePoint = program(&mut ebpf, prog)?.try_into()?;
+                p.load()
+                    .with_context(|| format!("loading tracepoint sock/{hook}"))?;
+                p.attach("sock", hook)
+                    .with_context(|| format!("attaching tracepoint sock/{hook}"))?;
+            }
+        }
+        (family, kind) => return Err(anyhow!("{family} has no {kind} programs")),
+    }
+    Ok(ebpf)
+}
+
+fn load_object(cfg: &LoadConfig) -> Result<Ebpf> {
+    let mut loader = EbpfLoader::new();
+    loader
+        .map_max_entries(MAP_PROC_BYTES, cfg.max_entries)
+        .override_global(globals::FILTER_TGID, &cfg.filter_tgid, true);
+    if let Some(off) = &cfg.offsets {
+        loader
+            .override_global(globals::OFF_SOCK_FAMILY, &off.sock_family, true)
+            .override_global(globals::OFF_SOCK_PROTOCOL, &off.sock_protocol, true)
+            .override_global(globals::OFF_SOCKET_SK, &off.socket_sk, true)
+            .override_global(globals::OFF_TASK_GROUP_LEADER, &off.task_group_leader, true)
+            .override_global(globals::OFF_TASK_COMM, &off.task_comm, true);
+    }
+    loader.load(EBPF_OBJECT).context("loading the eBPF object")
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| anyhow!("program {name} missing from the eBPF object"))
+}
+
+/// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK; later ones ignore it.
+fn raise_memlock_rlimit() {
+    let rlim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        log::debug!(
+            "could not raise RLIMIT_MEMLOCK: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! The main loop: attach, then read, diff and print every interval until COUNT
+//! reports, SIGINT/SIGTERM, or the reader of stdout goes away.
+use std::{
+    io::{self, Write as _},
+    os::fd::AsRawFd as _,
+    time::{Duration, SystemTime},
+};
+
+use anyhow::{bail, Context as _, Result};
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    time::{interval_at, Instant, MissedTickBehavior},
+};
+
+use crate::{
+    cli::Cli,
+    collect::{diff::Differ, read::MapReader},
+    output::{self, Printer},
+    privileges,
+    probe::{
+        detect::KernelFacts,
+        load::{attach_first, LoadConfig},
+        select::{plan, Facts},
+    },
+};
+
+pub fn run(cli: &Cli) -> Result<()> {
+    if !privileges::can_trace(privileges::effective_caps()) {
+        bail!(
+            "loading eBPF programs needs root, or the capabilities CAP_BPF and CAP_PERFMON; \
+             try: sudo flowtop"
+        );
+    }
+    let facts = KernelFacts::detect();
+    let candidates = plan(cli.probe, &Facts::from(&facts))?;
+    let mut attached = attach_first(
+        &candidates,
+        &LoadConfig {
+            filter_tgid: cli.pid.unwrap_or(0),
+            max_entries: cli.max_entries,
+            offsets: facts.offsets.ok(),
+        },
+    )?;
+    let reader = MapReader::new(&mut attached.ebpf)?;
+    log::info!(
+        "counting with probe family {} ({}); first report in {}s",
+        attached.family,
+        attached.kind,
+        cli.interval
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the event loop")?;
+    let stdout = io::stdout().lock();
+    let printer = output::printer(cli.format, stdout);
+    // `attached` lives until here: dropping it detaches the programs.
+    let result = runtime.block_on(report_loop(cli, reader, printer));
+    drop(attached);
+    result
+}
+
+async fn report_loop(
+    cli: &Cli,
+    mut reader: MapReader,
+    mut printer: Box<dyn Printer + '_>,
+) -> Result<()> {
+    let period = Duration::from_secs(cli.interval);
+    let mut ticks = interval_at(Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut differ = Differ::new();
+    let mut reports = 0u64;
+    loop {
+        let stopping = tokio::select! {
+            _ = ticks.tick() => false,
+            _ = sigint.recv() => true,
+            _ = sigterm.recv() => true,
+        };
+        let report = differ.next(&reader.read()?);
+        if report.unrecorded.total() > 0 {
+            log::warn!(
+                "map full: {} bytes received and {} sent could not be attributed to a process \
+                 this interval (raise --max-entries, now {})",
+                report.unrecorded.rx,
+                report.unrecorded.tx,
+                cli.max_entries
+            );
+        }
+        // On a signal, print the partial interval too: nothing counted is lost.
+        if !stopping || !report.rows.is_empty() {
+            printer.interval(&report, SystemTime::now())?;
+            io::stdout().flush()?;
+        }
+        reports += 1;
+        if stopping || cli.count.is_some_and(|c| reports >= c) || stdout_reader_gone() {
+            return Ok(());
+        }
+    }
+}
+
+/// True when stdout is a pipe or socket whose reader has gone: exit quietly even in
+/// intervals where there is nothing to write (writing would fail with EPIPE anyway).
+fn stdout_reader_gone() -> bool {
+    let mut pfd = libc::pollfd {
+        fd: io::stdout().as_raw_fd(),
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & libc::POLLERR != 0
+}
