@@ -4,16 +4,10 @@
 //! Exit status: 0 success (also when the reader of stdout went away, or on
 //! SIGINT/SIGTERM), 1 flowtop could not run here (privileges, kernel, probes) or failed
 //! while running, 2 bad command line.
-mod cli;
-mod collect;
-mod output;
-mod privileges;
-mod probe;
-mod run;
-
 use std::{io, process::ExitCode};
 
 use clap::Parser as _;
+use flowtop::{cli, run};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse(); // exits 2 with clap's message on bad arguments
