@@ -42,6 +42,11 @@ pub fn run(cli: &Cli) -> Result<()> {
         },
     )?;
     let reader = MapReader::new(&mut attached.ebpf)?;
+    privileges::drop_after_attach().context("dropping capabilities after attaching")?;
+    log::debug!(
+        "capabilities now {:#x}, no_new_privs set",
+        privileges::effective_caps()
+    );
     log::info!(
         "counting with probe family {} ({}); first report in {}s",
         attached.family,
