@@ -14,3 +14,7 @@ pub static PROC_BYTES: PerCpuHashMap<u32, ProcCounters> =
 /// Slot 0: bytes that could not be stored because `PROC_BYTES` was full.
 #[map(name = "UNRECORDED")]
 pub static UNRECORDED: PerCpuArray<Unrecorded> = PerCpuArray::with_max_entries(1, 0);
+
+/// Slot 0: keys inserted into `PROC_BYTES` (occupancy = inserts - userspace deletes).
+#[map(name = "PROC_INSERTS")]
+pub static PROC_INSERTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

@@ -24,6 +24,9 @@ use crate::{
     },
 };
 
+/// How often flowtop checks whether exited processes' keys must be reclaimed early.
+const SWEEP_PERIOD: Duration = Duration::from_millis(50);
+
 pub fn run(cli: &Cli) -> Result<()> {
     if !privileges::can_trace(privileges::effective_caps()) {
         bail!(
@@ -41,7 +44,7 @@ pub fn run(cli: &Cli) -> Result<()> {
             offsets: facts.offsets.ok(),
         },
     )?;
-    let reader = MapReader::new(&mut attached.ebpf)?;
+    let reader = MapReader::new(&mut attached.ebpf, cli.max_entries)?;
     privileges::drop_after_attach().context("dropping capabilities after attaching")?;
     log::debug!(
         "capabilities now {:#x}, no_new_privs set",
@@ -73,17 +76,32 @@ async fn report_loop(
     let period = Duration::from_secs(cli.interval);
     let mut ticks = interval_at(Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Reclaim sweeps between reports (cheap unless the map is over half full).
+    let mut sweeps = tokio::time::interval(SWEEP_PERIOD);
+    sweeps.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut differ = Differ::new();
     let mut reports = 0u64;
     loop {
         let stopping = tokio::select! {
+            _ = sweeps.tick() => {
+                reader.sweep()?;
+                continue;
+            }
             _ = ticks.tick() => false,
             _ = sigint.recv() => true,
             _ = sigterm.recv() => true,
         };
-        let report = differ.next(&reader.read()?);
+        let occupancy = reader.occupancy()?;
+        let snapshot = reader.read()?;
+        log::debug!(
+            "interval {}: keys in the process map: {occupancy} (capacity {}), {} processes read",
+            differ.intervals() + 1,
+            cli.max_entries,
+            snapshot.procs.len(),
+        );
+        let report = differ.next(&snapshot);
         if report.unrecorded.total() > 0 {
             log::warn!(
                 "map full: {} bytes received and {} sent could not be attributed to a process \

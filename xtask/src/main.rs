@@ -1,1 +1,24 @@
-fn main() {}
+//! Developer tasks: `cargo xtask <task>` (the alias is in .cargo/config.toml).
+mod soak;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "flowtop developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Churn test: many short-lived processes, each moving known bytes, while flowtop
+    /// runs with a small map; checks totals are exact and map use and memory stay flat
+    Soak(soak::SoakArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Soak(args) => soak::run(&args),
+    }
+}
