@@ -315,17 +315,20 @@ impl Flowtop {
             timeout: ctx.timeout,
         };
         let stderr = ft.stderr.as_ref().unwrap();
+        let started = Instant::now();
         if stderr.wait_for(READY_MARKER, ctx.timeout).is_none() {
-            let exited = ft.child.try_wait()?;
+            // Either time ran out or stderr closed because flowtop exited: say which.
+            let exited = wait_timeout(&mut ft.child, Duration::from_secs(2))?;
             let _ = ft.child.kill();
             let _ = ft.child.wait();
             let text = ft.stderr.take().unwrap().join().join("\n");
+            let how = match exited {
+                Some(st) => format!("exited ({st}) after {:?}", started.elapsed()),
+                None => format!("still not ready after {:?}", ctx.timeout),
+            };
             bail!(
-                "flowtop --probe {} did not log {READY_MARKER:?} within {:?} (exit: {}); \
-                 stderr:\n{text}",
+                "flowtop --probe {} never logged {READY_MARKER:?}: {how}; stderr:\n{text}",
                 ctx.probe,
-                ctx.timeout,
-                exited.map_or("still running".to_string(), |s| s.to_string()),
             );
         }
         Ok(ft)

@@ -565,9 +565,15 @@ fn udp_send(o: &Opts, to: &SocketAddr, bytes: u64) -> io::Result<Moved> {
             thread::sleep(Duration::from_millis(1));
         }
     }
-    // End marker: an empty datagram; send() returns 0, so it is no byte moved.
+    // End marker: an empty datagram; send() returns 0, so it is no byte moved. Sent a
+    // few times in case one is dropped; once the receiver has gone, the ICMP port
+    // unreachable of an earlier marker makes a later send fail with ECONNREFUSED.
     for _ in 0..3 {
-        tx += sock.send(&[])? as u64;
+        match sock.send(&[]) {
+            Ok(n) => tx += n as u64,
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => break,
+            Err(e) => return Err(e),
+        }
     }
     Ok(Moved { rx: 0, tx })
 }
