@@ -115,11 +115,7 @@ pub fn ensure_loopback_up() -> Result<()> {
     // SAFETY: plain socket/ioctl calls on a zeroed ifreq naming "lo".
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        ensure!(
-            fd >= 0,
-            "socket(): {}",
-            std::io::Error::last_os_error()
-        );
+        ensure!(fd >= 0, "socket(): {}", std::io::Error::last_os_error());
         let mut req: libc::ifreq = std::mem::zeroed();
         for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
             *d = *s as libc::c_char;
@@ -251,7 +247,11 @@ pub fn wait_timeout(child: &mut Child, timeout: Duration) -> std::io::Result<Opt
 pub fn send_signal(child: &Child, sig: libc::c_int) -> Result<()> {
     // SAFETY: kill on our own child's pid.
     if unsafe { libc::kill(child.id() as libc::pid_t, sig) } != 0 {
-        bail!("kill({}, {sig}): {}", child.id(), std::io::Error::last_os_error());
+        bail!(
+            "kill({}, {sig}): {}",
+            child.id(),
+            std::io::Error::last_os_error()
+        );
     }
     Ok(())
 }
@@ -431,8 +431,7 @@ impl FlowtopRun {
             if !r.comms.contains(&row.comm) {
                 r.comms.push(row.comm.clone());
             }
-            if r
-                .intervals
+            if r.intervals
                 .insert(row.interval, (row.rx_bytes, row.tx_bytes))
                 .is_some()
             {
@@ -587,7 +586,8 @@ impl Gen {
             "{}: expected one ground-truth line, got {out:?}; stderr:\n{err}",
             self.what
         );
-        serde_json::from_str(&out[0]).with_context(|| format!("{}: parsing {:?}", self.what, out[0]))
+        serde_json::from_str(&out[0])
+            .with_context(|| format!("{}: parsing {:?}", self.what, out[0]))
     }
 }
 
@@ -685,7 +685,12 @@ fn describe(role: &str, pid: u32, comm: &str, rx: u64, tx: u64) -> String {
 }
 
 /// Compares `expects` with `run`. `only_pid`: no other PID may appear at all.
-pub fn check(name: &str, expects: &[Expect], run: &FlowtopRun, only_pid: Option<u32>) -> ScenarioResult {
+pub fn check(
+    name: &str,
+    expects: &[Expect],
+    run: &FlowtopRun,
+    only_pid: Option<u32>,
+) -> ScenarioResult {
     let mut expected = Vec::new();
     let mut reported = Vec::new();
     let mut why = run.problems();
@@ -794,7 +799,12 @@ pub fn scenario(name: &str) -> Scenario {
 }
 
 /// A sink on `addr`, then `source` against it; both ground truths.
-fn sink_and_source(ctx: &Ctx, sink: &[&str], addr: &str, source: &[String]) -> Result<(Truth, Truth)> {
+fn sink_and_source(
+    ctx: &Ctx,
+    sink: &[&str],
+    addr: &str,
+    source: &[String],
+) -> Result<(Truth, Truth)> {
     let mut sink_args = args(sink);
     sink_args.push(addr.into());
     let sink = Gen::spawn(ctx, &sink_args)?;
@@ -808,10 +818,21 @@ fn sink_and_source(ctx: &Ctx, sink: &[&str], addr: &str, source: &[String]) -> R
 }
 
 fn stream(ctx: &Ctx, addr: &str, bytes: u64) -> Result<Vec<Expect>> {
-    let (src, sink) = sink_and_source(ctx, &["tcp-sink"], addr, &args(&["tcp-source", &bytes.to_string()]))?;
+    let (src, sink) = sink_and_source(
+        ctx,
+        &["tcp-sink"],
+        addr,
+        &args(&["tcp-source", &bytes.to_string()]),
+    )?;
     // The generator's own sanity: TCP delivers what was sent.
-    ensure!(src.tx_bytes == bytes && sink.rx_bytes == bytes, "generator moved {src:?} / {sink:?}, wanted {bytes}");
-    Ok(vec![Expect::from_truth("sender", &src), Expect::from_truth("receiver", &sink)])
+    ensure!(
+        src.tx_bytes == bytes && sink.rx_bytes == bytes,
+        "generator moved {src:?} / {sink:?}, wanted {bytes}"
+    );
+    Ok(vec![
+        Expect::from_truth("sender", &src),
+        Expect::from_truth("receiver", &sink),
+    ])
 }
 
 fn tcp4(ctx: &Ctx) -> Result<Vec<Expect>> {
@@ -829,9 +850,15 @@ fn datagrams(ctx: &Ctx, addr: &str, bytes: u64) -> Result<Vec<Expect>> {
         addr,
         &args(&["udp-send", &bytes.to_string(), "--dgram", "1333"]),
     )?;
-    ensure!(src.tx_bytes == bytes, "sender moved {src:?}, wanted {bytes}");
+    ensure!(
+        src.tx_bytes == bytes,
+        "sender moved {src:?}, wanted {bytes}"
+    );
     ensure!(sink.rx_bytes > 0, "receiver got nothing: {sink:?}");
-    Ok(vec![Expect::from_truth("sender", &src), Expect::from_truth("receiver", &sink)])
+    Ok(vec![
+        Expect::from_truth("sender", &src),
+        Expect::from_truth("receiver", &sink),
+    ])
 }
 
 fn udp4(ctx: &Ctx) -> Result<Vec<Expect>> {
@@ -852,8 +879,14 @@ fn threads(ctx: &Ctx) -> Result<Vec<Expect>> {
         &args(&["threads", &bytes.to_string(), "4", "--name", "ft-mtmain"]),
     )?;
     ensure!(src.comm == "ft-mtmain", "process name not set: {src:?}");
-    ensure!(src.tx_bytes == bytes && sink.rx_bytes == bytes, "generator moved {src:?} / {sink:?}");
-    Ok(vec![Expect::from_truth("threads", &src), Expect::from_truth("receiver", &sink)])
+    ensure!(
+        src.tx_bytes == bytes && sink.rx_bytes == bytes,
+        "generator moved {src:?} / {sink:?}"
+    );
+    Ok(vec![
+        Expect::from_truth("threads", &src),
+        Expect::from_truth("receiver", &sink),
+    ])
 }
 
 /// A forked child renames itself ft-short, sends and exits before flowtop reads.
@@ -866,7 +899,10 @@ fn short_child(ctx: &Ctx) -> Result<Vec<Expect>> {
         &args(&["short", &bytes.to_string(), "--name", "ft-short"]),
     )?;
     let parent = child.parent_pid.context("short: no parent_pid")?;
-    ensure!(child.comm == "ft-short" && child.pid != parent, "bad child truth {child:?}");
+    ensure!(
+        child.comm == "ft-short" && child.pid != parent,
+        "bad child truth {child:?}"
+    );
     ensure!(
         !Path::new(&format!("/proc/{}", child.pid)).exists(),
         "child {} still exists",
@@ -888,16 +924,38 @@ fn short_child(ctx: &Ctx) -> Result<Vec<Expect>> {
 /// The receiver peeks at every chunk before reading it: peeks move nothing.
 fn msg_peek(ctx: &Ctx) -> Result<Vec<Expect>> {
     let bytes = ctx.bytes / 2 + 2_221;
-    let (src, sink) = sink_and_source(ctx, &["peek-sink"], "::1", &args(&["tcp-source", &bytes.to_string()]))?;
-    ensure!(sink.rx_bytes == bytes, "peek sink read {sink:?}, wanted {bytes}");
-    Ok(vec![Expect::from_truth("sender", &src), Expect::from_truth("peek-receiver", &sink)])
+    let (src, sink) = sink_and_source(
+        ctx,
+        &["peek-sink"],
+        "::1",
+        &args(&["tcp-source", &bytes.to_string()]),
+    )?;
+    ensure!(
+        sink.rx_bytes == bytes,
+        "peek sink read {sink:?}, wanted {bytes}"
+    );
+    Ok(vec![
+        Expect::from_truth("sender", &src),
+        Expect::from_truth("peek-receiver", &sink),
+    ])
 }
 
 fn sendfile(ctx: &Ctx) -> Result<Vec<Expect>> {
     let bytes = ctx.bytes + 8_191;
-    let (src, sink) = sink_and_source(ctx, &["tcp-sink"], "127.0.0.1", &args(&["sendfile", &bytes.to_string()]))?;
-    ensure!(src.tx_bytes == bytes && sink.rx_bytes == bytes, "generator moved {src:?} / {sink:?}");
-    Ok(vec![Expect::from_truth("sendfile", &src), Expect::from_truth("receiver", &sink)])
+    let (src, sink) = sink_and_source(
+        ctx,
+        &["tcp-sink"],
+        "127.0.0.1",
+        &args(&["sendfile", &bytes.to_string()]),
+    )?;
+    ensure!(
+        src.tx_bytes == bytes && sink.rx_bytes == bytes,
+        "generator moved {src:?} / {sink:?}"
+    );
+    Ok(vec![
+        Expect::from_truth("sendfile", &src),
+        Expect::from_truth("receiver", &sink),
+    ])
 }
 
 /// Runs `f`, then stops flowtop and checks; a harness error becomes a FAIL.
@@ -926,12 +984,22 @@ pub fn run_isolated(ctx: &Ctx, sc: Scenario) -> ScenarioResult {
 pub fn run_batch(ctx: &Ctx, scs: &[Scenario]) -> Vec<ScenarioResult> {
     let ft = match Flowtop::start(ctx, &[]) {
         Ok(ft) => ft,
-        Err(e) => return scs.iter().map(|s| ScenarioResult::error(s.name, &e)).collect(),
+        Err(e) => {
+            return scs
+                .iter()
+                .map(|s| ScenarioResult::error(s.name, &e))
+                .collect()
+        }
     };
     let traffic: Vec<Result<Vec<Expect>>> = scs.iter().map(|s| (s.traffic)(ctx)).collect();
     let run = match ft.stop() {
         Ok(r) => r,
-        Err(e) => return scs.iter().map(|s| ScenarioResult::error(s.name, &e)).collect(),
+        Err(e) => {
+            return scs
+                .iter()
+                .map(|s| ScenarioResult::error(s.name, &e))
+                .collect()
+        }
     };
     scs.iter()
         .zip(traffic)
@@ -954,7 +1022,12 @@ pub fn pid_filter(ctx: &Ctx) -> ScenarioResult {
             let port = sink.ready()?.port.context("sink printed no port")?;
             let src = Gen::spawn(
                 ctx,
-                &args(&["--wait-go", "tcp-source", &target(addr, port), &bytes.to_string()]),
+                &args(&[
+                    "--wait-go",
+                    "tcp-source",
+                    &target(addr, port),
+                    &bytes.to_string(),
+                ]),
             )?;
             let ready = src.ready()?;
             pairs.push((src, ready, sink));
@@ -970,9 +1043,18 @@ pub fn pid_filter(ctx: &Ctx) -> ScenarioResult {
         }
         let run = ft.stop()?;
         let other = &truths[1].0;
-        ensure!(other.tx_bytes > 0, "the other sender moved nothing: {other:?}");
-        let mut res = check(NAME, &[Expect::from_truth("watched", &truths[0].0)], &run, Some(watched));
-        res.expected.push_str(&format!(";unwatched_sender_tx={}", other.tx_bytes));
+        ensure!(
+            other.tx_bytes > 0,
+            "the other sender moved nothing: {other:?}"
+        );
+        let mut res = check(
+            NAME,
+            &[Expect::from_truth("watched", &truths[0].0)],
+            &run,
+            Some(watched),
+        );
+        res.expected
+            .push_str(&format!(";unwatched_sender_tx={}", other.tx_bytes));
         Ok(res)
     };
     run().unwrap_or_else(|e| ScenarioResult::error(NAME, &e))
@@ -1030,7 +1112,8 @@ pub fn steady_intervals(ctx: &Ctx, count: Option<u64>, min_intervals: usize) -> 
         );
         let intervals = run.reported(src_truth.pid).intervals;
         let with_bytes = intervals.values().filter(|(rx, tx)| rx + tx > 0).count();
-        res.expected.push_str(&format!(";sender_intervals>={min_intervals}"));
+        res.expected
+            .push_str(&format!(";sender_intervals>={min_intervals}"));
         res.reported.push_str(&format!(
             ";sender_intervals={with_bytes} per_interval_tx={:?}",
             intervals.values().map(|v| v.1).collect::<Vec<_>>()
@@ -1046,8 +1129,9 @@ pub fn steady_intervals(ctx: &Ctx, count: Option<u64>, min_intervals: usize) -> 
             let last = run.rows.iter().map(|r| r.interval).max().unwrap_or(0);
             if last > c {
                 res.pass = false;
-                res.detail
-                    .push_str(&format!("\nflowtop {c} reports, yet a row has interval {last}"));
+                res.detail.push_str(&format!(
+                    "\nflowtop {c} reports, yet a row has interval {last}"
+                ));
             }
         }
         Ok(res)

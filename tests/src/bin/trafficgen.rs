@@ -305,7 +305,9 @@ fn tcp_sink(o: &Opts, addr: &str, peek: bool) -> io::Result<Moved> {
     }
     let mut m = Moved::default();
     for r in readers {
-        m.rx += r.join().map_err(|_| invalid("reader thread panicked".into()))??;
+        m.rx += r
+            .join()
+            .map_err(|_| invalid("reader thread panicked".into()))??;
     }
     Ok(m)
 }
@@ -318,7 +320,12 @@ fn read_to_eof(mut s: TcpStream, chunk: usize, peek: bool) -> io::Result<u64> {
         if peek {
             // Peek first: these bytes are copied but stay queued, so they must not count.
             let p = retry(|| unsafe {
-                libc::recv(s.as_raw_fd(), buf.as_mut_ptr().cast(), chunk, libc::MSG_PEEK)
+                libc::recv(
+                    s.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    chunk,
+                    libc::MSG_PEEK,
+                )
             })?;
             if p == 0 {
                 return Ok(total);
@@ -464,7 +471,10 @@ fn sendfile(o: &Opts, to: &SocketAddr, bytes: u64) -> io::Result<Moved> {
             libc::sendfile(s.as_raw_fd(), file.as_raw_fd(), &mut offset, want) as isize
         })?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "sendfile returned 0"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "sendfile returned 0",
+            ));
         }
         tx += n as u64;
     }
@@ -522,7 +532,12 @@ fn udp_recv(o: &Opts, addr: &str) -> io::Result<Moved> {
             Ok(0) => break,
             Ok(n) => rx += n as u64,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 eprintln!("trafficgen: no end marker after {} ms idle", o.idle_ms);
                 break;
             }
