@@ -576,7 +576,7 @@ fn udp_send(o: &Opts, to: &SocketAddr, bytes: u64) -> io::Result<Moved> {
         }
         datagrams += 1;
         // Pace a little so the receiver keeps up even on a slow (emulated) machine.
-        if datagrams % 32 == 0 {
+        if datagrams.is_multiple_of(32) {
             thread::sleep(Duration::from_millis(1));
         }
     }
