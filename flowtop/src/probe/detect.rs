@@ -2,9 +2,10 @@
 //! Detection only looks (files, BTF); loading is `load`'s job.
 use std::path::Path;
 
-use btf_rs::Btf;
-
-use super::btf_offsets::{KernelOffsets, VMLINUX_BTF};
+use super::{
+    btf::{KernelBtf, Kind},
+    btf_offsets::{KernelOffsets, VMLINUX_BTF},
+};
 
 /// Where tracefs lives on current kernels, and where old setups have it.
 const TRACEFS_DIRS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
@@ -19,8 +20,8 @@ pub struct KernelFacts {
 
 impl KernelFacts {
     pub fn detect() -> Self {
-        let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| {
-            format!("cannot read kernel BTF at {VMLINUX_BTF} ({e}); the kernel needs CONFIG_DEBUG_INFO_BTF")
+        let btf = KernelBtf::from_file(VMLINUX_BTF).map_err(|e| {
+            format!("cannot read kernel BTF at {VMLINUX_BTF} ({e:#}); the kernel needs CONFIG_DEBUG_INFO_BTF")
         });
         let offsets = btf
             .as_ref()
@@ -28,7 +29,12 @@ impl KernelFacts {
             .and_then(|b| KernelOffsets::from_btf(b).map_err(|e| format!("{e:#}")));
         let sock_tracepoints = match &btf {
             // tp_btf hooks are described in BTF as `btf_trace_<name>` typedefs.
-            Ok(b) if b.resolve_ids_by_name("btf_trace_sock_send_length").is_ok() => Ok(()),
+            Ok(b)
+                if b.find(Kind::Typedef, "btf_trace_sock_send_length")
+                    .is_some() =>
+            {
+                Ok(())
+            }
             Ok(_) => Err(NO_SOCK_TRACEPOINTS.to_string()),
             Err(_) => tracefs_event_exists("sock/sock_send_length"),
         };
