@@ -161,7 +161,7 @@ impl KernelBtf {
                     path[..=i].join(".")
                 )
             })?;
-            bits += off;
+            bits = bits.saturating_add(off);
             id = member_ty;
         }
         if !bits.is_multiple_of(8) {
@@ -192,7 +192,7 @@ impl KernelBtf {
             }
             if name.is_empty() {
                 if let Some((off, t)) = self.find_member(ty, want, depth + 1)? {
-                    return Ok(Some((bit_off + off, t)));
+                    return Ok(Some((bit_off.saturating_add(off), t)));
                 }
             }
         }

@@ -1,0 +1,208 @@
+//! flowtop under hostile conditions: killed with SIGKILL, run twice at once, run with
+//! every CPU busy, and what it keeps of its privileges once attached. Ground truth
+//! is again what trafficgen's syscalls returned.
+use std::{
+    collections::HashSet,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use flowtop_tests::{check, scenario, send_signal, steady_intervals, wait_timeout, Ctx, Flowtop};
+
+fn ctx() -> Ctx {
+    Ctx::host(env!("CARGO_BIN_EXE_trafficgen"))
+}
+
+/// IDs of loaded BPF programs whose names are flowtop's (names are cut to 15 bytes).
+fn flowtop_program_ids() -> HashSet<u32> {
+    const PREFIXES: [&str; 3] = ["tp_btf_sock_", "raw_tp_sock_", "tp_sock_"];
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|p| {
+            p.name_as_str()
+                .is_some_and(|n| PREFIXES.iter().any(|pre| n.starts_with(pre)))
+        })
+        .map(|p| p.id())
+        .collect()
+}
+
+#[test]
+fn sigkill_leaves_no_program_attached() {
+    let ctx = ctx();
+    let before = flowtop_program_ids();
+    let ft = Flowtop::start(&ctx, &[]).expect("flowtop starts");
+    let ours: HashSet<u32> = flowtop_program_ids().difference(&before).copied().collect();
+    assert!(
+        ours.len() >= 2,
+        "expected flowtop's send and receive programs to be loaded, found {ours:?}"
+    );
+    // SAFETY: signalling a child we started.
+    unsafe { libc::kill(ft.pid() as i32, libc::SIGKILL) };
+    drop(ft); // reaps it
+              // The kernel frees programs once the last fd and link are gone (after an RCU grace
+              // period), so allow a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<u32> = flowtop_program_ids().intersection(&ours).copied().collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "programs {left:?} still loaded 5 s after SIGKILL"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn two_instances_at_once_both_report_exactly() {
+    let ctx = ctx();
+    let a = Flowtop::start(&ctx, &[]).expect("first flowtop starts");
+    let b = Flowtop::start(&ctx, &[]).expect("second flowtop starts");
+    let sc = scenario("tcp4");
+    let expects = (sc.traffic)(&ctx).expect("traffic");
+    let (ra, rb) = (
+        a.stop().expect("first stops"),
+        b.stop().expect("second stops"),
+    );
+    for (which, run) in [("first", &ra), ("second", &rb)] {
+        let res = check(&format!("two_instances/{which}"), &expects, run, None);
+        assert!(res.pass, "{res}\n{}", res.detail);
+    }
+}
+
+#[test]
+fn only_cap_bpf_and_no_new_privs_remain_after_attach() {
+    let ctx = ctx();
+    let ft = Flowtop::start(&ctx, &[]).expect("flowtop starts");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", ft.pid())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no {name} in status"))
+    };
+    const CAP_BPF_ONLY: &str = "0000008000000000";
+    assert_eq!(field("CapEff:"), CAP_BPF_ONLY, "effective capabilities");
+    assert_eq!(field("CapPrm:"), CAP_BPF_ONLY, "permitted capabilities");
+    assert_eq!(
+        field("CapInh:"),
+        "0000000000000000",
+        "inheritable capabilities"
+    );
+    assert_eq!(field("CapAmb:"), "0000000000000000", "ambient capabilities");
+    assert_eq!(field("CapBnd:"), CAP_BPF_ONLY, "bounding set");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    // And it still works with what it kept: it reads and reclaims map entries.
+    let sc = scenario("short_child");
+    let expects = (sc.traffic)(&ctx).expect("traffic");
+    let run = ft.stop().expect("stops");
+    let res = check("after_drop", &expects, &run, None);
+    assert!(res.pass, "{res}\n{}", res.detail);
+}
+
+/// Busy loops on every CPU (twice over) until dropped.
+struct CpuHog(Vec<Child>);
+
+impl CpuHog {
+    fn start() -> CpuHog {
+        let n = thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        CpuHog(
+            (0..n)
+                .map(|_| {
+                    Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .stdout(Stdio::null())
+                        .spawn()
+                        .expect("sh")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for CpuHog {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn exact_and_on_time_with_every_cpu_busy() {
+    let ctx = ctx();
+    let _hog = CpuHog::start();
+    // Exactness over interval boundaries while the CPUs are saturated.
+    let res = steady_intervals(&ctx, Some(6), 4);
+    assert!(res.pass, "{res}\n{}", res.detail);
+    // Timing: the `time` of successive intervals must stay within 10% of 1 s.
+    let mut ft = Command::new(&ctx.flowtop)
+        .args(["--format", "json", "1", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("flowtop");
+    // Keep some traffic flowing so every interval has a row (and a timestamp).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pinger = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            tx.connect(rx.local_addr().unwrap()).unwrap();
+            rx.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 64];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = tx.send(b"tick");
+                while rx.recv(&mut buf).is_ok() {}
+                thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let status = wait_timeout(&mut ft, Duration::from_secs(30)).unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    pinger.join().unwrap();
+    let Some(status) = status else {
+        let _ = send_signal(&ft, libc::SIGKILL);
+        panic!("flowtop 1 5 did not finish within 30 s under load");
+    };
+    assert!(status.success(), "flowtop exited with {status}");
+    let out = std::io::read_to_string(ft.stdout.take().unwrap()).unwrap();
+    let mut times: Vec<(u64, f64)> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| {
+            (
+                v["interval"].as_u64().unwrap(),
+                rfc3339_secs(v["time"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    times.dedup_by_key(|(i, _)| *i);
+    assert_eq!(times.len(), 5, "one timestamp per interval: {times:?}");
+    for w in times.windows(2) {
+        let gap = w[1].1 - w[0].1;
+        assert!(
+            (0.9..=1.1).contains(&gap),
+            "intervals {} -> {} were {gap:.3} s apart under load: {times:?}",
+            w[0].0,
+            w[1].0
+        );
+    }
+}
+
+/// Seconds within the day of an RFC 3339 UTC timestamp (`...THH:MM:SS.mmmZ`);
+/// enough to compare intervals a few seconds apart.
+fn rfc3339_secs(t: &str) -> f64 {
+    let clock = t.split('T').nth(1).unwrap().trim_end_matches('Z');
+    let mut parts = clock.split(':');
+    let h: f64 = parts.next().unwrap().parse().unwrap();
+    let m: f64 = parts.next().unwrap().parse().unwrap();
+    let s: f64 = parts.next().unwrap().parse().unwrap();
+    h * 3600.0 + m * 60.0 + s
+}
