@@ -15,7 +15,7 @@ use tokio::{
 use crate::{
     cli::Cli,
     collect::{diff::Differ, read::MapReader},
-    output::{self, Printer},
+    output::{self, term::Term, OutputOptions, Printer, Stamp},
     privileges,
     probe::{
         detect::KernelFacts,
@@ -53,7 +53,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         .build()
         .context("starting the event loop")?;
     let stdout = io::stdout().lock();
-    let printer = output::printer(cli.format, stdout);
+    let printer = output::printer_with(&OutputOptions::resolve(cli, &Term::detect()), stdout);
     // `attached` lives until here: dropping it detaches the programs.
     let result = runtime.block_on(report_loop(cli, reader, printer));
     drop(attached);
@@ -72,6 +72,7 @@ async fn report_loop(
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut differ = Differ::new();
     let mut reports = 0u64;
+    let mut last_read = Instant::now();
     loop {
         let stopping = tokio::select! {
             _ = ticks.tick() => false,
@@ -79,6 +80,11 @@ async fn report_loop(
             _ = sigterm.recv() => true,
         };
         let report = differ.next(&reader.read()?);
+        let stamp = Stamp {
+            at: SystemTime::now(),
+            elapsed: last_read.elapsed(),
+        };
+        last_read = Instant::now();
         if report.unrecorded.total() > 0 {
             log::warn!(
                 "map full: {} bytes received and {} sent could not be attributed to a process \
@@ -90,7 +96,7 @@ async fn report_loop(
         }
         // On a signal, print the partial interval too: nothing counted is lost.
         if !stopping || !report.rows.is_empty() {
-            printer.interval(&report, SystemTime::now())?;
+            printer.interval(&report, &stamp)?;
             io::stdout().flush()?;
         }
         reports += 1;
