@@ -91,10 +91,11 @@ fn round1(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
 }
 
-/// Bytes per second over `secs` (0 when no time passed, never NaN or infinite).
+/// Bytes per second over `secs`, to a thousandth (0 when no time passed, never NaN
+/// or infinite).
 pub fn per_sec(bytes: u64, secs: f64) -> f64 {
     if secs > 0.0 {
-        bytes as f64 / secs
+        (bytes as f64 / secs * 1000.0).round() / 1000.0
     } else {
         0.0
     }
@@ -159,5 +160,6 @@ mod tests {
     fn per_sec_handles_zero_time() {
         assert_eq!(per_sec(1000, 2.0), 500.0);
         assert_eq!(per_sec(1000, 0.0), 0.0);
+        assert_eq!(per_sec(1000, 3.0), 333.333);
     }
 }
