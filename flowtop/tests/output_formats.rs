@@ -441,3 +441,24 @@ fn screen_mode_redraws_in_a_real_terminal() {
 fn screen_mode_in_a_narrow_terminal_without_colour() {
     screen_mode("narrow", 50, true);
 }
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = Command::new(FLOWTOP).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let version = String::from_utf8(out.stdout).unwrap();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_string());
+    match head {
+        Some(commit) => assert_eq!(
+            version.trim(),
+            format!("flowtop {} (commit {commit})", env!("CARGO_PKG_VERSION"))
+        ),
+        None => assert!(version.starts_with("flowtop ")), // not a git checkout
+    }
+}
