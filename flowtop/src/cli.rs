@@ -1,21 +1,30 @@
 //! Command line: clap types and validation only. Decisions are made in `main`/`run`.
-use clap::Parser;
+use clap::{error::ErrorKind, CommandFactory as _, Parser};
 use flowtop_common::DEFAULT_MAX_ENTRIES;
 
-use crate::{output::Format, probe::select::ProbeRequest};
+use crate::{
+    output::{Format, Units},
+    probe::select::ProbeRequest,
+};
 
 const EXAMPLES: &str = "\
 Examples:
   flowtop               # every process, a report every second until Ctrl-C
   flowtop 5 3           # three reports, five seconds apart
   flowtop -p 1234       # only PID 1234 (filtered in the kernel)
+  flowtop -C --units human     # redraw the screen each second, like top
+  flowtop -T --rate 5          # per-second rates over 5 s, with a TIME column
+  flowtop --format csv 10 6 > talkers.csv   # a minute of data for a spreadsheet
   flowtop --format json | jq 'select(.tx_bytes > 1000000)'
   flowtop --probe tracepoint -v   # force a probe family, log what was attached";
+
+/// `0.1.0 (commit abc1234)` from a git checkout, else the crate version (build.rs).
+pub const VERSION: &str = env!("FLOWTOP_VERSION");
 
 /// Per-process network traffic (TCP and UDP, IPv4 and IPv6), counted exactly in the
 /// kernel with eBPF.
 #[derive(Debug, Parser)]
-#[command(name = "flowtop", version, about, after_help = EXAMPLES)]
+#[command(name = "flowtop", version = VERSION, about, after_help = EXAMPLES)]
 pub struct Cli {
     /// Seconds between reports
     #[arg(value_name = "INTERVAL", default_value_t = 1,
@@ -35,6 +44,38 @@ pub struct Cli {
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 
+    /// Sizes in the table: kb (1024 bytes, one decimal), bytes (exact) or human
+    /// (B/KiB/MiB/GiB per value); column names follow [default: kb]. csv and json
+    /// always carry exact bytes
+    #[arg(long, value_enum, value_name = "UNIT")]
+    pub units: Option<Units>,
+
+    /// Per-second rates instead of per-interval amounts (table: RX and TX columns;
+    /// csv/json: adds seconds, rx_bytes_per_sec, tx_bytes_per_sec)
+    #[arg(long)]
+    pub rate: bool,
+
+    /// Table: add a TIME column (local time); csv and json always have `time`
+    #[arg(short = 'T', long)]
+    pub timestamp: bool,
+
+    /// Don't print the header line (table, csv)
+    #[arg(long)]
+    pub no_header: bool,
+
+    /// Summarise each interval (all processes' bytes, how many, bytes not recorded):
+    /// on by default in the table; json adds a summary object, csv summary columns
+    #[arg(long, overrides_with = "no_summary")]
+    pub summary: bool,
+
+    /// No summary line per interval
+    #[arg(short = 'S', long, overrides_with = "summary")]
+    pub no_summary: bool,
+
+    /// Redraw the screen each interval, like top (table on a terminal only)
+    #[arg(short = 'C', long)]
+    pub clear: bool,
+
     /// Kernel hooks to count with: auto picks the best this kernel supports
     #[arg(long, value_enum, default_value_t = ProbeRequest::Auto)]
     pub probe: ProbeRequest,
@@ -47,6 +88,20 @@ pub struct Cli {
     /// Log what was loaded and attached and why other probes were skipped (-vv: more)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl Cli {
+    /// Checks that involve several arguments; clap's error (exit 2) on failure.
+    pub fn validate(&self) -> Result<(), clap::Error> {
+        if self.units.is_some() && self.format != Format::Table {
+            return Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                "--units applies to --format table; csv and json always carry exact \
+                 bytes (keys ending in _bytes)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +149,48 @@ mod tests {
     fn help_ends_with_examples() {
         let help = Cli::command_help();
         assert!(help.trim_end().ends_with("log what was attached"), "{help}");
+        for flag in ["--units", "--rate", "--timestamp", "--no-header", "--clear"] {
+            let at = help.find(flag).unwrap_or_else(|| panic!("{flag} missing"));
+            assert!(
+                at < help.find("Examples:").unwrap(),
+                "{flag} after examples"
+            );
+        }
+    }
+
+    #[test]
+    fn output_flags_parse() {
+        let c = parse(&[
+            "-T",
+            "-C",
+            "-S",
+            "--rate",
+            "--no-header",
+            "--units",
+            "bytes",
+        ])
+        .unwrap();
+        assert!(c.timestamp && c.clear && c.no_summary && c.rate && c.no_header);
+        assert_eq!(c.units, Some(Units::Bytes));
+        assert_eq!(parse(&["--format", "csv"]).unwrap().format, Format::Csv);
+        assert_eq!(parse(&["--units", "furlongs"]).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn units_only_with_the_table() {
+        assert!(parse(&["--units", "human"]).unwrap().validate().is_ok());
+        assert!(parse(&["--format", "csv"]).unwrap().validate().is_ok());
+        let err = parse(&["--format", "json", "--units", "kb"])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("exact bytes"), "{err}");
+    }
+
+    #[test]
+    fn version_names_the_crate_version() {
+        assert!(VERSION.starts_with(env!("CARGO_PKG_VERSION")), "{VERSION}");
     }
 
     impl Cli {

@@ -11,6 +11,9 @@ use flowtop::{cli, run};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse(); // exits 2 with clap's message on bad arguments
+    if let Err(e) = cli.validate() {
+        e.exit();
+    }
     init_logging(cli.verbose);
     match run::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,7 @@ use tokio::{
 use crate::{
     cli::Cli,
     collect::{diff::Differ, read::MapReader},
-    output::{self, Printer},
+    output::{self, term::Term, OutputOptions, Printer, Stamp},
     privileges,
     probe::{
         detect::KernelFacts,
@@ -70,7 +70,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         cli.interval
     );
     let stdout = io::stdout().lock();
-    let printer = output::printer(cli.format, stdout);
+    let printer = output::printer_with(&OutputOptions::resolve(cli, &Term::detect()), stdout);
     // `attached` lives until here: dropping it detaches the programs.
     let result = runtime.block_on(report_loop(cli, reader, printer, signals));
     drop(attached);
@@ -101,6 +101,7 @@ async fn report_loop(
     } = signals;
     let mut differ = Differ::new();
     let mut reports = 0u64;
+    let mut last_read = Instant::now();
     loop {
         let stopping = tokio::select! {
             _ = sweeps.tick() => {
@@ -113,6 +114,11 @@ async fn report_loop(
         };
         let occupancy = reader.occupancy()?;
         let snapshot = reader.read()?;
+        let stamp = Stamp {
+            at: SystemTime::now(),
+            elapsed: last_read.elapsed(),
+        };
+        last_read = Instant::now();
         log::debug!(
             "interval {}: keys in the process map: {occupancy} (capacity {}), {} processes read",
             differ.intervals() + 1,
@@ -131,7 +137,7 @@ async fn report_loop(
         }
         // On a signal, print the partial interval too: nothing counted is lost.
         if !stopping || !report.rows.is_empty() {
-            printer.interval(&report, SystemTime::now())?;
+            printer.interval(&report, &stamp)?;
             io::stdout().flush()?;
         }
         reports += 1;

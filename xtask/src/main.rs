@@ -1,24 +1,28 @@
 //! Developer tasks: `cargo xtask <task>` (the alias is in .cargo/config.toml).
+mod docs;
 mod soak;
 
 use clap::{Parser, Subcommand};
 
-#[derive(Parser)]
-#[command(name = "xtask", about = "flowtop developer tasks")]
-struct Cli {
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", about = "flowtop developer tasks")]
+struct Xtask {
     #[command(subcommand)]
     task: Task,
 }
 
-#[derive(Subcommand)]
+#[derive(Debug, Subcommand)]
 enum Task {
+    /// Generate the man page and bash/zsh/fish completions from flowtop's clap definition
+    Docs(docs::DocsArgs),
     /// Churn test: many short-lived processes, each moving known bytes, while flowtop
     /// runs with a small map; checks totals are exact and map use and memory stay flat
     Soak(soak::SoakArgs),
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().task {
+    match Xtask::parse().task {
+        Task::Docs(args) => docs::run(&args),
         Task::Soak(args) => soak::run(&args),
     }
 }

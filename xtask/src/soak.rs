@@ -22,7 +22,7 @@ const CHILD_COMM: &[u8] = b"ft-soak-child\0";
 /// flowtop's stderr (-vv) during the soak, with seconds since start, for diagnosis.
 const LOG: &str = "target/soak-flowtop.log";
 
-#[derive(clap::Args)]
+#[derive(Debug, clap::Args)]
 pub struct SoakArgs {
     /// Number of short-lived processes
     #[arg(long, default_value_t = 50_000)]

@@ -2,54 +2,84 @@
 //!
 //! Keys, in order: `time` (RFC 3339, UTC, end of the interval), `interval` (1-based),
 //! `pid`, `comm`, `rx_bytes`, `tx_bytes` (this interval), `rx_total_bytes`,
-//! `tx_total_bytes`, `total_bytes` (since flowtop started).
-use std::{io, time::SystemTime};
+//! `tx_total_bytes`, `total_bytes` (since flowtop started). `--rate` appends
+//! `seconds` (the interval's measured length), `rx_bytes_per_sec`, `tx_bytes_per_sec`.
+//!
+//! With `--summary`, each interval also ends with one summary object, even when no
+//! process moved bytes. It has no `pid` and none of the row keys, only `time`,
+//! `interval` and a nested `summary` object, so a consumer of rows that sums
+//! `.rx_bytes` or selects on `.pid` is not misled by it:
+//!
+//! ```text
+//! {"time":"2025-01-01T10:00:01.000Z","interval":1,"summary":{"processes":2,"all_rx_bytes":300,"all_tx_bytes":300,"unrecorded_rx_bytes":0,"unrecorded_tx_bytes":0}}
+//! ```
+use std::io;
 
-use serde::Serialize;
-
-use super::Printer;
+use super::{
+    columns::{record_columns, Column, RowCtx, Summary, Value},
+    OutputOptions, Printer, Stamp,
+};
 use crate::collect::diff::IntervalReport;
-
-#[derive(Serialize)]
-struct JsonRow<'a> {
-    time: &'a str,
-    interval: u64,
-    pid: u32,
-    comm: &'a str,
-    rx_bytes: u64,
-    tx_bytes: u64,
-    rx_total_bytes: u64,
-    tx_total_bytes: u64,
-    total_bytes: u64,
-}
 
 pub struct JsonPrinter<W> {
     out: W,
+    opts: OutputOptions,
+    columns: Vec<Column>,
 }
 
 impl<W: io::Write> JsonPrinter<W> {
-    pub fn new(out: W) -> Self {
-        Self { out }
+    pub fn new(out: W, opts: OutputOptions) -> Self {
+        let columns = record_columns(&opts);
+        Self { out, opts, columns }
     }
 }
 
+/// Writes `"key":value` pairs in the given order (serde_json's map would sort them).
+fn write_object<'a, W: io::Write>(
+    out: &mut W,
+    pairs: impl IntoIterator<Item = (&'a str, Value<'a>)>,
+) -> io::Result<()> {
+    out.write_all(b"{")?;
+    for (i, (key, value)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut *out, key)?;
+        out.write_all(b":")?;
+        write_value(out, &value)?;
+    }
+    out.write_all(b"}")
+}
+
+fn write_value<W: io::Write>(out: &mut W, value: &Value<'_>) -> io::Result<()> {
+    match value {
+        Value::Text(s) => serde_json::to_writer(&mut *out, s.as_ref())?,
+        Value::Int(n) | Value::Bytes(n) => write!(out, "{n}")?,
+        Value::Rate(f) | Value::Seconds(f) => serde_json::to_writer(&mut *out, f)?,
+        Value::Time(t) => {
+            serde_json::to_writer(&mut *out, &humantime::format_rfc3339_millis(*t).to_string())?
+        }
+    }
+    Ok(())
+}
+
 impl<W: io::Write> Printer for JsonPrinter<W> {
-    fn interval(&mut self, report: &IntervalReport, at: SystemTime) -> io::Result<()> {
-        let time = humantime::format_rfc3339_millis(at).to_string();
-        for r in &report.rows {
-            let row = JsonRow {
-                time: &time,
-                interval: report.index,
-                pid: r.pid,
-                comm: &r.comm,
-                rx_bytes: r.interval.rx,
-                tx_bytes: r.interval.tx,
-                rx_total_bytes: r.total.rx,
-                tx_total_bytes: r.total.tx,
-                total_bytes: r.total.total(),
-            };
-            serde_json::to_writer(&mut self.out, &row)?;
+    fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()> {
+        for row in &report.rows {
+            let ctx = RowCtx { report, row, stamp };
+            let pairs = self.columns.iter().map(|c| (c.key(), c.value(&ctx)));
+            write_object(&mut self.out, pairs)?;
             self.out.write_all(b"\n")?;
+        }
+        if self.opts.summary {
+            let s = Summary::of(report, stamp);
+            let keys = Summary::keys(self.opts.rate);
+            let values = s.values(self.opts.rate);
+            self.out.write_all(b"{\"time\":")?;
+            write_value(&mut self.out, &Value::Time(stamp.at))?;
+            write!(self.out, ",\"interval\":{},\"summary\":", report.index)?;
+            write_object(&mut self.out, keys.into_iter().zip(values))?;
+            self.out.write_all(b"}\n")?;
         }
         Ok(())
     }
@@ -58,49 +88,121 @@ impl<W: io::Write> Printer for JsonPrinter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::{diff::ProcRow, Bytes};
+    use crate::{
+        collect::Bytes,
+        output::columns::tests::{row, stamp},
+    };
+
+    const KEYS: [&str; 9] = [
+        "time",
+        "interval",
+        "pid",
+        "comm",
+        "rx_bytes",
+        "tx_bytes",
+        "rx_total_bytes",
+        "tx_total_bytes",
+        "total_bytes",
+    ];
+
+    fn render(opts: OutputOptions, report: &IntervalReport, secs: u64) -> String {
+        let mut out = Vec::new();
+        JsonPrinter::new(&mut out, opts)
+            .interval(report, &stamp(secs))
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Keys of one JSON object in the order they appear in the text.
+    fn keys_in_order(line: &str) -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort_by_key(|k| line.find(&format!("\"{k}\":")).unwrap());
+        keys
+    }
 
     #[test]
     fn one_object_per_row_with_the_documented_keys_in_order() {
         let report = IntervalReport {
             index: 3,
-            rows: vec![ProcRow {
-                pid: 9,
-                comm: "a \"b\",c".into(),
-                interval: Bytes { rx: 1, tx: 2 },
-                total: Bytes { rx: 10, tx: 20 },
-            }],
+            rows: vec![row(9, "a \"b\",c", 1, 2, 10, 20)],
             unrecorded: Bytes::default(),
         };
-        let mut out = Vec::new();
-        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
-        JsonPrinter::new(&mut out).interval(&report, at).unwrap();
-        let text = String::from_utf8(out).unwrap();
+        let text = render(OutputOptions::default(), &report, 1);
         assert_eq!(text.lines().count(), 1);
         let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(v["time"], "2023-11-14T22:13:20.000Z");
         assert_eq!(v["interval"], 3);
+        assert_eq!(v["pid"], 9);
         assert_eq!(v["comm"], "a \"b\",c");
         assert_eq!(v["rx_bytes"], 1);
+        assert_eq!(v["tx_bytes"], 2);
+        assert_eq!(v["rx_total_bytes"], 10);
+        assert_eq!(v["tx_total_bytes"], 20);
         assert_eq!(v["total_bytes"], 30);
-        let keys = [
-            "time",
-            "interval",
-            "pid",
-            "comm",
-            "rx_bytes",
-            "tx_bytes",
-            "rx_total_bytes",
-            "tx_total_bytes",
-            "total_bytes",
-        ];
-        let positions: Vec<usize> = keys
-            .iter()
-            .map(|k| {
-                text.find(&format!("\"{k}\":"))
-                    .unwrap_or_else(|| panic!("no key {k}"))
-            })
-            .collect();
-        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+        assert_eq!(keys_in_order(text.trim()), KEYS);
+    }
+
+    #[test]
+    fn units_do_not_touch_exact_bytes_and_rate_appends_keys() {
+        let report = IntervalReport {
+            index: 1,
+            rows: vec![row(1, "x", 1 << 60, 3, 1 << 60, 3)],
+            unrecorded: Bytes::default(),
+        };
+        let opts = OutputOptions {
+            format: super::super::Format::Json,
+            units: crate::output::Units::Human,
+            rate: true,
+            ..OutputOptions::default()
+        };
+        let text = render(opts, &report, 2);
+        let line = text.trim();
+        assert!(
+            line.contains(&format!("\"rx_bytes\":{}", 1u64 << 60)),
+            "{line}"
+        );
+        let keys = keys_in_order(line);
+        assert_eq!(keys[..9], KEYS);
+        assert_eq!(
+            keys[9..],
+            ["seconds", "rx_bytes_per_sec", "tx_bytes_per_sec"]
+        );
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["seconds"], 2.0);
+        assert_eq!(v["tx_bytes_per_sec"], 1.5);
+    }
+
+    #[test]
+    fn summary_is_a_separate_object_without_row_keys() {
+        let report = IntervalReport {
+            index: 2,
+            rows: vec![row(1, "a", 100, 1, 100, 1), row(2, "b", 200, 2, 200, 2)],
+            unrecorded: Bytes { rx: 5, tx: 6 },
+        };
+        let opts = OutputOptions {
+            summary: true,
+            ..OutputOptions::default()
+        };
+        let text = render(opts.clone(), &report, 1);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let s: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+        assert_eq!(keys_in_order(lines[2]), ["time", "interval", "summary"]);
+        assert_eq!(s["interval"], 2);
+        assert_eq!(s["summary"]["processes"], 2);
+        assert_eq!(s["summary"]["all_rx_bytes"], 300);
+        assert_eq!(s["summary"]["all_tx_bytes"], 3);
+        assert_eq!(s["summary"]["unrecorded_rx_bytes"], 5);
+        assert_eq!(s["summary"]["unrecorded_tx_bytes"], 6);
+        assert!(s.get("pid").is_none() && s.get("rx_bytes").is_none());
+        // An interval where nothing moved still says so.
+        let empty = IntervalReport {
+            index: 3,
+            ..IntervalReport::default()
+        };
+        let text = render(opts, &empty, 1);
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.contains("\"processes\":0"));
     }
 }

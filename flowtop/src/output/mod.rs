@@ -1,30 +1,217 @@
 //! Output formats. Each printer writes one interval to any `io::Write`, so tests
 //! write into a `Vec<u8>`; the caller flushes after every interval (pipes see each
 //! interval as soon as it ends).
+//!
+//! Two stages, as in ripgrep: the command line (`cli::Cli`) and the terminal
+//! ([`term::Term`]) are resolved once into [`OutputOptions`] (is colour on? how wide
+//! may a line be?), and printers only follow those decisions. All printers share
+//! one column model ([`columns`]).
+pub mod columns;
+pub mod csv;
 pub mod json;
 pub mod table;
+pub mod term;
+pub mod units;
 
-use std::{io, time::SystemTime};
+use std::{
+    io,
+    time::{Duration, SystemTime},
+};
 
-use crate::collect::diff::IntervalReport;
+pub use units::Units;
+
+use crate::{cli::Cli, collect::diff::IntervalReport};
 
 /// `--format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
-    /// Aligned columns, sizes in KB (1024 bytes) with one decimal.
+    /// Aligned columns for people; sizes follow --units
+    #[default]
     Table,
-    /// JSON Lines: one object per row per interval, exact byte counts.
+    /// Comma-separated values: a header line, then one line per process per interval,
+    /// exact byte counts, the same keys as json
+    Csv,
+    /// JSON Lines: one object per process per interval, exact byte counts
     Json,
+}
+
+/// Every output decision, made once at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputOptions {
+    pub format: Format,
+    /// Table only: machine formats always carry exact bytes.
+    pub units: Units,
+    /// Per-second rates instead of per-interval amounts.
+    pub rate: bool,
+    /// Table: a TIME column. (CSV and JSON always have `time`.)
+    pub timestamp: bool,
+    /// Table and CSV: print the header line.
+    pub header: bool,
+    /// A summary per interval: a line in the table, an object in JSON, extra columns
+    /// in CSV. Default: on for the table only.
+    pub summary: bool,
+    /// Redraw the screen each interval (table on a terminal only).
+    pub clear: bool,
+    /// ANSI bold/colour (table on a terminal, NO_COLOR unset).
+    pub color: bool,
+    /// No table line is wider than this (COLUMNS, else the terminal's width).
+    pub width: Option<usize>,
+    /// Screen rows available in clear mode (LINES, else the terminal's height).
+    pub height: Option<usize>,
+}
+
+impl Default for OutputOptions {
+    fn default() -> Self {
+        Self {
+            format: Format::Table,
+            units: Units::Kb,
+            rate: false,
+            timestamp: false,
+            header: true,
+            summary: false,
+            clear: false,
+            color: false,
+            width: None,
+            height: None,
+        }
+    }
+}
+
+impl OutputOptions {
+    /// Pure: the command line plus what stdout is connected to.
+    pub fn resolve(cli: &Cli, term: &term::Term) -> Self {
+        let table = cli.format == Format::Table;
+        let summary = if cli.no_summary {
+            false
+        } else {
+            cli.summary || table
+        };
+        Self {
+            format: cli.format,
+            units: cli.units.unwrap_or_default(),
+            rate: cli.rate,
+            timestamp: cli.timestamp,
+            header: !cli.no_header,
+            summary,
+            clear: cli.clear && table && term.stdout_is_tty,
+            color: table && term.stdout_is_tty && !term.no_color,
+            width: term.env_columns.or(term.tty_size.map(|(c, _)| c)),
+            height: term.env_lines.or(term.tty_size.map(|(_, r)| r)),
+        }
+    }
+}
+
+/// When an interval ended and how long it really lasted (the last one, cut short by
+/// Ctrl-C, is shorter; rates use this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub at: SystemTime,
+    pub elapsed: Duration,
 }
 
 /// Writes intervals in one format.
 pub trait Printer {
-    fn interval(&mut self, report: &IntervalReport, at: SystemTime) -> io::Result<()>;
+    fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()>;
 }
 
+/// The printer for `opts.format`.
+pub fn printer_with<'a, W: io::Write + 'a>(opts: &OutputOptions, out: W) -> Box<dyn Printer + 'a> {
+    match opts.format {
+        Format::Table => Box::new(table::TablePrinter::new(out, opts.clone())),
+        Format::Csv => Box::new(csv::CsvPrinter::new(out, opts.clone())),
+        Format::Json => Box::new(json::JsonPrinter::new(out, opts.clone())),
+    }
+}
+
+/// The printer for `format` with default options (no terminal).
 pub fn printer<'a, W: io::Write + 'a>(format: Format, out: W) -> Box<dyn Printer + 'a> {
-    match format {
-        Format::Table => Box::new(table::TablePrinter::new(out)),
-        Format::Json => Box::new(json::JsonPrinter::new(out)),
+    printer_with(
+        &OutputOptions {
+            format,
+            summary: format == Format::Table,
+            ..OutputOptions::default()
+        },
+        out,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::{term::Term, *};
+
+    fn resolve(args: &[&str], term: &Term) -> OutputOptions {
+        let cli =
+            Cli::try_parse_from(std::iter::once("flowtop").chain(args.iter().copied())).unwrap();
+        OutputOptions::resolve(&cli, term)
+    }
+
+    fn tty() -> Term {
+        Term {
+            stdout_is_tty: true,
+            tty_size: Some((120, 40)),
+            ..Term::default()
+        }
+    }
+
+    #[test]
+    fn clear_and_colour_only_on_a_terminal() {
+        let piped = resolve(&["-C"], &Term::default());
+        assert!(!piped.clear && !piped.color);
+        let t = resolve(&["-C"], &tty());
+        assert!(t.clear && t.color);
+        assert_eq!((t.width, t.height), (Some(120), Some(40)));
+        let json = resolve(&["-C", "--format", "json"], &tty());
+        assert!(
+            !json.clear && !json.color,
+            "machine formats never get escapes"
+        );
+    }
+
+    #[test]
+    fn no_color_is_respected() {
+        let term = Term {
+            no_color: true,
+            ..tty()
+        };
+        assert!(!resolve(&[], &term).color);
+    }
+
+    #[test]
+    fn columns_env_wins_even_without_a_terminal() {
+        let term = Term {
+            env_columns: Some(60),
+            ..Term::default()
+        };
+        assert_eq!(resolve(&[], &term).width, Some(60));
+        let term = Term {
+            env_columns: Some(70),
+            ..tty()
+        };
+        assert_eq!(resolve(&[], &term).width, Some(70));
+        assert_eq!(resolve(&[], &Term::default()).width, None);
+    }
+
+    #[test]
+    fn summary_defaults_on_for_the_table_only_and_last_flag_wins() {
+        let t = Term::default();
+        assert!(resolve(&[], &t).summary);
+        assert!(!resolve(&["-S"], &t).summary);
+        assert!(!resolve(&["--format", "json"], &t).summary);
+        assert!(resolve(&["--format", "csv", "--summary"], &t).summary);
+        assert!(!resolve(&["--summary", "--no-summary"], &t).summary);
+        assert!(resolve(&["--no-summary", "--summary"], &t).summary);
+    }
+
+    #[test]
+    fn flags_land_in_the_options() {
+        let o = resolve(
+            &["--units", "human", "--rate", "-T", "--no-header"],
+            &Term::default(),
+        );
+        assert_eq!(o.units, Units::Human);
+        assert!(o.rate && o.timestamp && !o.header);
+        assert_eq!(resolve(&[], &Term::default()).units, Units::Kb);
     }
 }

@@ -1,91 +1,566 @@
-//! The human table: `PID COMM RX_KB TX_KB RXSUM_KB TXSUM_KB SUM_KB`.
-use std::{io, time::SystemTime};
+//! The human table: an optional summary line, then `PID COMM RX_KB TX_KB RXSUM_KB
+//! TXSUM_KB SUM_KB` (names follow `--units`/`--rate`, `-T` adds TIME first).
+//!
+//! No line is wider than `OutputOptions::width`: first the shrinkable columns (COMM
+//! keeps its start, addresses would keep their end) give up space down to their
+//! minimum, then whole columns are dropped from the right (a cut number would be
+//! misleading), and only a terminal narrower than the first two columns cuts lines.
+use std::io;
 
-use super::Printer;
+use super::{
+    columns::{table_columns, Align, Column, RowCtx, Shrink, Summary, Value},
+    term::local_hms,
+    OutputOptions, Printer, Stamp,
+};
 use crate::collect::diff::IntervalReport;
 
-pub const HEADER: [&str; 7] = [
-    "PID", "COMM", "RX_KB", "TX_KB", "RXSUM_KB", "TXSUM_KB", "SUM_KB",
-];
+/// Home the cursor and clear the screen (`-C`).
+pub const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
+const BOLD: &str = "\x1b[1m";
+const YELLOW: &str = "\x1b[33m";
+const RESET: &str = "\x1b[0m";
+const ELLIPSIS: char = '…';
 
 pub struct TablePrinter<W> {
     out: W,
+    opts: OutputOptions,
+    columns: Vec<Column>,
+    /// Natural widths, grown as longer values appear so columns don't jump back.
+    widths: Vec<usize>,
+    printed: u64,
 }
 
 impl<W: io::Write> TablePrinter<W> {
-    pub fn new(out: W) -> Self {
-        Self { out }
+    pub fn new(out: W, opts: OutputOptions) -> Self {
+        let columns = table_columns(&opts);
+        let widths = columns
+            .iter()
+            .map(|c| c.width().max(width_of(&c.header(&opts))))
+            .collect();
+        Self {
+            out,
+            opts,
+            columns,
+            widths,
+            printed: 0,
+        }
+    }
+
+    fn cell(&self, value: Value<'_>) -> String {
+        let units = self.opts.units;
+        match value {
+            Value::Text(s) => s
+                .chars()
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect(),
+            Value::Int(n) => n.to_string(),
+            Value::Bytes(b) => units.amount(b),
+            Value::Rate(r) => units.rate(r),
+            Value::Seconds(s) => format!("{s:.3}"),
+            Value::Time(t) => local_hms(t),
+        }
+    }
+
+    fn summary_line(&self, report: &IntervalReport, stamp: &Stamp) -> String {
+        let s = Summary::of(report, stamp);
+        let u = self.opts.units;
+        let (rx, tx) = if self.opts.rate {
+            (
+                u.rate_with_unit(super::units::per_sec(s.all.rx, s.seconds)),
+                u.rate_with_unit(super::units::per_sec(s.all.tx, s.seconds)),
+            )
+        } else {
+            (u.amount_with_unit(s.all.rx), u.amount_with_unit(s.all.tx))
+        };
+        let plural = if s.processes == 1 { "" } else { "es" };
+        let mut line = format!(
+            "{} interval {}: {} process{plural}, RX {rx}, TX {tx}",
+            local_hms(stamp.at),
+            report.index,
+            s.processes,
+        );
+        if s.unrecorded.total() > 0 {
+            line.push_str(&format!(
+                ", UNRECORDED RX {} TX {} (map full: raise --max-entries)",
+                u.amount_with_unit(s.unrecorded.rx),
+                u.amount_with_unit(s.unrecorded.tx),
+            ));
+        }
+        line
     }
 }
 
-/// Bytes as KB (1024) with one decimal, rounded to nearest: 300 bytes is "0.3".
-pub fn kb(bytes: u64) -> String {
-    format!("{:.1}", bytes as f64 / 1024.0)
+impl<W: io::Write> Printer for TablePrinter<W> {
+    fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()> {
+        let opts = &self.opts;
+        let cells: Vec<Vec<String>> = report
+            .rows
+            .iter()
+            .map(|row| {
+                let ctx = RowCtx { report, row, stamp };
+                self.columns
+                    .iter()
+                    .map(|c| self.cell(c.value(&ctx)))
+                    .collect()
+            })
+            .collect();
+        for row in &cells {
+            for (w, cell) in self.widths.iter_mut().zip(row) {
+                *w = (*w).max(width_of(cell));
+            }
+        }
+        let shrinks: Vec<_> = self.columns.iter().map(|c| c.shrink()).collect();
+        let layout = Layout::fit(&self.widths, &shrinks, opts.width);
+        let aligns: Vec<Align> = self.columns.iter().map(|c| c.align()).collect();
+
+        let mut text = String::new();
+        if opts.clear {
+            text.push_str(CLEAR_SCREEN);
+        } else if self.printed > 0 {
+            text.push('\n');
+        }
+        let mut used_lines = 0;
+        if opts.summary {
+            let line = cut(&self.summary_line(report, stamp), opts.width);
+            match line.find("UNRECORDED") {
+                Some(i) if opts.color => {
+                    text.push_str(&format!("{}{YELLOW}{}{RESET}\n", &line[..i], &line[i..]))
+                }
+                _ => text.push_str(&format!("{line}\n")),
+            }
+            used_lines += 1;
+        }
+        if opts.header {
+            let headers: Vec<String> = self.columns.iter().map(|c| c.header(opts)).collect();
+            let line = layout.line(&headers, &aligns, &shrinks, opts.width);
+            if opts.color {
+                text.push_str(&format!("{BOLD}{line}{RESET}\n"));
+            } else {
+                text.push_str(&format!("{line}\n"));
+            }
+            used_lines += 1;
+        }
+        // On a redrawn screen, rows that do not fit would scroll the header away.
+        let room = match (opts.clear, opts.height) {
+            (true, Some(h)) => h.saturating_sub(used_lines + 1),
+            _ => usize::MAX,
+        };
+        let shown = if cells.len() > room {
+            room.saturating_sub(1)
+        } else {
+            cells.len()
+        };
+        for row in &cells[..shown] {
+            text.push_str(&layout.line(row, &aligns, &shrinks, opts.width));
+            text.push('\n');
+        }
+        if shown < cells.len() && room > 0 {
+            let more = format!("{ELLIPSIS} {} more processes", cells.len() - shown);
+            text.push_str(&cut(&more, opts.width));
+            text.push('\n');
+        }
+        self.printed += 1;
+        self.out.write_all(text.as_bytes())
+    }
 }
 
-impl<W: io::Write> Printer for TablePrinter<W> {
-    fn interval(&mut self, report: &IntervalReport, _at: SystemTime) -> io::Result<()> {
-        if report.index > 1 {
-            writeln!(self.out)?;
+/// Column widths that fit the terminal, and how many columns are shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub widths: Vec<usize>,
+    pub shown: usize,
+}
+
+impl Layout {
+    /// `natural` widths, shrunk to fit `limit` (one space between columns).
+    pub fn fit(
+        natural: &[usize],
+        shrinks: &[Option<(Shrink, usize)>],
+        limit: Option<usize>,
+    ) -> Self {
+        let mut widths = natural.to_vec();
+        let mut shown = widths.len();
+        let Some(limit) = limit else {
+            return Self { widths, shown };
+        };
+        let total = |w: &[usize], n: usize| w[..n].iter().sum::<usize>() + n.saturating_sub(1);
+        let mut excess = total(&widths, shown).saturating_sub(limit);
+        for (w, s) in widths.iter_mut().zip(shrinks) {
+            if let Some((_, min)) = s {
+                let give = excess.min(w.saturating_sub(*min));
+                *w -= give;
+                excess -= give;
+            }
         }
-        let [pid, comm, rx, tx, rxs, txs, sum] = HEADER;
-        writeln!(
-            self.out,
-            "{pid:<7} {comm:<16} {rx:>10} {tx:>10} {rxs:>10} {txs:>10} {sum:>10}"
-        )?;
-        for r in &report.rows {
-            writeln!(
-                self.out,
-                "{:<7} {:<16} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                r.pid,
-                r.comm,
-                kb(r.interval.rx),
-                kb(r.interval.tx),
-                kb(r.total.rx),
-                kb(r.total.tx),
-                kb(r.total.total()),
-            )?;
+        while shown > 2 && total(&widths, shown) > limit {
+            shown -= 1;
         }
-        Ok(())
+        // Dropping a column may have freed more than needed: give it back.
+        let mut room = limit.saturating_sub(total(&widths, shown));
+        for i in 0..shown {
+            if shrinks[i].is_some() {
+                let take = room.min(natural[i] - widths[i]);
+                widths[i] += take;
+                room -= take;
+            }
+        }
+        Self { widths, shown }
+    }
+
+    /// One line: cells padded or truncated to their width, trailing blanks trimmed,
+    /// and never longer than `limit`.
+    pub fn line(
+        &self,
+        cells: &[String],
+        aligns: &[Align],
+        shrinks: &[Option<(Shrink, usize)>],
+        limit: Option<usize>,
+    ) -> String {
+        let mut line = String::new();
+        for i in 0..self.shown {
+            if i > 0 {
+                line.push(' ');
+            }
+            let w = self.widths[i];
+            let how = shrinks[i].map_or(Shrink::KeepStart, |(s, _)| s);
+            let cell = truncate(&cells[i], w, how);
+            let pad = w.saturating_sub(width_of(&cell));
+            match aligns[i] {
+                Align::Left => {
+                    line.push_str(&cell);
+                    line.extend(std::iter::repeat_n(' ', pad));
+                }
+                Align::Right => {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                    line.push_str(&cell);
+                }
+            }
+        }
+        cut(line.trim_end(), limit)
+    }
+}
+
+/// Display width; flowtop's cells are one column per char (COMM is at most 15 bytes).
+pub fn width_of(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// `s` in at most `width` columns, marking a cut with `…` on the side that was cut.
+pub fn truncate(s: &str, width: usize, how: Shrink) -> String {
+    let n = width_of(s);
+    if n <= width {
+        return s.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let keep = width - 1;
+    match how {
+        Shrink::KeepStart => s.chars().take(keep).chain([ELLIPSIS]).collect(),
+        Shrink::KeepEnd => std::iter::once(ELLIPSIS)
+            .chain(s.chars().skip(n - keep))
+            .collect(),
+    }
+}
+
+/// Last resort for lines that must not exceed `limit`.
+fn cut(s: &str, limit: Option<usize>) -> String {
+    match limit {
+        Some(l) => truncate(s, l, Shrink::KeepStart),
+        None => s.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::{diff::ProcRow, Bytes};
+    use crate::{
+        collect::Bytes,
+        output::{
+            columns::tests::{row, stamp},
+            units::Units,
+        },
+    };
 
-    #[test]
-    fn kb_keeps_small_counts_visible() {
-        assert_eq!(kb(300), "0.3");
-        assert_eq!(kb(0), "0.0");
-        assert_eq!(kb(1024), "1.0");
-        assert_eq!(kb(1536), "1.5");
-        assert_eq!(kb(3_012_345), "2941.7");
+    fn report(index: u64, rows: Vec<crate::collect::diff::ProcRow>) -> IntervalReport {
+        IntervalReport {
+            index,
+            rows,
+            unrecorded: Bytes::default(),
+        }
+    }
+
+    fn render(opts: OutputOptions, reports: &[IntervalReport]) -> String {
+        let mut out = Vec::new();
+        let mut p = TablePrinter::new(&mut out, opts);
+        for r in reports {
+            p.interval(r, &stamp(1)).unwrap();
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn words(line: &str) -> Vec<&str> {
+        line.split_whitespace().collect()
     }
 
     #[test]
-    fn prints_header_and_one_row_per_process() {
-        let report = IntervalReport {
-            index: 1,
-            rows: vec![ProcRow {
-                pid: 42,
-                comm: "nginx".into(),
-                interval: Bytes { rx: 2048, tx: 512 },
-                total: Bytes { rx: 4096, tx: 1024 },
-            }],
-            unrecorded: Bytes::default(),
+    fn default_table_is_the_seed_layout() {
+        let text = render(
+            OutputOptions::default(),
+            &[report(1, vec![row(42, "nginx", 2048, 512, 4096, 1024)])],
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            words(lines[0]),
+            ["PID", "COMM", "RX_KB", "TX_KB", "RXSUM_KB", "TXSUM_KB", "SUM_KB"]
+        );
+        assert_eq!(
+            words(lines[1]),
+            ["42", "nginx", "2.0", "0.5", "4.0", "1.0", "5.0"]
+        );
+        assert_eq!(lines[0].len(), 79, "{:?}", lines[0]);
+        assert_eq!(lines.len(), 2);
+    }
+
+    #[test]
+    fn bytes_units_rate_and_timestamp() {
+        let opts = OutputOptions {
+            units: Units::Bytes,
+            rate: true,
+            timestamp: true,
+            ..OutputOptions::default()
         };
         let mut out = Vec::new();
-        TablePrinter::new(&mut out)
-            .interval(&report, SystemTime::now())
+        let r = report(1, vec![row(7, "curl", 3000, 1001, 3000, 1001)]);
+        TablePrinter::new(&mut out, opts)
+            .interval(&r, &stamp(2))
             .unwrap();
         let text = String::from_utf8(out).unwrap();
-        let lines: Vec<Vec<&str>> = text
-            .lines()
-            .map(|l| l.split_whitespace().collect())
-            .collect();
-        assert_eq!(lines[0], HEADER);
-        assert_eq!(lines[1], ["42", "nginx", "2.0", "0.5", "4.0", "1.0", "5.0"]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            words(lines[0]),
+            [
+                "TIME",
+                "PID",
+                "COMM",
+                "RX_BYTES/s",
+                "TX_BYTES/s",
+                "RXSUM_BYTES",
+                "TXSUM_BYTES",
+                "SUM_BYTES"
+            ]
+        );
+        let w = words(lines[1]);
+        assert_eq!(w[0].len(), 8);
+        assert_eq!(w[1..], ["7", "curl", "1500", "500", "3000", "1001", "4001"]);
+    }
+
+    #[test]
+    fn human_units_per_value() {
+        let opts = OutputOptions {
+            units: Units::Human,
+            header: false,
+            ..OutputOptions::default()
+        };
+        let text = render(
+            opts,
+            &[report(1, vec![row(1, "x", 5 << 20, 100, 3 << 30, 2048)])],
+        );
+        assert_eq!(
+            words(text.lines().next().unwrap()),
+            ["1", "x", "5.0MiB", "100B", "3.0GiB", "2.0KiB", "3.0GiB"]
+        );
+    }
+
+    #[test]
+    fn summary_line_counts_processes_and_shows_unrecorded_only_when_nonzero() {
+        let opts = OutputOptions {
+            summary: true,
+            ..OutputOptions::default()
+        };
+        let mut r = report(
+            3,
+            vec![
+                row(1, "a", 1024, 0, 1024, 0),
+                row(2, "b", 1024, 2048, 1024, 2048),
+            ],
+        );
+        let text = render(opts.clone(), std::slice::from_ref(&r));
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.ends_with("interval 3: 2 processes, RX 2.0 KB, TX 2.0 KB"),
+            "{first}"
+        );
+        assert!(!first.contains("UNRECORDED"));
+        r.unrecorded = Bytes { rx: 512, tx: 0 };
+        r.rows.truncate(1);
+        let text = render(opts, &[r]);
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.contains("1 process, RX 1.0 KB, TX 0.0 KB, UNRECORDED RX 0.5 KB TX 0.0 KB"),
+            "{first}"
+        );
+    }
+
+    #[test]
+    fn summary_in_rate_mode_is_per_second() {
+        let opts = OutputOptions {
+            summary: true,
+            rate: true,
+            units: Units::Bytes,
+            ..OutputOptions::default()
+        };
+        let mut out = Vec::new();
+        let r = report(1, vec![row(1, "a", 4000, 1000, 4000, 1000)]);
+        TablePrinter::new(&mut out, opts)
+            .interval(&r, &stamp(4))
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .ends_with("RX 1000 B/s, TX 250 B/s"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn intervals_are_separated_by_a_blank_line_and_no_header_drops_it() {
+        let opts = OutputOptions {
+            header: false,
+            ..OutputOptions::default()
+        };
+        let r = report(1, vec![row(1, "a", 1, 1, 1, 1)]);
+        let text = render(opts, &[r.clone(), r]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[1], "");
+        assert!(lines[0].starts_with("1 "));
+    }
+
+    #[test]
+    fn colour_only_when_asked_and_clear_redraws() {
+        let r = report(1, vec![row(1, "a", 1, 1, 1, 1)]);
+        let plain = render(OutputOptions::default(), std::slice::from_ref(&r));
+        assert!(!plain.contains('\x1b'));
+        let opts = OutputOptions {
+            color: true,
+            clear: true,
+            ..OutputOptions::default()
+        };
+        let text = render(opts, &[r.clone(), r]);
+        assert_eq!(text.matches(CLEAR_SCREEN).count(), 2);
+        assert!(text.starts_with(CLEAR_SCREEN));
+        assert!(text.contains(&format!("{BOLD}PID ")));
+        assert!(!text.contains("\n\n"), "no blank separator when redrawing");
+    }
+
+    #[test]
+    fn clear_mode_keeps_rows_within_the_screen() {
+        let opts = OutputOptions {
+            clear: true,
+            summary: true,
+            height: Some(6),
+            ..OutputOptions::default()
+        };
+        let rows = (1..=10).map(|p| row(p, "p", 1, 1, 1, 1)).collect();
+        let text = render(opts, &[report(1, rows)]);
+        let body = text.strip_prefix(CLEAR_SCREEN).unwrap();
+        let lines: Vec<&str> = body.lines().collect();
+        // summary, header, 2 rows, "… 8 more", and the cursor's line left free.
+        assert_eq!(lines.len(), 5, "{body}");
+        assert_eq!(lines[4], "… 8 more processes");
+    }
+
+    #[test]
+    fn truncate_marks_the_cut_side() {
+        assert_eq!(
+            truncate("systemd-resolved", 8, Shrink::KeepStart),
+            "systemd…"
+        );
+        assert_eq!(
+            truncate("192.168.100.20:443", 8, Shrink::KeepEnd),
+            "….20:443"
+        );
+        assert_eq!(truncate("short", 8, Shrink::KeepEnd), "short");
+        assert_eq!(truncate("exactly8", 8, Shrink::KeepStart), "exactly8");
+        assert_eq!(truncate("abc", 1, Shrink::KeepStart), "…");
+        assert_eq!(truncate("abc", 0, Shrink::KeepStart), "");
+    }
+
+    #[test]
+    fn layout_shrinks_comm_first_then_drops_columns_from_the_right() {
+        let natural = [7, 16, 10, 10, 10, 10, 10];
+        let shrinks = [
+            None,
+            Some((Shrink::KeepStart, 4)),
+            None,
+            None,
+            None,
+            None,
+            None,
+        ];
+        assert_eq!(Layout::fit(&natural, &shrinks, None).widths, natural);
+        assert_eq!(Layout::fit(&natural, &shrinks, Some(79)).widths, natural);
+        let l = Layout::fit(&natural, &shrinks, Some(70));
+        assert_eq!((l.widths[1], l.shown), (7, 7));
+        let l = Layout::fit(&natural, &shrinks, Some(60));
+        assert_eq!(
+            (l.widths[1], l.shown),
+            (8, 6),
+            "SUM dropped, COMM gets the room back"
+        );
+        let l = Layout::fit(&natural, &shrinks, Some(51));
+        assert_eq!((l.widths[1], l.shown), (10, 5));
+        let l = Layout::fit(&natural, &shrinks, Some(5));
+        assert_eq!(l.shown, 2);
+    }
+
+    #[test]
+    fn no_line_is_wider_than_columns() {
+        let long = "a-very-long-process-name-with, commas";
+        let rows = vec![
+            row(4_000_000, long, u64::MAX / 4, 1, u64::MAX / 4, 1),
+            row(1, "sh", 1, 1, 1, 1),
+        ];
+        for units in [Units::Kb, Units::Bytes, Units::Human] {
+            for width in [200, 100, 79, 60, 40, 20, 12, 5, 1] {
+                let opts = OutputOptions {
+                    units,
+                    summary: true,
+                    timestamp: true,
+                    width: Some(width),
+                    ..OutputOptions::default()
+                };
+                let text = render(opts, &[report(1, rows.clone()), report(2, rows.clone())]);
+                for line in text.lines() {
+                    assert!(width_of(line) <= width, "{width} {units:?}: {line:?}");
+                }
+            }
+        }
+        let opts = OutputOptions {
+            width: Some(60),
+            header: false,
+            ..OutputOptions::default()
+        };
+        let text = render(
+            opts,
+            &[report(1, vec![row(9, "systemd-resolved", 1, 1, 1, 1)])],
+        );
+        assert!(text.starts_with("9       systemd… "), "{text}");
+    }
+
+    #[test]
+    fn control_characters_in_comm_cannot_break_lines() {
+        let text = render(
+            OutputOptions {
+                header: false,
+                ..OutputOptions::default()
+            },
+            &[report(1, vec![row(1, "evil\nname\x1b", 1, 1, 1, 1)])],
+        );
+        assert_eq!(text.lines().count(), 1);
+        assert!(text.contains("evil?name?"));
     }
 }

@@ -1,0 +1,219 @@
+//! CSV: a header line (unless `--no-header`), then one line per process per
+//! interval, with the same keys, order and exact values as the JSON rows. Fields
+//! are quoted when needed (a COMM may contain commas, quotes or spaces).
+//!
+//! A CSV file is one rectangular table, so `--summary` does not add lines of another
+//! shape: it appends the interval's summary as extra columns repeated on every row
+//! (`processes`, `all_rx_bytes`, `all_tx_bytes`, `unrecorded_rx_bytes`,
+//! `unrecorded_tx_bytes`). Summing a column still counts each byte once. An interval
+//! in which no process moved bytes has no lines; use `--format json --summary` for a
+//! line per interval.
+use std::io;
+
+use super::{
+    columns::{record_columns, Column, RowCtx, Summary, Value},
+    OutputOptions, Printer, Stamp,
+};
+use crate::collect::diff::IntervalReport;
+
+pub struct CsvPrinter<W: io::Write> {
+    out: csv::Writer<W>,
+    opts: OutputOptions,
+    columns: Vec<Column>,
+    header_due: bool,
+}
+
+impl<W: io::Write> CsvPrinter<W> {
+    pub fn new(out: W, opts: OutputOptions) -> Self {
+        let columns = record_columns(&opts);
+        Self {
+            out: csv::WriterBuilder::new().from_writer(out),
+            header_due: opts.header,
+            opts,
+            columns,
+        }
+    }
+
+    /// The header line: the JSON keys, then the summary columns.
+    pub fn header(opts: &OutputOptions) -> Vec<&'static str> {
+        let mut keys: Vec<&str> = record_columns(opts).into_iter().map(Column::key).collect();
+        if opts.summary {
+            keys.extend(Summary::keys(opts.rate));
+        }
+        keys
+    }
+}
+
+fn field(value: &Value<'_>) -> String {
+    match value {
+        Value::Text(s) => s.to_string(),
+        Value::Int(n) | Value::Bytes(n) => n.to_string(),
+        Value::Rate(f) | Value::Seconds(f) => f.to_string(),
+        Value::Time(t) => humantime::format_rfc3339_millis(*t).to_string(),
+    }
+}
+
+fn to_io(e: csv::Error) -> io::Error {
+    match e.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+impl<W: io::Write> Printer for CsvPrinter<W> {
+    fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()> {
+        if self.header_due {
+            self.out
+                .write_record(Self::header(&self.opts))
+                .map_err(to_io)?;
+            self.header_due = false;
+        }
+        let summary: Vec<String> = if self.opts.summary {
+            let s = Summary::of(report, stamp);
+            s.values(self.opts.rate).iter().map(field).collect()
+        } else {
+            Vec::new()
+        };
+        for row in &report.rows {
+            let ctx = RowCtx { report, row, stamp };
+            let fields = self
+                .columns
+                .iter()
+                .map(|c| field(&c.value(&ctx)))
+                .chain(summary.iter().cloned());
+            self.out.write_record(fields).map_err(to_io)?;
+        }
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        collect::Bytes,
+        output::columns::tests::{row, stamp},
+    };
+
+    fn render(opts: OutputOptions, reports: &[IntervalReport]) -> String {
+        let mut out = Vec::new();
+        let mut p = CsvPrinter::new(&mut out, opts);
+        for r in reports {
+            p.interval(r, &stamp(2)).unwrap();
+        }
+        drop(p);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn parse(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+        let mut rdr = csv::Reader::from_reader(text.as_bytes());
+        let header = rdr.headers().unwrap().iter().map(String::from).collect();
+        let rows = rdr
+            .records()
+            .map(|r| r.unwrap().iter().map(String::from).collect())
+            .collect();
+        (header, rows)
+    }
+
+    fn two_intervals() -> Vec<IntervalReport> {
+        vec![
+            IntervalReport {
+                index: 1,
+                rows: vec![row(10, "web, \"front\"", 100, 50, 100, 50)],
+                unrecorded: Bytes::default(),
+            },
+            IntervalReport {
+                index: 2,
+                rows: vec![
+                    row(10, "web, \"front\"", 1, 2, 101, 52),
+                    row(11, "db", 3, 4, 3, 4),
+                ],
+                unrecorded: Bytes { rx: 9, tx: 0 },
+            },
+        ]
+    }
+
+    #[test]
+    fn one_header_then_rows_with_the_json_keys_and_proper_quoting() {
+        let text = render(OutputOptions::default(), &two_intervals());
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(text.contains("\"web, \"\"front\"\"\""), "{text}");
+        let (header, rows) = parse(&text);
+        assert_eq!(
+            header,
+            [
+                "time",
+                "interval",
+                "pid",
+                "comm",
+                "rx_bytes",
+                "tx_bytes",
+                "rx_total_bytes",
+                "tx_total_bytes",
+                "total_bytes"
+            ]
+        );
+        assert_eq!(
+            rows[0],
+            [
+                "2023-11-14T22:13:20.000Z",
+                "1",
+                "10",
+                "web, \"front\"",
+                "100",
+                "50",
+                "100",
+                "50",
+                "150"
+            ]
+        );
+        assert_eq!(rows[2][1..], ["2", "11", "db", "3", "4", "3", "4", "7"]);
+    }
+
+    #[test]
+    fn no_header_and_rate_columns() {
+        let opts = OutputOptions {
+            header: false,
+            rate: true,
+            ..OutputOptions::default()
+        };
+        let text = render(opts, &two_intervals()[..1]);
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(text.as_bytes());
+        let rec: Vec<String> = rdr
+            .records()
+            .next()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(rec.len(), 12);
+        assert_eq!(rec[9..], ["2", "50", "25"]);
+    }
+
+    #[test]
+    fn summary_is_extra_columns_repeated_on_each_row() {
+        let opts = OutputOptions {
+            summary: true,
+            ..OutputOptions::default()
+        };
+        let text = render(opts.clone(), &two_intervals());
+        let (header, rows) = parse(&text);
+        assert_eq!(header, CsvPrinter::<Vec<u8>>::header(&opts));
+        assert_eq!(
+            header[9..],
+            [
+                "processes",
+                "all_rx_bytes",
+                "all_tx_bytes",
+                "unrecorded_rx_bytes",
+                "unrecorded_tx_bytes"
+            ]
+        );
+        assert_eq!(rows[0][9..], ["1", "100", "50", "0", "0"]);
+        assert_eq!(rows[1][9..], ["2", "4", "6", "9", "0"]);
+        assert_eq!(rows[1][9..], rows[2][9..]);
+    }
+}

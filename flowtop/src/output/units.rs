@@ -1,0 +1,165 @@
+//! `--units`: how the table shows an amount of bytes (or bytes per second).
+//!
+//! Only the table uses units. CSV and JSON always carry exact integer bytes, so the
+//! machine formats never lose precision and their keys (`rx_bytes`, ...) always mean
+//! what they say.
+
+/// `--units`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Units {
+    /// KB (1024 bytes) with one decimal: 300 bytes is 0.3
+    #[default]
+    Kb,
+    /// Exact integer bytes
+    Bytes,
+    /// B, KiB, MiB or GiB, chosen per value (one decimal above B)
+    Human,
+}
+
+impl Units {
+    /// Suffix for column names: `RX_KB`, `RX_BYTES`, `RX` (human values carry their
+    /// own unit).
+    pub fn header_suffix(self) -> &'static str {
+        match self {
+            Units::Kb => "_KB",
+            Units::Bytes => "_BYTES",
+            Units::Human => "",
+        }
+    }
+
+    /// The unit word for a summary line: `1.5 KB`, `1536 B`, `1.5KiB`.
+    fn word(self) -> &'static str {
+        match self {
+            Units::Kb => " KB",
+            Units::Bytes => " B",
+            Units::Human => "",
+        }
+    }
+
+    /// An exact amount of bytes, as a table cell.
+    pub fn amount(self, bytes: u64) -> String {
+        match self {
+            Units::Kb => kb(bytes as f64),
+            Units::Bytes => bytes.to_string(),
+            Units::Human => human(bytes as f64),
+        }
+    }
+
+    /// Bytes per second, as a table cell (`bytes` rounds to a whole byte).
+    pub fn rate(self, bytes_per_sec: f64) -> String {
+        match self {
+            Units::Kb => kb(bytes_per_sec),
+            Units::Bytes => format!("{:.0}", bytes_per_sec),
+            Units::Human => human(bytes_per_sec),
+        }
+    }
+
+    /// An amount with its unit, for prose such as the summary line.
+    pub fn amount_with_unit(self, bytes: u64) -> String {
+        format!("{}{}", self.amount(bytes), self.word())
+    }
+
+    /// A rate with its unit, for prose such as the summary line.
+    pub fn rate_with_unit(self, bytes_per_sec: f64) -> String {
+        format!("{}{}/s", self.rate(bytes_per_sec), self.word())
+    }
+}
+
+/// Bytes as KB (1024) with one decimal, rounded to nearest: 300 bytes is "0.3".
+pub fn kb(bytes: f64) -> String {
+    format!("{:.1}", bytes / 1024.0)
+}
+
+const HUMAN_UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+
+/// B below 1 KiB (whole bytes), else KiB/MiB/GiB with one decimal. The unit is
+/// chosen after rounding, so 1048575 bytes is "1.0MiB", not "1024.0KiB".
+pub fn human(bytes: f64) -> String {
+    if bytes.round() < 1024.0 {
+        return format!("{:.0}B", bytes);
+    }
+    let mut value = bytes / 1024.0;
+    let mut unit = 1;
+    while unit + 1 < HUMAN_UNITS.len() && round1(value) >= 1024.0 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{:.1}{}", value, HUMAN_UNITS[unit])
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Bytes per second over `secs`, to a thousandth (0 when no time passed, never NaN
+/// or infinite).
+pub fn per_sec(bytes: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        (bytes as f64 / secs * 1000.0).round() / 1000.0
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kb_keeps_small_counts_visible() {
+        assert_eq!(Units::Kb.amount(300), "0.3");
+        assert_eq!(Units::Kb.amount(0), "0.0");
+        assert_eq!(Units::Kb.amount(1024), "1.0");
+        assert_eq!(Units::Kb.amount(1536), "1.5");
+        assert_eq!(Units::Kb.amount(3_012_345), "2941.7");
+    }
+
+    #[test]
+    fn bytes_are_exact_integers_even_beyond_f64_precision() {
+        assert_eq!(Units::Bytes.amount(0), "0");
+        assert_eq!(Units::Bytes.amount(1), "1");
+        assert_eq!(Units::Bytes.amount(u64::MAX), "18446744073709551615");
+        assert_eq!(Units::Bytes.rate(1234.4), "1234");
+        assert_eq!(Units::Bytes.rate(1234.5), "1234"); // round half to even
+        assert_eq!(Units::Bytes.rate(1234.6), "1235");
+    }
+
+    #[test]
+    fn human_picks_the_unit_per_value() {
+        for (bytes, want) in [
+            (0, "0B"),
+            (1, "1B"),
+            (1023, "1023B"),
+            (1024, "1.0KiB"),
+            (1536, "1.5KiB"),
+            (1_048_575, "1.0MiB"), // rounds up into the next unit
+            (1_048_576, "1.0MiB"),
+            (5 * 1_048_576 + 524_288, "5.5MiB"),
+            (1 << 30, "1.0GiB"),
+            (3 << 40, "3072.0GiB"), // GiB is the largest unit
+        ] {
+            assert_eq!(Units::Human.amount(bytes), want, "{bytes}");
+        }
+        assert_eq!(Units::Human.rate(1023.4), "1023B");
+        assert_eq!(Units::Human.rate(1023.6), "1.0KiB");
+    }
+
+    #[test]
+    fn header_suffix_and_prose_follow_the_unit() {
+        assert_eq!(Units::Kb.header_suffix(), "_KB");
+        assert_eq!(Units::Bytes.header_suffix(), "_BYTES");
+        assert_eq!(Units::Human.header_suffix(), "");
+        assert_eq!(Units::Kb.amount_with_unit(2048), "2.0 KB");
+        assert_eq!(Units::Bytes.amount_with_unit(2048), "2048 B");
+        assert_eq!(Units::Human.amount_with_unit(2048), "2.0KiB");
+        assert_eq!(Units::Kb.rate_with_unit(1024.0), "1.0 KB/s");
+        assert_eq!(Units::Human.rate_with_unit(10.0), "10B/s");
+    }
+
+    #[test]
+    fn per_sec_handles_zero_time() {
+        assert_eq!(per_sec(1000, 2.0), 500.0);
+        assert_eq!(per_sec(1000, 0.0), 0.0);
+        assert_eq!(per_sec(1000, 3.0), 333.333);
+    }
+}

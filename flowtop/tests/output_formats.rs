@@ -1,0 +1,464 @@
+//! Every output format against ground truth: the real flowtop binary counts real
+//! loopback traffic that a child process (python3, so its PID is distinct and known)
+//! generates; the child adds up the return values of its own send/recv calls. CSV is
+//! parsed with the csv crate, JSON with serde_json, the table by columns, and the
+//! redrawn screen (`-C`) is read back from a real terminal under tmux.
+//!
+//! Needs root (loads eBPF), python3 and tmux.
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+const FLOWTOP: &str = env!("CARGO_BIN_EXE_flowtop");
+const READY: &str = "counting with probe family";
+
+/// Waits for "go" on stdin, then for each phase: TCP over 127.0.0.1 (chunked so
+/// loopback buffers never block), a 2-byte TCP reply, one UDP datagram; then sleeps.
+/// Prints its PID, COMM and the bytes its syscalls returned as JSON.
+const TRAFFIC: &str = r#"
+import json, os, socket, sys, time
+phases, size, pause = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+tx = rx = 0
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
+c = socket.create_connection(srv.getsockname()); a, _ = srv.accept()
+u1 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u1.bind(("127.0.0.1", 0))
+u2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sys.stdin.readline()
+for i in range(phases):
+    left = size + 7 * i
+    while left > 0:
+        n = c.send(b"x" * min(left, 16384)); tx += n; left -= n
+        while n > 0:
+            d = a.recv(n); rx += len(d); n -= len(d)
+    tx += a.send(b"ok")
+    got = 0
+    while got < 2:
+        d = c.recv(2 - got); got += len(d); rx += len(d)
+    tx += u2.sendto(b"y" * 1000, u1.getsockname())
+    rx += len(u1.recvfrom(4096)[0])
+    time.sleep(pause)
+comm = open("/proc/self/comm").read().strip()
+print(json.dumps({"pid": os.getpid(), "comm": comm, "tx": tx, "rx": rx}), flush=True)
+"#;
+
+#[derive(Debug)]
+struct Truth {
+    pid: u32,
+    comm: String,
+    tx: u64,
+    rx: u64,
+}
+
+/// The traffic child, started but waiting for `go`.
+struct Traffic {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Traffic {
+    fn spawn(phases: u32, size: u32, pause: f64) -> Self {
+        let mut child = Command::new("python3")
+            .args(["-c", TRAFFIC])
+            .args([phases.to_string(), size.to_string(), pause.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 is needed for these tests");
+        let stdin = child.stdin.take();
+        Self { child, stdin }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn go(&mut self) {
+        let mut stdin = self.stdin.take().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+    }
+
+    fn finish(mut self) -> Truth {
+        let mut out = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert!(self.child.wait().unwrap().success(), "traffic child failed");
+        let v: Value = serde_json::from_str(out.trim()).expect(&out);
+        let truth = Truth {
+            pid: v["pid"].as_u64().unwrap() as u32,
+            comm: v["comm"].as_str().unwrap().to_string(),
+            tx: v["tx"].as_u64().unwrap(),
+            rx: v["rx"].as_u64().unwrap(),
+        };
+        assert_eq!(
+            truth.pid,
+            self.child.id(),
+            "python replaced itself via exec"
+        );
+        truth
+    }
+}
+
+/// flowtop running with stdout captured, ready (probes attached).
+struct Flowtop {
+    child: Child,
+    stdout: thread::JoinHandle<String>,
+}
+
+impl Flowtop {
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(FLOWTOP);
+        cmd.arg("-v")
+            .args(args)
+            .env_remove("COLUMNS")
+            .env_remove("LINES")
+            .env_remove("NO_COLOR")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let stdout = thread::spawn(move || {
+            let mut s = String::new();
+            out.read_to_string(&mut s).unwrap();
+            s
+        });
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("[flowtop] {line}");
+                if line.contains(READY) {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("flowtop did not report that it is counting");
+        Self { child, stdout }
+    }
+
+    /// SIGINT: flowtop prints the partial last interval and exits 0.
+    fn interrupt(mut self) -> String {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "flowtop exit status");
+        self.stdout.join().unwrap()
+    }
+}
+
+/// Runs `traffic` beside flowtop (with `-p` its PID unless `all`), interrupts
+/// flowtop once the child is done, returns flowtop's stdout and the ground truth.
+fn record(args: &[&str], envs: &[(&str, &str)], all: bool, traffic: Traffic) -> (String, Truth) {
+    let mut traffic = traffic;
+    let pid = traffic.pid().to_string();
+    let mut full: Vec<&str> = args.to_vec();
+    if !all {
+        full.extend(["-p", &pid]);
+    }
+    let flowtop = Flowtop::start(&full, envs);
+    traffic.go();
+    let truth = traffic.finish();
+    thread::sleep(Duration::from_millis(300));
+    (flowtop.interrupt(), truth)
+}
+
+#[test]
+fn csv_rows_add_up_to_the_bytes_moved() {
+    let (out, truth) = record(
+        &["--format", "csv", "1"],
+        &[],
+        true,
+        Traffic::spawn(6, 150_000, 0.4),
+    );
+    let mut rdr = csv::Reader::from_reader(out.as_bytes());
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header,
+        [
+            "time",
+            "interval",
+            "pid",
+            "comm",
+            "rx_bytes",
+            "tx_bytes",
+            "rx_total_bytes",
+            "tx_total_bytes",
+            "total_bytes"
+        ]
+    );
+    let mut rows = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec.unwrap();
+        assert_eq!(rec.len(), 9, "{rec:?}");
+        if rec[2].parse::<u32>().unwrap() == truth.pid {
+            rows.push(rec);
+        }
+    }
+    let num = |r: &csv::StringRecord, i: usize| r[i].parse::<u64>().unwrap();
+    let intervals: Vec<u64> = rows.iter().map(|r| num(r, 1)).collect();
+    assert!(
+        intervals.len() >= 2,
+        "traffic spans intervals: {intervals:?}"
+    );
+    assert!(intervals.windows(2).all(|w| w[0] < w[1]), "{intervals:?}");
+    assert!(rows.iter().all(|r| r[3] == *truth.comm));
+    assert_eq!(rows.iter().map(|r| num(r, 4)).sum::<u64>(), truth.rx, "rx");
+    assert_eq!(rows.iter().map(|r| num(r, 5)).sum::<u64>(), truth.tx, "tx");
+    let last = rows.last().unwrap();
+    assert_eq!((num(last, 6), num(last, 7)), (truth.rx, truth.tx));
+    assert_eq!(num(last, 8), truth.rx + truth.tx);
+}
+
+#[test]
+fn json_rows_summaries_and_rates_agree_with_the_bytes_moved() {
+    let (out, truth) = record(
+        &["--format", "json", "--summary", "--rate", "1"],
+        &[],
+        true,
+        Traffic::spawn(6, 120_000, 0.4),
+    );
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let (mut rx, mut tx, mut mine) = (0, 0, 0);
+    // Rows of the interval being read, checked against that interval's summary.
+    let (mut n, mut all_rx, mut all_tx, mut current) = (0u64, 0u64, 0u64, 0u64);
+    let mut summaries = 0;
+    for v in &lines {
+        let interval = v["interval"].as_u64().unwrap();
+        if let Some(s) = v.get("summary") {
+            assert!(v.get("pid").is_none() && v.get("rx_bytes").is_none());
+            if n > 0 {
+                assert_eq!(interval, current, "summary follows its rows");
+            }
+            assert_eq!(s["processes"].as_u64(), Some(n), "interval {interval}");
+            assert_eq!(s["all_rx_bytes"].as_u64(), Some(all_rx));
+            assert_eq!(s["all_tx_bytes"].as_u64(), Some(all_tx));
+            (n, all_rx, all_tx) = (0, 0, 0);
+            summaries += 1;
+            continue;
+        }
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 12, "{v}");
+        current = interval;
+        n += 1;
+        let b = |k: &str| v[k].as_u64().unwrap();
+        all_rx += b("rx_bytes");
+        all_tx += b("tx_bytes");
+        let secs = v["seconds"].as_f64().unwrap();
+        let rate = v["rx_bytes_per_sec"].as_f64().unwrap();
+        assert!(
+            (rate * secs - b("rx_bytes") as f64).abs() < 1e-3 * (1.0 + rate),
+            "{v}"
+        );
+        if b("pid") == u64::from(truth.pid) {
+            assert_eq!(v["comm"], *truth.comm);
+            rx += b("rx_bytes");
+            tx += b("tx_bytes");
+            mine += 1;
+            assert_eq!(b("total_bytes"), b("rx_total_bytes") + b("tx_total_bytes"));
+        }
+    }
+    assert_eq!(n, 0, "rows after the last summary");
+    assert!(
+        summaries >= 3 && mine >= 2,
+        "{summaries} summaries, {mine} rows"
+    );
+    assert_eq!((rx, tx), (truth.rx, truth.tx));
+}
+
+#[test]
+fn table_in_bytes_fits_columns_and_adds_up() {
+    let (out, truth) = record(
+        &["--units", "bytes", "-T", "1"],
+        &[("COLUMNS", "60")],
+        false,
+        Traffic::spawn(5, 100_000, 0.4),
+    );
+    let (mut rx, mut tx, mut rows, mut last_rxsum) = (0, 0, 0, 0);
+    for line in out.lines() {
+        assert!(line.chars().count() <= 60, "wider than COLUMNS: {line:?}");
+        assert!(!line.contains('\x1b'), "no escapes in a pipe");
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if line.contains(" interval ") {
+            assert!(line.contains(": 1 process, RX "), "{line}");
+            continue;
+        }
+        if w.first() == Some(&"TIME") {
+            // Sixty columns: COMM shrinks, SUM_BYTES and TXSUM_BYTES are dropped.
+            assert_eq!(
+                w,
+                ["TIME", "PID", "COMM", "RX_BYTES", "TX_BYTES", "RXSUM_BYTES"]
+            );
+            continue;
+        }
+        if w.len() == 6 {
+            assert_eq!(w[1], truth.pid.to_string());
+            let shown = w[2].trim_end_matches('…');
+            assert!(truth.comm.starts_with(shown), "{} vs {}", w[2], truth.comm);
+            rx += w[3].parse::<u64>().unwrap();
+            tx += w[4].parse::<u64>().unwrap();
+            last_rxsum = w[5].parse::<u64>().unwrap();
+            rows += 1;
+        }
+    }
+    assert!(rows >= 2, "{out}");
+    assert_eq!((rx, tx, last_rxsum), (truth.rx, truth.tx, truth.rx));
+}
+
+/// A tmux server of our own, killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn new(tag: &str) -> Self {
+        Self {
+            socket: format!("flowtop-test-{}-{tag}", std::process::id()),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux is needed for this test");
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn wait_for(path: &Path, needle: &str, timeout: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "no {needle:?} in {}: {text}",
+            path.display()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `-C` in a real terminal: the screen is redrawn each interval (one summary, one
+/// header, at the top), holds our process's row, and nothing is wider than the pane.
+fn screen_mode(tag: &str, width: u16, no_color: bool) {
+    let tmux = Tmux::new(tag);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&tmux.socket);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (err, status) = (dir.join("stderr"), dir.join("status"));
+    let mut traffic = Traffic::spawn(25, 20_000, 0.2);
+    let colour = if no_color { "NO_COLOR=1" } else { "NO_COLOR=" };
+    let script = format!(
+        "trap true INT; env -u COLUMNS -u LINES {colour} {FLOWTOP} -v -C -p {} 1 2>{}; echo $? >{}; sleep 60",
+        traffic.pid(),
+        err.display(),
+        status.display()
+    );
+    let (w, h) = (width.to_string(), "30".to_string());
+    tmux.run(&["new-session", "-d", "-x", &w, "-y", &h, "sh", "-c", &script]);
+    wait_for(&err, READY, Duration::from_secs(60));
+    traffic.go();
+    thread::sleep(Duration::from_millis(2600)); // two redraws with traffic
+    let screen = tmux.run(&["capture-pane", "-p", "-t", "0"]);
+    let styled = tmux.run(&["capture-pane", "-p", "-e", "-t", "0"]);
+    let truth = traffic.finish();
+
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(
+        lines[0].contains(" interval ") && lines[0].contains(": 1 process,"),
+        "{screen}"
+    );
+    assert!(
+        lines[1].starts_with("PID"),
+        "header right below the summary:\n{screen}"
+    );
+    assert_eq!(
+        screen.matches("PID ").count(),
+        1,
+        "redrawn, not scrolled:\n{screen}"
+    );
+    assert!(
+        lines[1].trim_end().chars().count() <= usize::from(width),
+        "{}",
+        lines[1]
+    );
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(row[0], truth.pid.to_string(), "{screen}");
+    assert!(
+        truth.comm.starts_with(row[1].trim_end_matches('…')),
+        "{screen}"
+    );
+    assert!(
+        lines[3..].iter().all(|l| l.trim().is_empty()),
+        "one row:\n{screen}"
+    );
+    if no_color {
+        assert!(!styled.contains('\x1b'), "NO_COLOR: {styled:?}");
+    } else {
+        assert!(styled.contains("\x1b[1mPID"), "bold header: {styled:?}");
+    }
+
+    tmux.run(&["send-keys", "-t", "0", "C-c"]);
+    let code = wait_for(&status, "\n", Duration::from_secs(5));
+    assert_eq!(code.trim(), "0", "flowtop exit status after Ctrl-C");
+}
+
+#[test]
+fn screen_mode_redraws_in_a_real_terminal() {
+    screen_mode("wide", 100, false);
+}
+
+#[test]
+fn screen_mode_in_a_narrow_terminal_without_colour() {
+    screen_mode("narrow", 50, true);
+}
+
+#[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = Command::new(FLOWTOP).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let version = String::from_utf8(out.stdout).unwrap();
+    let head = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_string());
+    match head {
+        Some(commit) => assert_eq!(
+            version.trim(),
+            format!("flowtop {} (commit {commit})", env!("CARGO_PKG_VERSION"))
+        ),
+        None => assert!(version.starts_with("flowtop ")), // not a git checkout
+    }
+}
