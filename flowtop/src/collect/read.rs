@@ -1,7 +1,12 @@
 //! Reads the per-CPU maps into a [`Snapshot`].
+//!
+//! One interval's read is: the whole per-process map in batches of thousands of keys
+//! (`BPF_MAP_LOOKUP_BATCH`, falling back to get_next_key + lookup on kernels without
+//! it), then one listing of `/proc` to learn which processes are alive, then an
+//! atomic lookup-and-delete of each dead process's key, which returns its final value.
 use std::{
-    os::fd::{AsFd as _, AsRawFd as _},
-    path::Path,
+    io,
+    os::fd::{AsFd as _, AsRawFd as _, RawFd},
 };
 
 use anyhow::{anyhow, Context as _, Result};
@@ -13,6 +18,28 @@ use flowtop_common::{ProcCounters, Unrecorded, MAP_PROC_BYTES, MAP_UNRECORDED};
 
 use super::{sys_bpf, Bytes, ProcSample, Snapshot};
 
+// Batched and lookup-and-delete reads put one value per CPU at 8-byte aligned slots;
+// `ProcCounters` fills its slot exactly, so a `Vec<ProcCounters>` is such a buffer.
+const _: () = assert!(
+    sys_bpf::per_cpu_slot(std::mem::size_of::<ProcCounters>())
+        == std::mem::size_of::<ProcCounters>()
+);
+
+/// Bytes of per-CPU values one batch may hold: bounds flowtop's memory on machines
+/// with many CPUs, while 2-CPU machines still read 4096 keys per call.
+const BATCH_VALUE_BYTES: usize = 256 * 1024;
+const MAX_BATCH_KEYS: usize = 4096;
+const MIN_BATCH_KEYS: usize = 64;
+
+/// Whether the kernel offers `BPF_MAP_LOOKUP_BATCH` for the per-process map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    /// Not tried yet: the first read probes it.
+    Unknown,
+    Supported,
+    Unsupported,
+}
+
 /// Owns the maps; the programs keep writing to them while we read.
 pub struct MapReader {
     procs: PerCpuHashMap<MapData, u32, ProcCounters>,
@@ -20,6 +47,10 @@ pub struct MapReader {
     possible_cpus: usize,
     /// False once the kernel refused lookup-and-delete (before Linux 5.14).
     atomic_delete: bool,
+    batch: Batch,
+    /// Reused between intervals: keys and `keys x possible_cpus` values of one batch.
+    batch_keys: Vec<u32>,
+    batch_values: Vec<ProcCounters>,
 }
 
 impl MapReader {
@@ -30,6 +61,14 @@ impl MapReader {
         };
         let procs = PerCpuHashMap::try_from(take(ebpf, MAP_PROC_BYTES)?)?;
         let unrecorded = PerCpuArray::try_from(take(ebpf, MAP_UNRECORDED)?)?;
+        Self::from_maps(procs, unrecorded)
+    }
+
+    /// A reader over maps of flowtop's layout created elsewhere (benchmarks).
+    pub fn from_maps(
+        procs: PerCpuHashMap<MapData, u32, ProcCounters>,
+        unrecorded: PerCpuArray<MapData, Unrecorded>,
+    ) -> Result<Self> {
         let possible_cpus =
             aya::util::nr_cpus().map_err(|(path, e)| anyhow!("reading {path}: {e}"))?;
         Ok(Self {
@@ -37,34 +76,42 @@ impl MapReader {
             unrecorded,
             possible_cpus,
             atomic_delete: true,
+            batch: Batch::Unknown,
+            batch_keys: Vec::new(),
+            batch_values: Vec::new(),
         })
+    }
+
+    /// Whether reads use `BPF_MAP_LOOKUP_BATCH` (`None`: not probed yet).
+    pub fn batched(&self) -> Option<bool> {
+        match self.batch {
+            Batch::Unknown => None,
+            Batch::Supported => Some(true),
+            Batch::Unsupported => Some(false),
+        }
     }
 
     /// Reads every key. Keys of processes that no longer exist are deleted in the same
     /// step that reads their final value, so their last bytes are in this snapshot.
     pub fn read(&mut self) -> Result<Snapshot> {
-        // Collect keys first: deleting while walking with get_next_key can restart the walk.
-        let keys: Vec<u32> = self
-            .procs
-            .keys()
-            .collect::<Result<_, _>>()
-            .context("listing map keys")?;
-        let mut procs = Vec::with_capacity(keys.len());
-        for pid in keys {
-            let alive = Path::new("/proc").join(pid.to_string()).exists();
-            let (per_cpu, reclaimed) = if alive {
-                match self.procs.get(&pid, 0) {
-                    Ok(v) => (v.to_vec(), false),
-                    // Deleted between listing and lookup: cannot happen (only we delete).
-                    Err(e) => return Err(e).context("reading map value"),
-                }
-            } else {
-                match self.take_final(pid)? {
-                    Some(v) => (v, true),
-                    None => continue,
-                }
-            };
-            procs.push(sum_cpus(pid, &per_cpu, reclaimed));
+        self.read_with(LivePids::scan)
+    }
+
+    /// [`read`](Self::read) with the set of live processes taken from `live`, which is
+    /// called after the map was read: a key whose process is missing from that later
+    /// listing is certainly dead (a process that appears only after the listing
+    /// cannot have a key in the earlier read).
+    pub fn read_with(&mut self, live: impl FnOnce() -> io::Result<LivePids>) -> Result<Snapshot> {
+        let mut samples = Vec::new();
+        self.read_procs(&mut samples)?;
+        let live = live().context("listing processes in /proc")?;
+        let mut procs = Vec::with_capacity(samples.len());
+        for sample in samples {
+            if live.contains(sample.pid) {
+                procs.push(sample);
+            } else if let Some(v) = self.take_final(sample.pid)? {
+                procs.push(sum_cpus(sample.pid, &v, true));
+            }
         }
         let unrecorded = self
             .unrecorded
@@ -78,20 +125,86 @@ impl MapReader {
         Ok(Snapshot { procs, unrecorded })
     }
 
+    fn fd(&self) -> RawFd {
+        self.procs.map().fd().as_fd().as_raw_fd()
+    }
+
+    /// Every key with its per-CPU values summed, batched when the kernel can.
+    fn read_procs(&mut self, out: &mut Vec<ProcSample>) -> Result<()> {
+        if self.batch != Batch::Unsupported {
+            match self.read_batched(out) {
+                Ok(()) => {
+                    self.batch = Batch::Supported;
+                    return Ok(());
+                }
+                Err(e) if self.batch == Batch::Unknown && sys_bpf::is_unsupported(&e) => {
+                    log::info!("batched map reads unsupported ({e}); reading key by key");
+                    self.batch = Batch::Unsupported;
+                    out.clear();
+                }
+                Err(e) => return Err(e).context("reading the map in batches"),
+            }
+        }
+        // Collect keys first: deleting while walking with get_next_key can restart the walk.
+        let keys: Vec<u32> = self
+            .procs
+            .keys()
+            .collect::<Result<_, _>>()
+            .context("listing map keys")?;
+        out.reserve(keys.len());
+        for pid in keys {
+            match self.procs.get(&pid, 0) {
+                Ok(v) => out.push(sum_cpus(pid, &v, false)),
+                // Only flowtop deletes keys, and only after this listing.
+                Err(e) => return Err(e).context("reading map value"),
+            }
+        }
+        Ok(())
+    }
+
+    fn read_batched(&mut self, out: &mut Vec<ProcSample>) -> io::Result<()> {
+        let cpus = self.possible_cpus;
+        let mut capacity = (BATCH_VALUE_BYTES / (cpus * std::mem::size_of::<ProcCounters>()))
+            .clamp(MIN_BATCH_KEYS, MAX_BATCH_KEYS);
+        let fd = self.fd();
+        let mut cursor = sys_bpf::BatchCursor::default();
+        while !cursor.is_done() {
+            if self.batch_keys.len() < capacity {
+                self.batch_keys.resize(capacity, 0);
+                self.batch_values
+                    .resize(capacity * cpus, ProcCounters::default());
+            }
+            let n = match sys_bpf::lookup_batch(
+                fd,
+                &mut cursor,
+                as_bytes_mut(&mut self.batch_keys[..capacity]),
+                as_bytes_mut(&mut self.batch_values[..capacity * cpus]),
+                capacity as u32,
+            ) {
+                Ok(n) => n as usize,
+                // One hash bucket holds more keys than fit: make room and retry.
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                    capacity *= 2;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            out.extend(
+                self.batch_keys[..n]
+                    .iter()
+                    .zip(self.batch_values.chunks_exact(cpus))
+                    .map(|(&pid, per_cpu)| sum_cpus(pid, per_cpu, false)),
+            );
+        }
+        Ok(())
+    }
+
     /// Removes a dead process's key and returns its final per-CPU values.
     fn take_final(&mut self, pid: u32) -> Result<Option<Vec<ProcCounters>>> {
         if self.atomic_delete {
             let mut buf = vec![ProcCounters::default(); self.possible_cpus];
-            let fd = self.procs.map().fd().as_fd().as_raw_fd();
-            // SAFETY: ProcCounters is Pod and 8-byte aligned in size (32 bytes), so the
-            // buffer is exactly possible_cpus slots of the map's value size.
-            let bytes = unsafe {
-                std::slice::from_raw_parts_mut(
-                    buf.as_mut_ptr() as *mut u8,
-                    std::mem::size_of_val(buf.as_slice()),
-                )
-            };
-            match sys_bpf::lookup_and_delete(fd, &pid.to_ne_bytes(), bytes) {
+            match sys_bpf::lookup_and_delete(self.fd(), &pid.to_ne_bytes(), as_bytes_mut(&mut buf))
+            {
                 Ok(()) => return Ok(Some(buf)),
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
                 Err(e) => {
@@ -111,6 +224,52 @@ impl MapReader {
             .to_vec();
         self.procs.remove(&pid).context("deleting map key")?;
         Ok(Some(v))
+    }
+}
+
+/// The bytes of a slice of plain-old-data values, for the kernel to fill.
+fn as_bytes_mut<T: aya::Pod>(v: &mut [T]) -> &mut [u8] {
+    // SAFETY: `T: Pod` has no padding and accepts any bit pattern.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of_val(v)) }
+}
+
+/// Processes (thread-group ids) alive at one moment: one listing of `/proc` per
+/// interval instead of one `stat` per key.
+#[derive(Debug, Clone, Default)]
+pub struct LivePids(Vec<u32>);
+
+impl LivePids {
+    /// Lists the numeric entries of `/proc` (thread-group ids only: threads are not
+    /// listed there, and map keys are thread-group ids).
+    pub fn scan() -> io::Result<Self> {
+        let mut pids = Vec::with_capacity(1024);
+        for entry in std::fs::read_dir("/proc")? {
+            if let Some(pid) = entry?.file_name().to_str().and_then(|s| s.parse().ok()) {
+                pids.push(pid);
+            }
+        }
+        Ok(Self::from_iter(pids))
+    }
+
+    pub fn contains(&self, pid: u32) -> bool {
+        self.0.binary_search(&pid).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<u32> for LivePids {
+    fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
+        let mut v: Vec<u32> = iter.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        Self(v)
     }
 }
 
@@ -171,5 +330,20 @@ mod tests {
     fn comm_stops_at_nul() {
         assert_eq!(comm_to_string(b"sshd\0\0\0garbage"), "sshd");
         assert_eq!(comm_to_string(b"0123456789abcdef"), "0123456789abcdef");
+    }
+
+    #[test]
+    fn live_pids_answer_membership_in_any_order() {
+        let live: LivePids = [30, 1, 7, 7, 4_000_000].into_iter().collect();
+        assert_eq!(live.len(), 4);
+        assert!(live.contains(1) && live.contains(7) && live.contains(4_000_000));
+        assert!(!live.contains(0) && !live.contains(8));
+    }
+
+    #[test]
+    fn scanning_proc_finds_this_process_and_init() {
+        let live = LivePids::scan().unwrap();
+        assert!(live.contains(std::process::id()));
+        assert!(live.contains(1));
     }
 }
