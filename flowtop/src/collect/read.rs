@@ -91,6 +91,12 @@ impl MapReader {
         }
     }
 
+    /// Reads key by key as on kernels without batch operations (for benchmarks).
+    #[doc(hidden)]
+    pub fn force_key_by_key(&mut self) {
+        self.batch = Batch::Unsupported;
+    }
+
     /// Reads every key. Keys of processes that no longer exist are deleted in the same
     /// step that reads their final value, so their last bytes are in this snapshot.
     pub fn read(&mut self) -> Result<Snapshot> {

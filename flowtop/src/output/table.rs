@@ -20,7 +20,22 @@ impl<W: io::Write> TablePrinter<W> {
 
 /// Bytes as KB (1024) with one decimal, rounded to nearest: 300 bytes is "0.3".
 pub fn kb(bytes: u64) -> String {
-    format!("{:.1}", bytes as f64 / 1024.0)
+    Kb(bytes).to_string()
+}
+
+/// [`kb`] without allocating (100k rows per interval are 500k strings), padded
+/// like any other value.
+struct Kb(u64);
+
+impl std::fmt::Display for Kb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let width = f.width().unwrap_or(0);
+        if f.align() == Some(std::fmt::Alignment::Left) {
+            write!(f, "{:<width$.1}", self.0 as f64 / 1024.0)
+        } else {
+            write!(f, "{:>width$.1}", self.0 as f64 / 1024.0)
+        }
+    }
 }
 
 impl<W: io::Write> Printer for TablePrinter<W> {
@@ -39,11 +54,11 @@ impl<W: io::Write> Printer for TablePrinter<W> {
                 "{:<7} {:<16} {:>10} {:>10} {:>10} {:>10} {:>10}",
                 r.pid,
                 r.comm,
-                kb(r.interval.rx),
-                kb(r.interval.tx),
-                kb(r.total.rx),
-                kb(r.total.tx),
-                kb(r.total.total()),
+                Kb(r.interval.rx),
+                Kb(r.interval.tx),
+                Kb(r.total.rx),
+                Kb(r.total.tx),
+                Kb(r.total.total()),
             )?;
         }
         Ok(())
