@@ -178,31 +178,55 @@ impl Bench<'_> {
         println!(
             "## Traffic path\n\niperf3 over 127.0.0.1 (client on CPU 0, server on CPU 1), \
              {} rounds of {} s per cell, order rotated every round. Each cell: median of \
-             the per-round ratios to the bare run of the same round [lowest-highest].\n",
+             the per-round ratios to the bare run of the same round [lowest-highest]. \
+             \"bytes per CPU-s\" divides bytes received by the CPU time client and \
+             server used (the BPF programs run inside their syscalls): the cost per \
+             byte, which other load on the machine barely changes.\n",
             self.args.rounds, self.args.secs
         );
-        let mut header = "| workload | bare Mbit/s |".to_string();
+        let mut header = "| workload | measure | bare |".to_string();
         for m in &monitors[1..] {
             header += &format!(" {} |", m.label());
         }
-        println!("{header}\n|---|---|{}", "---|".repeat(monitors.len() - 1));
+        println!(
+            "{header}\n|---|---|---|{}",
+            "---|".repeat(monitors.len() - 1)
+        );
         for (w, workload) in WORKLOADS.iter().enumerate() {
-            // bps[monitor][round]
-            let mut bps = vec![Vec::new(); monitors.len()];
+            // runs[monitor][round]
+            let mut runs: Vec<Vec<Iperf>> = vec![Vec::new(); monitors.len()];
             for round in 0..self.args.rounds {
                 for i in rotated(monitors.len(), round + w) {
                     let running = self.start(monitors[i])?;
                     let r = iperf(workload, self.args.secs);
                     stop(running)?;
-                    bps[i].push(r?);
+                    runs[i].push(r?);
                 }
             }
-            let mut line = format!("| {} | {:.0} |", workload.name, median(&bps[0]) / 1e6);
-            for series in &bps[1..] {
-                let ratios: Vec<f64> = series.iter().zip(&bps[0]).map(|(m, b)| m / b).collect();
-                line += &format!(" {} |", ratio_cell(&ratios));
+            for (measure, unit, scale, get) in [
+                (
+                    "throughput",
+                    "Mbit/s",
+                    1e-6,
+                    (|r: &Iperf| r.bps) as fn(&Iperf) -> f64,
+                ),
+                ("bytes per CPU-s", "MB/CPU-s", 1e-6, |r: &Iperf| {
+                    r.bytes_per_cpu_s
+                }),
+            ] {
+                let bare: Vec<f64> = runs[0].iter().map(get).collect();
+                let mut line = format!(
+                    "| {} | {measure} | {:.0} {unit} |",
+                    workload.name,
+                    median(&bare) * scale
+                );
+                for series in &runs[1..] {
+                    let ratios: Vec<f64> =
+                        series.iter().zip(&bare).map(|(m, b)| get(m) / b).collect();
+                    line += &format!(" {} |", ratio_cell(&ratios));
+                }
+                println!("{line}");
             }
-            println!("{line}");
         }
         println!();
         Ok(())
@@ -418,8 +442,18 @@ impl Drop for IperfServer {
     }
 }
 
-/// Received throughput in bit/s of one iperf3 run.
-fn iperf(w: &Workload, secs: u64) -> Result<f64> {
+/// One iperf3 run's result.
+#[derive(Debug, Clone, Copy)]
+struct Iperf {
+    /// Received throughput, bit/s.
+    bps: f64,
+    /// Bytes received per CPU-second used by client and server together (iperf3's own
+    /// getrusage figures, which include the time BPF programs run in their syscalls).
+    /// When other work takes CPUs away, throughput falls but this barely moves.
+    bytes_per_cpu_s: f64,
+}
+
+fn iperf(w: &Workload, secs: u64) -> Result<Iperf> {
     let out = Command::new("iperf3")
         .args(["-c", "127.0.0.1", "-p", PORT, "-A", "0,1", "-J", "-t"])
         .arg(secs.to_string())
@@ -436,9 +470,19 @@ fn iperf(w: &Workload, secs: u64) -> Result<f64> {
     if let Some(e) = json.get("error") {
         bail!("iperf3: {e}");
     }
-    json.pointer("/end/sum_received/bits_per_second")
-        .and_then(|v| v.as_f64())
-        .ok_or_else(|| anyhow!("iperf3 JSON has no end.sum_received.bits_per_second"))
+    let num = |path: &str| {
+        json.pointer(path)
+            .and_then(|v| v.as_f64())
+            .ok_or_else(|| anyhow!("iperf3 JSON has no {path}"))
+    };
+    let cpu_s = (num("/end/cpu_utilization_percent/host_total")?
+        + num("/end/cpu_utilization_percent/remote_total")?)
+        / 100.0
+        * num("/end/sum_received/seconds")?;
+    Ok(Iperf {
+        bps: num("/end/sum_received/bits_per_second")?,
+        bytes_per_cpu_s: num("/end/sum_received/bytes")? / cpu_s.max(1e-9),
+    })
 }
 
 /// Sums `run_time_ns` and `run_cnt` of the BPF programs `pid` holds open (from

@@ -23,18 +23,34 @@ pub fn kb(bytes: u64) -> String {
     Kb(bytes).to_string()
 }
 
-/// [`kb`] without allocating (100k rows per interval are 500k strings), padded
-/// like any other value.
+/// [`kb`] without allocating or formatting floats (100k rows per interval are 500k
+/// numbers): integer tenths, rounded half to even exactly as `{:.1}` rounds the
+/// (exactly representable) quotient `bytes / 1024.0`.
 struct Kb(u64);
 
 impl std::fmt::Display for Kb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let width = f.width().unwrap_or(0);
-        if f.align() == Some(std::fmt::Alignment::Left) {
-            write!(f, "{:<width$.1}", self.0 as f64 / 1024.0)
-        } else {
-            write!(f, "{:>width$.1}", self.0 as f64 / 1024.0)
+        let scaled = self.0 as u128 * 10;
+        let (mut tenths, rem) = (scaled / 1024, scaled % 1024);
+        if rem > 512 || (rem == 512 && tenths % 2 == 1) {
+            tenths += 1;
         }
+        let mut buf = [0u8; 48];
+        let mut at = buf.len();
+        let digits = |mut v: u128, buf: &mut [u8; 48], at: &mut usize| loop {
+            *at -= 1;
+            buf[*at] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        };
+        digits(tenths % 10, &mut buf, &mut at);
+        at -= 1;
+        buf[at] = b'.';
+        digits(tenths / 10, &mut buf, &mut at);
+        // ASCII digits and a dot: always UTF-8.
+        f.pad(std::str::from_utf8(&buf[at..]).unwrap_or("?"))
     }
 }
 
@@ -69,6 +85,15 @@ impl<W: io::Write> Printer for TablePrinter<W> {
 mod tests {
     use super::*;
     use crate::collect::{diff::ProcRow, Bytes};
+
+    #[test]
+    fn kb_matches_float_formatting_including_ties() {
+        let float = |b: u64| format!("{:.1}", b as f64 / 1024.0);
+        for b in (0..300_000).chain([1 << 40, (1 << 40) + 256, (1 << 40) + 768, (1 << 52) + 512]) {
+            assert_eq!(kb(b), float(b), "{b} bytes");
+        }
+        assert_eq!(format!("{:>8}|{:<6}|", Kb(1536), Kb(0)), "     1.5|0.0   |");
+    }
 
     #[test]
     fn kb_keeps_small_counts_visible() {
