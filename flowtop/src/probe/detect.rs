@@ -19,7 +19,7 @@ pub struct KernelFacts {
 
 impl KernelFacts {
     pub fn detect() -> Self {
-        let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| {
+        let btf = read_vmlinux_btf().map_err(|e| {
             format!("cannot read kernel BTF at {VMLINUX_BTF} ({e}); the kernel needs CONFIG_DEBUG_INFO_BTF")
         });
         let offsets = btf
@@ -37,6 +37,17 @@ impl KernelFacts {
             sock_tracepoints,
         }
     }
+}
+
+/// The kernel's BTF, mapped rather than parsed up front: flowtop looks up a handful
+/// of types, and parsing all of vmlinux's BTF through a reader cost most of a second
+/// and ~25 MB here (see docs/performance.md). Kernels that cannot mmap the file
+/// (before 6.16) get one plain read and a parse from memory.
+fn read_vmlinux_btf() -> btf_rs::Result<Btf> {
+    Btf::from_file_with_backend(VMLINUX_BTF, btf_rs::Backend::Mmap).or_else(|e| {
+        log::debug!("mmap of {VMLINUX_BTF} failed ({e}); reading it");
+        Btf::from_bytes(&std::fs::read(VMLINUX_BTF)?)
+    })
 }
 
 const NO_SOCK_TRACEPOINTS: &str =
