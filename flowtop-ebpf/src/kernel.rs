@@ -36,6 +36,26 @@ pub fn sock_family_protocol(sk: *const u8) -> Option<(u16, u16)> {
     }
 }
 
+/// `(sk->sk_family, sk->sk_protocol)` for `tp_btf` programs, whose `sk` argument the
+/// verifier knows as a `struct sock` (BTF): plain loads replace two
+/// `bpf_probe_read_kernel` calls. The offsets live in frozen `.rodata`, so the verifier
+/// sees them as constants and checks each load against the struct's BTF layout; a
+/// load that would fault reads 0 instead (the JIT's exception table), which is not a
+/// counted family.
+#[inline(always)]
+pub fn sock_family_protocol_btf(sk: *const u8) -> Option<(u16, u16)> {
+    if sk.is_null() {
+        return None;
+    }
+    unsafe {
+        let family =
+            core::ptr::read_volatile(sk.add(OFF_SOCK_FAMILY.load() as usize) as *const u16);
+        let protocol =
+            core::ptr::read_volatile(sk.add(OFF_SOCK_PROTOCOL.load() as usize) as *const u16);
+        Some((family, protocol))
+    }
+}
+
 /// `socket->sk` of a `struct socket *`.
 #[allow(dead_code)] // used by the fentry and kprobe families
 #[inline(always)]

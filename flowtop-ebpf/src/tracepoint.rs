@@ -12,26 +12,42 @@ use aya_ebpf::{
 
 use crate::{
     account::{account, Direction},
-    kernel::sock_family_protocol,
+    kernel::{sock_family_protocol, sock_family_protocol_btf},
 };
 
 /// Arguments of both hooks: `(struct sock *sk, int ret, int flags)`.
 #[inline(always)]
 fn on_sock_length(sk: *const u8, ret: i32, flags: i32, dir: Direction) {
+    // Cheap tests first: failed calls need no struct read at all.
+    if ret <= 0 {
+        return;
+    }
     if let Some((family, protocol)) = sock_family_protocol(sk) {
+        account(family, protocol, ret as i64, flags, dir);
+    }
+}
+
+/// tp_btf: `sk` is a BTF-typed pointer, read with plain loads (no helper calls).
+#[inline(always)]
+fn on_sock_length_btf(sk: *const u8, ret: i32, flags: i32, dir: Direction) {
+    // Cheap tests first: most failed or peeking calls need no struct read at all.
+    if ret <= 0 {
+        return;
+    }
+    if let Some((family, protocol)) = sock_family_protocol_btf(sk) {
         account(family, protocol, ret as i64, flags, dir);
     }
 }
 
 #[btf_tracepoint(function = "sock_send_length")]
 pub fn tp_btf_sock_send_length(ctx: BtfTracePointContext) -> i32 {
-    on_sock_length(ctx.arg(0), ctx.arg(1), ctx.arg(2), Direction::Tx);
+    on_sock_length_btf(ctx.arg(0), ctx.arg(1), ctx.arg(2), Direction::Tx);
     0
 }
 
 #[btf_tracepoint(function = "sock_recv_length")]
 pub fn tp_btf_sock_recv_length(ctx: BtfTracePointContext) -> i32 {
-    on_sock_length(ctx.arg(0), ctx.arg(1), ctx.arg(2), Direction::Rx);
+    on_sock_length_btf(ctx.arg(0), ctx.arg(1), ctx.arg(2), Direction::Rx);
     0
 }
 

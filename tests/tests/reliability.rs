@@ -14,15 +14,27 @@ fn ctx() -> Ctx {
     Ctx::host(env!("CARGO_BIN_EXE_trafficgen"))
 }
 
-/// IDs of loaded BPF programs whose names are flowtop's (names are cut to 15 bytes).
-fn flowtop_program_ids() -> HashSet<u32> {
-    const PREFIXES: [&str; 3] = ["tp_btf_sock_", "raw_tp_sock_", "tp_sock_"];
+/// IDs of the BPF programs a process holds, from `prog_id:` in its fdinfo (exact even
+/// while other tests load flowtop's programs in parallel).
+fn program_ids_of(pid: u32) -> HashSet<u32> {
+    let mut ids = HashSet::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
+        let Ok(text) = std::fs::read_to_string(entry.unwrap().path()) else {
+            continue;
+        };
+        ids.extend(
+            text.lines()
+                .filter_map(|l| l.strip_prefix("prog_id:"))
+                .filter_map(|v| v.trim().parse::<u32>().ok()),
+        );
+    }
+    ids
+}
+
+/// IDs of every BPF program loaded in the kernel.
+fn loaded_program_ids() -> HashSet<u32> {
     aya::programs::loaded_programs()
         .filter_map(Result::ok)
-        .filter(|p| {
-            p.name_as_str()
-                .is_some_and(|n| PREFIXES.iter().any(|pre| n.starts_with(pre)))
-        })
         .map(|p| p.id())
         .collect()
 }
@@ -30,12 +42,15 @@ fn flowtop_program_ids() -> HashSet<u32> {
 #[test]
 fn sigkill_leaves_no_program_attached() {
     let ctx = ctx();
-    let before = flowtop_program_ids();
     let ft = Flowtop::start(&ctx, &[]).expect("flowtop starts");
-    let ours: HashSet<u32> = flowtop_program_ids().difference(&before).copied().collect();
+    let ours = program_ids_of(ft.pid());
     assert!(
         ours.len() >= 2,
-        "expected flowtop's send and receive programs to be loaded, found {ours:?}"
+        "expected flowtop to hold its send and receive programs, found {ours:?}"
+    );
+    assert!(
+        ours.is_subset(&loaded_program_ids()),
+        "its programs are loaded"
     );
     // SAFETY: signalling a child we started.
     unsafe { libc::kill(ft.pid() as i32, libc::SIGKILL) };
@@ -44,7 +59,7 @@ fn sigkill_leaves_no_program_attached() {
               // period), so allow a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let left: Vec<u32> = flowtop_program_ids().intersection(&ours).copied().collect();
+        let left: Vec<u32> = loaded_program_ids().intersection(&ours).copied().collect();
         if left.is_empty() {
             break;
         }

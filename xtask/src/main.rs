@@ -1,4 +1,6 @@
-//! Developer tasks: `cargo xtask <task>` (the alias is in .cargo/config.toml).
+//! Developer tasks: `cargo xtask <task>` (the alias is in .cargo/config.toml). One
+//! module per task.
+mod bench;
 mod docs;
 mod soak;
 
@@ -13,6 +15,8 @@ struct Xtask {
 
 #[derive(Debug, Subcommand)]
 enum Task {
+    /// Measure flowtop's cost against bare runs in the same session (needs root)
+    Bench(bench::BenchArgs),
     /// Generate the man page and bash/zsh/fish completions from flowtop's clap definition
     Docs(docs::DocsArgs),
     /// Churn test: many short-lived processes, each moving known bytes, while flowtop
@@ -22,6 +26,7 @@ enum Task {
 
 fn main() -> anyhow::Result<()> {
     match Xtask::parse().task {
+        Task::Bench(args) => bench::run(&args),
         Task::Docs(args) => docs::run(&args),
         Task::Soak(args) => soak::run(&args),
     }

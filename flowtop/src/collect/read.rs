@@ -1,8 +1,12 @@
 //! Reads the per-CPU maps into a [`Snapshot`].
+//!
+//! One interval's read is: the whole per-process map in batches of thousands of keys
+//! (`BPF_MAP_LOOKUP_BATCH`, falling back to get_next_key + lookup on kernels without
+//! it), then one listing of `/proc` to learn which processes are alive, then an
+//! atomic lookup-and-delete of each dead process's key, which returns its final value.
 use std::{
-    collections::HashSet,
-    os::fd::{AsFd as _, AsRawFd as _},
-    path::Path,
+    io,
+    os::fd::{AsFd as _, AsRawFd as _, RawFd},
 };
 
 use anyhow::{anyhow, Context as _, Result};
@@ -14,11 +18,34 @@ use flowtop_common::{ProcCounters, Unrecorded, MAP_PROC_BYTES, MAP_PROC_INSERTS,
 
 use super::{sys_bpf, Bytes, ProcSample, Snapshot};
 
+// Batched and lookup-and-delete reads put one value per CPU at 8-byte aligned slots;
+// `ProcCounters` fills its slot exactly, so a `Vec<ProcCounters>` is such a buffer.
+const _: () = assert!(
+    sys_bpf::per_cpu_slot(std::mem::size_of::<ProcCounters>())
+        == std::mem::size_of::<ProcCounters>()
+);
+
+/// Bytes of per-CPU values one batch may hold: bounds flowtop's memory on machines
+/// with many CPUs, while 2-CPU machines still read 4096 keys per call.
+const BATCH_VALUE_BYTES: usize = 256 * 1024;
+const MAX_BATCH_KEYS: usize = 4096;
+const MIN_BATCH_KEYS: usize = 64;
+
+/// Whether the kernel offers `BPF_MAP_LOOKUP_BATCH` for the per-process map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    /// Not tried yet: the first read probes it.
+    Unknown,
+    Supported,
+    Unsupported,
+}
+
 /// Owns the maps; the programs keep writing to them while we read.
 pub struct MapReader {
     procs: PerCpuHashMap<MapData, u32, ProcCounters>,
     unrecorded: PerCpuArray<MapData, Unrecorded>,
-    inserts: PerCpuArray<MapData, u64>,
+    /// Keys ever inserted by the programs (None for maps made by benchmarks).
+    inserts: Option<PerCpuArray<MapData, u64>>,
     capacity: u32,
     possible_cpus: usize,
     /// False once the kernel refused lookup-and-delete (before Linux 5.14).
@@ -27,6 +54,10 @@ pub struct MapReader {
     deleted: u64,
     /// Final values of processes reclaimed by [`MapReader::sweep`] since the last read.
     pending: Vec<ProcSample>,
+    batch: Batch,
+    /// Reused between intervals: keys and `keys x possible_cpus` values of one batch.
+    batch_keys: Vec<u32>,
+    batch_values: Vec<ProcCounters>,
 }
 
 impl MapReader {
@@ -38,34 +69,71 @@ impl MapReader {
         let procs = PerCpuHashMap::try_from(take(ebpf, MAP_PROC_BYTES)?)?;
         let unrecorded = PerCpuArray::try_from(take(ebpf, MAP_UNRECORDED)?)?;
         let inserts = PerCpuArray::try_from(take(ebpf, MAP_PROC_INSERTS)?)?;
+        let mut reader = Self::from_maps(procs, unrecorded)?;
+        reader.inserts = Some(inserts);
+        reader.capacity = capacity;
+        Ok(reader)
+    }
+
+    /// A reader over maps of flowtop's layout created elsewhere (benchmarks).
+    pub fn from_maps(
+        procs: PerCpuHashMap<MapData, u32, ProcCounters>,
+        unrecorded: PerCpuArray<MapData, Unrecorded>,
+    ) -> Result<Self> {
         let possible_cpus =
             aya::util::nr_cpus().map_err(|(path, e)| anyhow!("reading {path}: {e}"))?;
         Ok(Self {
             procs,
             unrecorded,
-            inserts,
-            capacity,
+            inserts: None,
+            capacity: u32::MAX,
             possible_cpus,
             atomic_delete: true,
             deleted: 0,
             pending: Vec::new(),
+            batch: Batch::Unknown,
+            batch_keys: Vec::new(),
+            batch_values: Vec::new(),
         })
+    }
+
+    /// Whether reads use `BPF_MAP_LOOKUP_BATCH` (`None`: not probed yet).
+    pub fn batched(&self) -> Option<bool> {
+        match self.batch {
+            Batch::Unknown => None,
+            Batch::Supported => Some(true),
+            Batch::Unsupported => Some(false),
+        }
+    }
+
+    /// Reads key by key as on kernels without batch operations (for benchmarks).
+    #[doc(hidden)]
+    pub fn force_key_by_key(&mut self) {
+        self.batch = Batch::Unsupported;
     }
 
     /// Reads every key. Keys of processes that no longer exist are deleted in the same
     /// step that reads their final value, so their last bytes are in this snapshot,
     /// together with those reclaimed by [`MapReader::sweep`] since the last read.
     pub fn read(&mut self) -> Result<Snapshot> {
-        let keys = self.keys()?;
-        let live = LivePids::scan();
+        self.read_with(LivePids::scan)
+    }
+
+    /// [`read`](Self::read) with the set of live processes taken from `live`, which is
+    /// called after the map was read: a key whose process is missing from that later
+    /// listing is certainly dead (a process that appears only after the listing
+    /// cannot have a key in the earlier read).
+    pub fn read_with(&mut self, live: impl FnOnce() -> io::Result<LivePids>) -> Result<Snapshot> {
+        let mut samples = Vec::new();
+        self.read_procs(&mut samples)?;
+        let live = live().context("listing processes in /proc")?;
         let mut procs = std::mem::take(&mut self.pending);
-        procs.reserve(keys.len());
-        for pid in keys {
-            if live.contains(pid) {
-                let v = self.procs.get(&pid, 0).context("reading map value")?;
-                procs.push(sum_cpus(pid, &v, false));
-            } else if let Some(v) = self.take_final(pid)? {
-                procs.push(sum_cpus(pid, &v, true));
+        procs.reserve(samples.len());
+        for sample in samples {
+            if live.contains(sample.pid) {
+                procs.push(sample);
+            } else if let Some(v) = self.take_final(sample.pid)? {
+                procs.push(sum_cpus(sample.pid, &v, true));
             }
         }
         let unrecorded = self
@@ -88,12 +156,14 @@ impl MapReader {
         if self.occupancy()? * 4 < u64::from(self.capacity) {
             return Ok(());
         }
-        let live = LivePids::scan();
+        let mut samples = Vec::new();
+        self.read_procs(&mut samples)?;
+        let live = LivePids::scan().context("listing processes in /proc")?;
         let before = self.deleted;
-        for pid in self.keys()? {
-            if !live.contains(pid) {
-                if let Some(v) = self.take_final(pid)? {
-                    self.pending.push(sum_cpus(pid, &v, true));
+        for sample in samples {
+            if !live.contains(sample.pid) {
+                if let Some(v) = self.take_final(sample.pid)? {
+                    self.pending.push(sum_cpus(sample.pid, &v, true));
                 }
             }
         }
@@ -104,10 +174,13 @@ impl MapReader {
         Ok(())
     }
 
-    /// Keys in the map now (inserted by the programs minus deleted by flowtop).
+    /// Keys in the map now (inserted by the programs minus deleted by flowtop); 0 for
+    /// maps without an insert counter.
     pub fn occupancy(&self) -> Result<u64> {
-        let inserted: u64 = self
-            .inserts
+        let Some(inserts) = &self.inserts else {
+            return Ok(0);
+        };
+        let inserted: u64 = inserts
             .get(&0, 0)
             .context("reading the insert count")?
             .iter()
@@ -115,28 +188,86 @@ impl MapReader {
         Ok(inserted.saturating_sub(self.deleted))
     }
 
-    /// Collect keys first: deleting while walking with get_next_key can restart the walk.
-    fn keys(&self) -> Result<Vec<u32>> {
-        self.procs
+    fn fd(&self) -> RawFd {
+        self.procs.map().fd().as_fd().as_raw_fd()
+    }
+
+    /// Every key with its per-CPU values summed, batched when the kernel can.
+    fn read_procs(&mut self, out: &mut Vec<ProcSample>) -> Result<()> {
+        if self.batch != Batch::Unsupported {
+            match self.read_batched(out) {
+                Ok(()) => {
+                    self.batch = Batch::Supported;
+                    return Ok(());
+                }
+                Err(e) if self.batch == Batch::Unknown && sys_bpf::is_unsupported(&e) => {
+                    log::info!("batched map reads unsupported ({e}); reading key by key");
+                    self.batch = Batch::Unsupported;
+                    out.clear();
+                }
+                Err(e) => return Err(e).context("reading the map in batches"),
+            }
+        }
+        // Collect keys first: deleting while walking with get_next_key can restart the walk.
+        let keys: Vec<u32> = self
+            .procs
             .keys()
             .collect::<Result<_, _>>()
-            .context("listing map keys")
+            .context("listing map keys")?;
+        out.reserve(keys.len());
+        for pid in keys {
+            match self.procs.get(&pid, 0) {
+                Ok(v) => out.push(sum_cpus(pid, &v, false)),
+                // Only flowtop deletes keys, and only after this listing.
+                Err(e) => return Err(e).context("reading map value"),
+            }
+        }
+        Ok(())
+    }
+
+    fn read_batched(&mut self, out: &mut Vec<ProcSample>) -> io::Result<()> {
+        let cpus = self.possible_cpus;
+        let mut capacity = (BATCH_VALUE_BYTES / (cpus * std::mem::size_of::<ProcCounters>()))
+            .clamp(MIN_BATCH_KEYS, MAX_BATCH_KEYS);
+        let fd = self.fd();
+        let mut cursor = sys_bpf::BatchCursor::default();
+        while !cursor.is_done() {
+            if self.batch_keys.len() < capacity {
+                self.batch_keys.resize(capacity, 0);
+                self.batch_values
+                    .resize(capacity * cpus, ProcCounters::default());
+            }
+            let n = match sys_bpf::lookup_batch(
+                fd,
+                &mut cursor,
+                as_bytes_mut(&mut self.batch_keys[..capacity]),
+                as_bytes_mut(&mut self.batch_values[..capacity * cpus]),
+                capacity as u32,
+            ) {
+                Ok(n) => n as usize,
+                // One hash bucket holds more keys than fit: make room and retry.
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                    capacity *= 2;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            out.extend(
+                self.batch_keys[..n]
+                    .iter()
+                    .zip(self.batch_values.chunks_exact(cpus))
+                    .map(|(&pid, per_cpu)| sum_cpus(pid, per_cpu, false)),
+            );
+        }
+        Ok(())
     }
 
     /// Removes a dead process's key and returns its final per-CPU values.
     fn take_final(&mut self, pid: u32) -> Result<Option<Vec<ProcCounters>>> {
         if self.atomic_delete {
             let mut buf = vec![ProcCounters::default(); self.possible_cpus];
-            let fd = self.procs.map().fd().as_fd().as_raw_fd();
-            // SAFETY: ProcCounters is Pod and 8-byte aligned in size (32 bytes), so the
-            // buffer is exactly possible_cpus slots of the map's value size.
-            let bytes = unsafe {
-                std::slice::from_raw_parts_mut(
-                    buf.as_mut_ptr() as *mut u8,
-                    std::mem::size_of_val(buf.as_slice()),
-                )
-            };
-            match sys_bpf::lookup_and_delete(fd, &pid.to_ne_bytes(), bytes) {
+            match sys_bpf::lookup_and_delete(self.fd(), &pid.to_ne_bytes(), as_bytes_mut(&mut buf))
+            {
                 Ok(()) => {
                     self.deleted += 1;
                     return Ok(Some(buf));
@@ -163,23 +294,49 @@ impl MapReader {
     }
 }
 
-/// Processes alive now: one readdir of /proc instead of a stat per key. A PID not
-/// in the listing is checked once more, for a process started after the listing.
-struct LivePids(HashSet<u32>);
+/// The bytes of a slice of plain-old-data values, for the kernel to fill.
+fn as_bytes_mut<T: aya::Pod>(v: &mut [T]) -> &mut [u8] {
+    // SAFETY: `T: Pod` has no padding and accepts any bit pattern.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of_val(v)) }
+}
+
+/// Processes (thread-group ids) alive at one moment: one listing of `/proc` per
+/// interval instead of one `stat` per key.
+#[derive(Debug, Clone, Default)]
+pub struct LivePids(Vec<u32>);
 
 impl LivePids {
-    fn scan() -> Self {
-        let pids = std::fs::read_dir("/proc")
-            .map(|dir| {
-                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        Self(pids)
+    /// Lists the numeric entries of `/proc` (thread-group ids only: threads are not
+    /// listed there, and map keys are thread-group ids).
+    pub fn scan() -> io::Result<Self> {
+        let mut pids = Vec::with_capacity(1024);
+        for entry in std::fs::read_dir("/proc")? {
+            if let Some(pid) = entry?.file_name().to_str().and_then(|s| s.parse().ok()) {
+                pids.push(pid);
+            }
+        }
+        Ok(Self::from_iter(pids))
     }
 
-    fn contains(&self, pid: u32) -> bool {
-        self.0.contains(&pid) || Path::new("/proc").join(pid.to_string()).exists()
+    pub fn contains(&self, pid: u32) -> bool {
+        self.0.binary_search(&pid).is_ok()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<u32> for LivePids {
+    fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
+        let mut v: Vec<u32> = iter.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        Self(v)
     }
 }
 
@@ -240,5 +397,20 @@ mod tests {
     fn comm_stops_at_nul() {
         assert_eq!(comm_to_string(b"sshd\0\0\0garbage"), "sshd");
         assert_eq!(comm_to_string(b"0123456789abcdef"), "0123456789abcdef");
+    }
+
+    #[test]
+    fn live_pids_answer_membership_in_any_order() {
+        let live: LivePids = [30, 1, 7, 7, 4_000_000].into_iter().collect();
+        assert_eq!(live.len(), 4);
+        assert!(live.contains(1) && live.contains(7) && live.contains(4_000_000));
+        assert!(!live.contains(0) && !live.contains(8));
+    }
+
+    #[test]
+    fn scanning_proc_finds_this_process_and_init() {
+        let live = LivePids::scan().unwrap();
+        assert!(live.contains(std::process::id()));
+        assert!(live.contains(1));
     }
 }

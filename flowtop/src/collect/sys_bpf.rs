@@ -1,9 +1,16 @@
-//! The one `bpf(2)` command flowtop needs that aya 0.14 does not expose:
-//! `BPF_MAP_LOOKUP_AND_DELETE_ELEM`, which removes a key and returns its last value
-//! atomically, so reclaiming a dead process's key loses none of its bytes.
+//! The `bpf(2)` commands flowtop needs that aya 0.14 does not expose:
+//! - `BPF_MAP_LOOKUP_AND_DELETE_ELEM`, which removes a key and returns its last value
+//!   atomically, so reclaiming a dead process's key loses none of its bytes;
+//! - `BPF_MAP_LOOKUP_BATCH` (aya#1124), which reads thousands of keys and their
+//!   per-CPU values in one call instead of two syscalls per key.
 use std::{io, os::fd::RawFd};
 
 const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+
+/// The kernel's internal `ENOTSUPP` (not `EOPNOTSUPP`), which leaks to userspace
+/// from map types without batch operations.
+pub const ENOTSUPP: i32 = 524;
 
 /// The `map_elem` member of `union bpf_attr`.
 #[repr(C)]
@@ -15,29 +22,148 @@ struct MapElemAttr {
     flags: u64,
 }
 
-/// Deletes `key` and writes its value to `value` (for per-CPU maps: one 8-byte
-/// aligned slot per possible CPU). Needs Linux 5.14+ for hash maps.
-pub fn lookup_and_delete(fd: RawFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
-    let attr = MapElemAttr {
-        map_fd: fd as u32,
-        _pad: 0,
-        key: key.as_ptr() as u64,
-        value: value.as_mut_ptr() as u64,
-        flags: 0,
-    };
-    // SAFETY: attr points at valid key/value buffers of the map's sizes, which the
-    // caller guarantees; the kernel reads `size_of::<MapElemAttr>()` bytes of attr.
+/// The `batch` member of `union bpf_attr`.
+#[repr(C)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<()> {
+    // SAFETY: `attr` is one of the `union bpf_attr` members above, whose pointers the
+    // callers set to buffers of the sizes the kernel will read or write.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
-            BPF_MAP_LOOKUP_AND_DELETE_ELEM,
-            &attr as *const MapElemAttr,
-            std::mem::size_of::<MapElemAttr>() as u32,
+            cmd,
+            attr as *mut T,
+            std::mem::size_of::<T>() as u32,
         )
     };
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+/// Deletes `key` and writes its value to `value` (for per-CPU maps: one 8-byte
+/// aligned slot per possible CPU). Needs Linux 5.14+ for hash maps.
+pub fn lookup_and_delete(fd: RawFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
+    let mut attr = MapElemAttr {
+        map_fd: fd as u32,
+        _pad: 0,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        flags: 0,
+    };
+    sys_bpf(BPF_MAP_LOOKUP_AND_DELETE_ELEM, &mut attr)
+}
+
+/// Size of one value slot in per-CPU buffers: the kernel rounds each CPU's value up
+/// to 8 bytes.
+pub const fn per_cpu_slot(value_size: usize) -> usize {
+    value_size.div_ceil(8) * 8
+}
+
+/// Where a batched walk of a hash map stands. The kernel's token for hash maps is a
+/// bucket index (`u32`); 8 bytes leave room for any map type's token.
+#[derive(Debug, Default)]
+pub struct BatchCursor {
+    token: [u64; 1],
+    started: bool,
+    done: bool,
+}
+
+impl BatchCursor {
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+/// One `BPF_MAP_LOOKUP_BATCH` call: fills up to `capacity` keys into `keys`
+/// (`capacity * key_size` bytes) and their values into `values` (for per-CPU maps
+/// `capacity * possible_cpus * per_cpu_slot(value_size)` bytes). Returns how many
+/// entries were written; `cursor.is_done()` once the walk reached the end.
+///
+/// Errors: `EINVAL`/`ENOTSUPP`/`EOPNOTSUPP` when the kernel or map type has no batch
+/// operations (before Linux 5.6), `ENOSPC` when one hash bucket holds more keys than
+/// `capacity` (retry with more room).
+pub fn lookup_batch(
+    fd: RawFd,
+    cursor: &mut BatchCursor,
+    keys: &mut [u8],
+    values: &mut [u8],
+    capacity: u32,
+) -> io::Result<u32> {
+    if cursor.done {
+        return Ok(0);
+    }
+    let mut out = [0u64; 1];
+    let mut attr = BatchAttr {
+        in_batch: if cursor.started {
+            cursor.token.as_ptr() as u64
+        } else {
+            0
+        },
+        out_batch: out.as_mut_ptr() as u64,
+        keys: keys.as_mut_ptr() as u64,
+        values: values.as_mut_ptr() as u64,
+        count: capacity,
+        map_fd: fd as u32,
+        elem_flags: 0,
+        flags: 0,
+    };
+    match sys_bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) {
+        Ok(()) => {
+            cursor.token = out;
+            cursor.started = true;
+            Ok(attr.count)
+        }
+        // The end of the map: `count` entries were still written.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            cursor.done = true;
+            Ok(attr.count)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// True for the errors that mean "this kernel or map type has no batch operations".
+pub fn is_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL) | Some(ENOTSUPP) | Some(libc::EOPNOTSUPP)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attrs_match_the_kernel_layout() {
+        assert_eq!(std::mem::size_of::<MapElemAttr>(), 32);
+        assert_eq!(std::mem::size_of::<BatchAttr>(), 56);
+    }
+
+    #[test]
+    fn per_cpu_slots_are_rounded_up_to_eight_bytes() {
+        assert_eq!(per_cpu_slot(32), 32);
+        assert_eq!(per_cpu_slot(12), 16);
+        assert_eq!(per_cpu_slot(1), 8);
+    }
+
+    #[test]
+    fn unsupported_errors_are_recognised() {
+        assert!(is_unsupported(&io::Error::from_raw_os_error(libc::EINVAL)));
+        assert!(is_unsupported(&io::Error::from_raw_os_error(ENOTSUPP)));
+        assert!(!is_unsupported(&io::Error::from_raw_os_error(libc::EPERM)));
     }
 }

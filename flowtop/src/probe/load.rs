@@ -12,7 +12,7 @@ use super::{
     btf_offsets::KernelOffsets,
     detect::ensure_tracefs,
     select::{Candidate, NoProbe},
-    Family, ProgramKind,
+    Family, ProgramKind, PROGRAM_KIND_ENV,
 };
 
 /// The eBPF object built by build.rs (aya-build), embedded in the binary.
@@ -39,9 +39,14 @@ pub struct Attached {
 pub fn attach_first(candidates: &[Candidate], cfg: &LoadConfig) -> Result<Attached, NoProbe> {
     raise_memlock_rlimit();
     let mut no = NoProbe::default();
+    let forced = ProgramKind::forced();
     for candidate in candidates {
         let mut failures = Vec::new();
         for &kind in &candidate.kinds {
+            if forced.is_some_and(|f| f != kind) {
+                failures.push(format!("{kind}: skipped ({PROGRAM_KIND_ENV} is set)"));
+                continue;
+            }
             match attach_kind(candidate.family, kind, cfg) {
                 Ok(ebpf) => {
                     log::info!("attached probe family {} as {kind}", candidate.family);

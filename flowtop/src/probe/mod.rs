@@ -41,6 +41,30 @@ pub enum ProgramKind {
     Classic,
 }
 
+/// Environment variable (undocumented, for benchmarks and debugging) that restricts
+/// attaching to one program kind: `tp_btf`, `raw_tp` or `tracepoint`.
+pub const PROGRAM_KIND_ENV: &str = "FLOWTOP_PROGRAM_KIND";
+
+impl ProgramKind {
+    pub const ALL: [ProgramKind; 3] =
+        [ProgramKind::TpBtf, ProgramKind::RawTp, ProgramKind::Classic];
+
+    /// The kind named by its `Display` form.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.to_string() == name)
+    }
+
+    /// The kind forced with [`PROGRAM_KIND_ENV`], if set to a known name.
+    pub fn forced() -> Option<Self> {
+        let name = std::env::var(PROGRAM_KIND_ENV).ok()?;
+        let kind = Self::from_name(&name);
+        if kind.is_none() {
+            log::warn!("ignoring {PROGRAM_KIND_ENV}={name}: expected tp_btf, raw_tp or tracepoint");
+        }
+        kind
+    }
+}
+
 impl fmt::Display for ProgramKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -48,5 +72,18 @@ impl fmt::Display for ProgramKind {
             ProgramKind::RawTp => "raw_tp",
             ProgramKind::Classic => "tracepoint",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_kinds_round_trip_through_their_names() {
+        for k in ProgramKind::ALL {
+            assert_eq!(ProgramKind::from_name(&k.to_string()), Some(k));
+        }
+        assert_eq!(ProgramKind::from_name("kprobe"), None);
     }
 }
