@@ -179,11 +179,14 @@ mod tests {
 
     #[test]
     fn no_probe_names_every_family_and_its_reason() {
-        let err = plan(ProbeRequest::Auto, &facts(true, false)).unwrap_err();
+        let mut f = facts(true, false);
+        f.fentry = Err("no trampolines".into());
+        f.kprobes = Err("no kprobes".into());
+        let err = plan(ProbeRequest::Auto, &f).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("tracepoint: no tracepoints"), "{msg}");
-        assert!(msg.contains("fentry: "), "{msg}");
-        assert!(msg.contains("kprobe: "), "{msg}");
+        assert!(msg.contains("fentry: no trampolines"), "{msg}");
+        assert!(msg.contains("kprobe: no kprobes"), "{msg}");
     }
 
     #[test]
