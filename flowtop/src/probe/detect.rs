@@ -37,7 +37,13 @@ impl KernelFacts {
             .and_then(|b| KernelOffsets::from_btf(b).map_err(|e| format!("{e:#}")));
         let sock_tracepoints = match &btf {
             // tp_btf hooks are described in BTF as `btf_trace_<name>` typedefs.
-            Ok(b) if b.resolve_ids_by_name("btf_trace_sock_send_length").is_ok() => Ok(()),
+            // (btf-rs answers an unknown name with an empty list, not an error.)
+            Ok(b)
+                if b.resolve_ids_by_name("btf_trace_sock_send_length")
+                    .is_ok_and(|ids| !ids.is_empty()) =>
+            {
+                Ok(())
+            }
             Ok(_) => Err(NO_SOCK_TRACEPOINTS.to_string()),
             Err(_) => tracefs_event_exists("sock/sock_send_length"),
         };
