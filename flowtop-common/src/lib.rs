@@ -12,6 +12,10 @@ pub const COMM_LEN: usize = 16;
 pub const MAP_PROC_BYTES: &str = "PROC_BYTES";
 /// Per-CPU array with one [`Unrecorded`] slot: bytes seen but not stored (map full).
 pub const MAP_UNRECORDED: &str = "UNRECORDED";
+/// Per-CPU array with one `u64` slot: keys ever inserted into [`MAP_PROC_BYTES`].
+/// With the number of keys userspace deleted, it gives the map's occupancy without
+/// walking it, so flowtop knows when to reclaim early.
+pub const MAP_PROC_INSERTS: &str = "PROC_INSERTS";
 /// Default capacity of [`MAP_PROC_BYTES`] (processes alive at once that moved bytes).
 pub const DEFAULT_MAX_ENTRIES: u32 = 16384;
 /// Hash: thread -> socket call in progress, for the kprobe family's return probes.

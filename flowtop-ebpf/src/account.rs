@@ -7,7 +7,7 @@ use flowtop_common::{
 
 use crate::{
     kernel::process_comm,
-    maps::{PROC_BYTES, UNRECORDED},
+    maps::{PROC_BYTES, PROC_INSERTS, UNRECORDED},
 };
 
 /// Only count this thread-group id (0: all). Fixed at load time, so the verifier
@@ -49,9 +49,13 @@ pub fn account(family: u16, protocol: u16, ret: i64, flags: i32, dir: Direction)
     // A per-CPU insert from a program sets this CPU's slot and zeroes the others.
     // EEXIST means another CPU inserted the key first: add to it instead. Anything
     // else (E2BIG: map full) is counted as unrecorded, never dropped silently.
-    if PROC_BYTES.insert(tgid, fresh, BPF_NOEXIST as u64).is_ok()
-        || add_to_existing(tgid, bytes, dir, comm)
-    {
+    if PROC_BYTES.insert(tgid, fresh, BPF_NOEXIST as u64).is_ok() {
+        if let Some(inserts) = PROC_INSERTS.get_ptr_mut(0) {
+            unsafe { *inserts += 1 };
+        }
+        return;
+    }
+    if add_to_existing(tgid, bytes, dir, comm) {
         return;
     }
     if let Some(lost) = UNRECORDED.get_ptr_mut(0) {

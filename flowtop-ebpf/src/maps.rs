@@ -28,3 +28,6 @@ pub struct InFlight {
 /// Thread (pid_tgid) -> its socket call in progress (kprobe family only).
 #[map(name = "IN_FLIGHT")]
 pub static IN_FLIGHT: HashMap<u64, InFlight> = HashMap::with_max_entries(IN_FLIGHT_MAX, 0);
+/// Slot 0: keys inserted into `PROC_BYTES` (occupancy = inserts - userspace deletes).
+#[map(name = "PROC_INSERTS")]
+pub static PROC_INSERTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

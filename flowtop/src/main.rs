@@ -22,12 +22,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// `-v` turns on info (what was attached, what was skipped), `-vv` debug; RUST_LOG
-/// overrides both. Logs go to stderr: stdout carries only data.
+/// `-v` turns on info (what was attached, what was skipped), `-vv` flowtop's debug
+/// messages, `-vvv` also aya's; RUST_LOG overrides all. Logs go to stderr: stdout
+/// carries only data.
 fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => "warn",
         1 => "info",
+        2 => "info,flowtop=debug",
         _ => "debug",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))

@@ -8,7 +8,7 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 use tokio::{
-    signal::unix::{signal, SignalKind},
+    signal::unix::{signal, Signal, SignalKind},
     time::{interval_at, Instant, MissedTickBehavior},
 };
 
@@ -23,6 +23,9 @@ use crate::{
         select::{plan, Facts},
     },
 };
+
+/// How often flowtop checks whether exited processes' keys must be reclaimed early.
+const SWEEP_PERIOD: Duration = Duration::from_millis(50);
 
 pub fn run(cli: &Cli) -> Result<()> {
     if !privileges::can_trace(privileges::effective_caps()) {
@@ -41,44 +44,82 @@ pub fn run(cli: &Cli) -> Result<()> {
             offsets: facts.offsets.ok(),
         },
     )?;
-    let reader = MapReader::new(&mut attached.ebpf)?;
+    let reader = MapReader::new(&mut attached.ebpf, cli.max_entries)?;
+    privileges::drop_after_attach().context("dropping capabilities after attaching")?;
+    log::debug!(
+        "capabilities now {:#x}, no_new_privs set",
+        privileges::effective_caps()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the event loop")?;
+    // Handlers go in before the "counting" line: a SIGINT sent as soon as that line
+    // appears must print the partial interval and exit 0, not kill the process.
+    let signals = {
+        let _rt = runtime.enter();
+        Signals {
+            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+        }
+    };
     log::info!(
         "counting with probe family {} ({}); first report in {}s",
         attached.family,
         attached.kind,
         cli.interval
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the event loop")?;
     let stdout = io::stdout().lock();
     let printer = output::printer(cli.format, stdout);
     // `attached` lives until here: dropping it detaches the programs.
-    let result = runtime.block_on(report_loop(cli, reader, printer));
+    let result = runtime.block_on(report_loop(cli, reader, printer, signals));
     drop(attached);
     result
+}
+
+/// SIGINT and SIGTERM streams, installed before flowtop announces that it counts.
+struct Signals {
+    int: Signal,
+    term: Signal,
 }
 
 async fn report_loop(
     cli: &Cli,
     mut reader: MapReader,
     mut printer: Box<dyn Printer + '_>,
+    signals: Signals,
 ) -> Result<()> {
     let period = Duration::from_secs(cli.interval);
     let mut ticks = interval_at(Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    // Reclaim sweeps between reports (cheap unless the map is over a quarter full).
+    let mut sweeps = tokio::time::interval(SWEEP_PERIOD);
+    sweeps.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let Signals {
+        int: mut sigint,
+        term: mut sigterm,
+    } = signals;
     let mut differ = Differ::new();
     let mut reports = 0u64;
     loop {
         let stopping = tokio::select! {
+            _ = sweeps.tick() => {
+                reader.sweep()?;
+                continue;
+            }
             _ = ticks.tick() => false,
             _ = sigint.recv() => true,
             _ = sigterm.recv() => true,
         };
-        let report = differ.next(&reader.read()?);
+        let occupancy = reader.occupancy()?;
+        let snapshot = reader.read()?;
+        log::debug!(
+            "interval {}: keys in the process map: {occupancy} (capacity {}), {} processes read",
+            differ.intervals() + 1,
+            cli.max_entries,
+            snapshot.procs.len(),
+        );
+        let report = differ.next(&snapshot);
         if report.unrecorded.total() > 0 {
             log::warn!(
                 "map full: {} bytes received and {} sent could not be attributed to a process \

@@ -93,6 +93,11 @@ impl Differ {
         }
     }
 
+    /// Intervals reported so far.
+    pub fn intervals(&self) -> u64 {
+        self.intervals
+    }
+
     /// Processes remembered between intervals.
     #[cfg(test)]
     pub fn tracked(&self) -> usize {

@@ -1,5 +1,6 @@
 //! Reads the per-CPU maps into a [`Snapshot`].
 use std::{
+    collections::HashSet,
     os::fd::{AsFd as _, AsRawFd as _},
     path::Path,
 };
@@ -9,7 +10,7 @@ use aya::{
     maps::{IterableMap, MapData, PerCpuArray, PerCpuHashMap},
     Ebpf,
 };
-use flowtop_common::{ProcCounters, Unrecorded, MAP_PROC_BYTES, MAP_UNRECORDED};
+use flowtop_common::{ProcCounters, Unrecorded, MAP_PROC_BYTES, MAP_PROC_INSERTS, MAP_UNRECORDED};
 
 use super::{sys_bpf, Bytes, ProcSample, Snapshot};
 
@@ -17,54 +18,55 @@ use super::{sys_bpf, Bytes, ProcSample, Snapshot};
 pub struct MapReader {
     procs: PerCpuHashMap<MapData, u32, ProcCounters>,
     unrecorded: PerCpuArray<MapData, Unrecorded>,
+    inserts: PerCpuArray<MapData, u64>,
+    capacity: u32,
     possible_cpus: usize,
     /// False once the kernel refused lookup-and-delete (before Linux 5.14).
     atomic_delete: bool,
+    /// Keys flowtop deleted; with the kernel's insert count, the map's occupancy.
+    deleted: u64,
+    /// Final values of processes reclaimed by [`MapReader::sweep`] since the last read.
+    pending: Vec<ProcSample>,
 }
 
 impl MapReader {
-    pub fn new(ebpf: &mut Ebpf) -> Result<Self> {
+    pub fn new(ebpf: &mut Ebpf, capacity: u32) -> Result<Self> {
         let take = |ebpf: &mut Ebpf, name: &str| {
             ebpf.take_map(name)
                 .ok_or_else(|| anyhow!("map {name} missing from the eBPF object"))
         };
         let procs = PerCpuHashMap::try_from(take(ebpf, MAP_PROC_BYTES)?)?;
         let unrecorded = PerCpuArray::try_from(take(ebpf, MAP_UNRECORDED)?)?;
+        let inserts = PerCpuArray::try_from(take(ebpf, MAP_PROC_INSERTS)?)?;
         let possible_cpus =
             aya::util::nr_cpus().map_err(|(path, e)| anyhow!("reading {path}: {e}"))?;
         Ok(Self {
             procs,
             unrecorded,
+            inserts,
+            capacity,
             possible_cpus,
             atomic_delete: true,
+            deleted: 0,
+            pending: Vec::new(),
         })
     }
 
     /// Reads every key. Keys of processes that no longer exist are deleted in the same
-    /// step that reads their final value, so their last bytes are in this snapshot.
+    /// step that reads their final value, so their last bytes are in this snapshot,
+    /// together with those reclaimed by [`MapReader::sweep`] since the last read.
     pub fn read(&mut self) -> Result<Snapshot> {
-        // Collect keys first: deleting while walking with get_next_key can restart the walk.
-        let keys: Vec<u32> = self
-            .procs
-            .keys()
-            .collect::<Result<_, _>>()
-            .context("listing map keys")?;
-        let mut procs = Vec::with_capacity(keys.len());
+        let keys = self.keys()?;
+        let live = LivePids::scan();
+        let mut procs = std::mem::take(&mut self.pending);
+        procs.reserve(keys.len());
         for pid in keys {
-            let alive = Path::new("/proc").join(pid.to_string()).exists();
-            let (per_cpu, reclaimed) = if alive {
-                match self.procs.get(&pid, 0) {
-                    Ok(v) => (v.to_vec(), false),
-                    // Deleted between listing and lookup: cannot happen (only we delete).
-                    Err(e) => return Err(e).context("reading map value"),
-                }
-            } else {
-                match self.take_final(pid)? {
-                    Some(v) => (v, true),
-                    None => continue,
-                }
-            };
-            procs.push(sum_cpus(pid, &per_cpu, reclaimed));
+            if live.contains(pid) {
+                let v = self.procs.get(&pid, 0).context("reading map value")?;
+                procs.push(sum_cpus(pid, &v, false));
+            } else if let Some(v) = self.take_final(pid)? {
+                procs.push(sum_cpus(pid, &v, true));
+            }
         }
         let unrecorded = self
             .unrecorded
@@ -76,6 +78,49 @@ impl MapReader {
                 tx: acc.tx + u.tx_bytes,
             });
         Ok(Snapshot { procs, unrecorded })
+    }
+
+    /// Between reports: when the map is more than a quarter full, reclaims the keys of
+    /// processes that have exited and keeps their final values for the next report.
+    /// Under heavy process churn this keeps room for new processes, so nothing goes
+    /// unrecorded; otherwise it costs one array read.
+    pub fn sweep(&mut self) -> Result<()> {
+        if self.occupancy()? * 4 < u64::from(self.capacity) {
+            return Ok(());
+        }
+        let live = LivePids::scan();
+        let before = self.deleted;
+        for pid in self.keys()? {
+            if !live.contains(pid) {
+                if let Some(v) = self.take_final(pid)? {
+                    self.pending.push(sum_cpus(pid, &v, true));
+                }
+            }
+        }
+        log::debug!(
+            "sweep reclaimed {} keys of exited processes",
+            self.deleted - before
+        );
+        Ok(())
+    }
+
+    /// Keys in the map now (inserted by the programs minus deleted by flowtop).
+    pub fn occupancy(&self) -> Result<u64> {
+        let inserted: u64 = self
+            .inserts
+            .get(&0, 0)
+            .context("reading the insert count")?
+            .iter()
+            .sum();
+        Ok(inserted.saturating_sub(self.deleted))
+    }
+
+    /// Collect keys first: deleting while walking with get_next_key can restart the walk.
+    fn keys(&self) -> Result<Vec<u32>> {
+        self.procs
+            .keys()
+            .collect::<Result<_, _>>()
+            .context("listing map keys")
     }
 
     /// Removes a dead process's key and returns its final per-CPU values.
@@ -92,7 +137,10 @@ impl MapReader {
                 )
             };
             match sys_bpf::lookup_and_delete(fd, &pid.to_ne_bytes(), bytes) {
-                Ok(()) => return Ok(Some(buf)),
+                Ok(()) => {
+                    self.deleted += 1;
+                    return Ok(Some(buf));
+                }
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
                 Err(e) => {
                     log::info!(
@@ -110,7 +158,28 @@ impl MapReader {
             .context("reading map value")?
             .to_vec();
         self.procs.remove(&pid).context("deleting map key")?;
+        self.deleted += 1;
         Ok(Some(v))
+    }
+}
+
+/// Processes alive now: one readdir of /proc instead of a stat per key. A PID not
+/// in the listing is checked once more, for a process started after the listing.
+struct LivePids(HashSet<u32>);
+
+impl LivePids {
+    fn scan() -> Self {
+        let pids = std::fs::read_dir("/proc")
+            .map(|dir| {
+                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self(pids)
+    }
+
+    fn contains(&self, pid: u32) -> bool {
+        self.0.contains(&pid) || Path::new("/proc").join(pid.to_string()).exists()
     }
 }
 

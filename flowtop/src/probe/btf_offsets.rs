@@ -1,8 +1,9 @@
 //! Offsets of the kernel struct fields the programs read, taken from the running
 //! kernel's BTF. aya cannot emit CO-RE relocations from Rust, so this is how a
 //! flowtop built anywhere reads `struct sock` and `task_struct` correctly everywhere.
-use anyhow::{anyhow, bail, Context as _, Result};
-use btf_rs::{Btf, BtfType, Type};
+use anyhow::Result;
+
+use super::btf::KernelBtf;
 
 /// Where the running kernel publishes its own BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -18,77 +19,69 @@ pub struct KernelOffsets {
 }
 
 impl KernelOffsets {
-    pub fn from_btf(btf: &Btf) -> Result<Self> {
+    pub fn from_btf(btf: &KernelBtf) -> Result<Self> {
         Ok(Self {
-            sock_family: field_offset(btf, "sock", &["__sk_common", "skc_family"])?,
-            sock_protocol: field_offset(btf, "sock", &["sk_protocol"])?,
-            socket_sk: field_offset(btf, "socket", &["sk"])?,
-            task_group_leader: field_offset(btf, "task_struct", &["group_leader"])?,
-            task_comm: field_offset(btf, "task_struct", &["comm"])?,
+            sock_family: btf.field_offset("sock", &["__sk_common", "skc_family"])?,
+            sock_protocol: btf.field_offset("sock", &["sk_protocol"])?,
+            socket_sk: btf.field_offset("socket", &["sk"])?,
+            task_group_leader: btf.field_offset("task_struct", &["group_leader"])?,
+            task_comm: btf.field_offset("task_struct", &["comm"])?,
         })
     }
 }
 
-/// Byte offset of `path` (nested member names) inside `struct name`, looking through
-/// anonymous structs and unions (randomized `task_struct` layouts nest fields so).
-pub fn field_offset(btf: &Btf, name: &str, path: &[&str]) -> Result<u32> {
-    let mut ty = btf
-        .resolve_types_by_name(name)
-        .with_context(|| format!("kernel BTF has no struct {name}"))?
-        .into_iter()
-        .find(|t| matches!(t, Type::Struct(s) if !s.members.is_empty()))
-        .ok_or_else(|| anyhow!("kernel BTF has no struct {name}"))?;
-    let mut bits = 0u32;
-    for (i, member) in path.iter().enumerate() {
-        let (off, member_ty) = find_member(btf, &ty, member)?.ok_or_else(|| {
-            anyhow!(
-                "kernel BTF: struct {name} has no field {}",
-                path[..=i].join(".")
-            )
-        })?;
-        bits += off;
-        ty = member_ty;
-    }
-    if !bits.is_multiple_of(8) {
-        bail!("kernel BTF: {name}.{} is a bitfield", path.join("."));
-    }
-    Ok(bits / 8)
-}
+/// The same lookup done with the complete `btf-rs` library, to cross-check
+/// [`KernelBtf`] in tests.
+#[cfg(test)]
+pub fn btf_rs_field_offset(btf: &btf_rs::Btf, name: &str, path: &[&str]) -> Result<u32> {
+    use anyhow::{anyhow, Context as _};
+    use btf_rs::{BtfType, Type};
 
-/// `(bit offset, type)` of member `want` of the struct/union `ty`.
-fn find_member(btf: &Btf, ty: &Type, want: &str) -> Result<Option<(u32, Type)>> {
-    let members = match ty {
-        Type::Struct(s) | Type::Union(s) => &s.members,
-        _ => return Ok(None),
-    };
-    for m in members {
-        let member_ty = strip_qualifiers(btf, btf.resolve_chained_type(m)?)?;
-        let name = match m.get_name_offset() {
-            Some(_) => btf.resolve_name(m)?,
-            None => String::new(),
-        };
-        if name == want {
-            return Ok(Some((m.bit_offset(), member_ty)));
+    fn strip(btf: &btf_rs::Btf, mut ty: Type) -> Result<Type> {
+        loop {
+            ty = match &ty {
+                Type::Typedef(t) => btf.resolve_chained_type(t)?,
+                Type::Const(t) => btf.resolve_chained_type(t)?,
+                Type::Volatile(t) => btf.resolve_chained_type(t)?,
+                _ => return Ok(ty),
+            };
         }
-        if name.is_empty() {
-            if let Some((off, t)) = find_member(btf, &member_ty, want)? {
-                return Ok(Some((m.bit_offset() + off, t)));
+    }
+    fn member(btf: &btf_rs::Btf, ty: &Type, want: &str) -> Result<Option<(u32, Type)>> {
+        let members = match ty {
+            Type::Struct(s) | Type::Union(s) => &s.members,
+            _ => return Ok(None),
+        };
+        for m in members {
+            let mty = strip(btf, btf.resolve_chained_type(m)?)?;
+            let name = match m.get_name_offset() {
+                Some(_) => btf.resolve_name(m)?,
+                None => String::new(),
+            };
+            if name == want {
+                return Ok(Some((m.bit_offset(), mty)));
+            }
+            if name.is_empty() {
+                if let Some((off, t)) = member(btf, &mty, want)? {
+                    return Ok(Some((m.bit_offset() + off, t)));
+                }
             }
         }
+        Ok(None)
     }
-    Ok(None)
-}
-
-/// Follows typedef/const/volatile to the type underneath.
-fn strip_qualifiers(btf: &Btf, mut ty: Type) -> Result<Type> {
-    loop {
-        ty = match &ty {
-            Type::Typedef(t) => btf.resolve_chained_type(t)?,
-            Type::Const(t) => btf.resolve_chained_type(t)?,
-            Type::Volatile(t) => btf.resolve_chained_type(t)?,
-            _ => return Ok(ty),
-        };
+    let mut ty = btf
+        .resolve_types_by_name(name)
+        .context("no struct")?
+        .into_iter()
+        .find(|t| matches!(t, Type::Struct(s) if !s.members.is_empty()))
+        .ok_or_else(|| anyhow!("no struct {name}"))?;
+    let mut bits = 0;
+    for p in path {
+        let (off, t) = member(btf, &ty, p)?.ok_or_else(|| anyhow!("no field {p}"))?;
+        bits += off;
+        ty = t;
     }
+    Ok(bits / 8)
 }
 
 #[cfg(test)]
@@ -99,7 +92,7 @@ mod tests {
     /// (`skc_family` follows the 16 bytes of addresses/hash in `sock_common`).
     #[test]
     fn finds_sock_and_task_fields_in_running_kernel() {
-        let Ok(btf) = Btf::from_file(VMLINUX_BTF) else {
+        let Ok(btf) = KernelBtf::from_file(VMLINUX_BTF) else {
             eprintln!("skipped: no {VMLINUX_BTF}");
             return;
         };
@@ -107,7 +100,7 @@ mod tests {
         assert_eq!(off.sock_family, 16);
         assert!(off.sock_protocol > off.sock_family);
         assert!(off.task_comm > 0 && off.task_group_leader > 0);
-        assert!(field_offset(&btf, "sock", &["no_such_field"]).is_err());
-        assert!(field_offset(&btf, "no_such_struct_xyz", &["a"]).is_err());
+        assert!(btf.field_offset("sock", &["no_such_field"]).is_err());
+        assert!(btf.field_offset("no_such_struct_xyz", &["a"]).is_err());
     }
 }

@@ -2,10 +2,12 @@
 //! Detection only looks (files, BTF); loading is `load`'s job.
 use std::path::Path;
 
-use btf_rs::{Btf, Type};
 use flowtop_common::hooks;
 
-use super::btf_offsets::{KernelOffsets, VMLINUX_BTF};
+use super::{
+    btf::{KernelBtf, Kind},
+    btf_offsets::{KernelOffsets, VMLINUX_BTF},
+};
 
 /// Where tracefs lives on current kernels, and where old setups have it.
 const TRACEFS_DIRS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
@@ -28,8 +30,8 @@ pub struct KernelFacts {
 
 impl KernelFacts {
     pub fn detect() -> Self {
-        let btf = Btf::from_file(VMLINUX_BTF).map_err(|e| {
-            format!("cannot read kernel BTF at {VMLINUX_BTF} ({e}); the kernel needs CONFIG_DEBUG_INFO_BTF")
+        let btf = KernelBtf::from_file(VMLINUX_BTF).map_err(|e| {
+            format!("cannot read kernel BTF at {VMLINUX_BTF} ({e:#}); the kernel needs CONFIG_DEBUG_INFO_BTF")
         });
         let offsets = btf
             .as_ref()
@@ -37,10 +39,9 @@ impl KernelFacts {
             .and_then(|b| KernelOffsets::from_btf(b).map_err(|e| format!("{e:#}")));
         let sock_tracepoints = match &btf {
             // tp_btf hooks are described in BTF as `btf_trace_<name>` typedefs.
-            // (btf-rs answers an unknown name with an empty list, not an error.)
             Ok(b)
-                if b.resolve_ids_by_name("btf_trace_sock_send_length")
-                    .is_ok_and(|ids| !ids.is_empty()) =>
+                if b.find(Kind::Typedef, "btf_trace_sock_send_length")
+                    .is_some() =>
             {
                 Ok(())
             }
@@ -85,14 +86,12 @@ impl KernelFacts {
         }
     }
 }
-
 fn required_hooks() -> impl Iterator<Item = &'static str> {
     hooks::SEND.into_iter().chain(hooks::RECV)
 }
 
-fn btf_has_func(btf: &Btf, name: &str) -> bool {
-    btf.resolve_types_by_name(name)
-        .is_ok_and(|types| types.iter().any(|t| matches!(t, Type::Func(_))))
+fn btf_has_func(btf: &KernelBtf, name: &str) -> bool {
+    btf.find(Kind::Func, name).is_some()
 }
 
 /// kprobes need CONFIG_KPROBES: it brings the `kprobe` perf PMU (what aya attaches

@@ -194,7 +194,10 @@ fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
 
 fn load_object(cfg: &LoadConfig) -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
+    // No CO-RE relocations in the object (offsets arrive as globals), so aya need not
+    // parse the kernel's BTF here; only tp_btf/fentry loads need it (see attach_kind).
     loader
+        .btf(None)
         .map_max_entries(MAP_PROC_BYTES, cfg.max_entries)
         .override_global(globals::FILTER_TGID, &cfg.filter_tgid, true);
     if let Some(off) = &cfg.offsets {

@@ -1,6 +1,7 @@
 //! Probe families: what the kernel offers (`detect`), which family to use (`select`,
 //! pure), and loading + attaching it (`load`). Nothing else in flowtop knows which
 //! kernel hooks exist.
+pub mod btf;
 pub mod btf_offsets;
 pub mod detect;
 pub mod load;

@@ -34,7 +34,7 @@ echo "VMTEST KERNEL $(uname -r) cpus=$(nproc)"
 
 run_scenarios() { # $1: probe family (or auto)
     if [ -x /bin/flowtop-scenarios ]; then
-        flowtop-scenarios --flowtop /bin/flowtop --trafficgen /bin/trafficgen --probe "$1" \
+        flowtop-scenarios --flowtop /bin/flowtop --trafficgen /bin/trafficgen --probe "$1" --timeout 180 \
             > /tmp/scen.out 2>&1
     else
         sh /standin.sh "$1" > /tmp/scen.out 2>&1

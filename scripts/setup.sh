@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what building and testing flowtop needs on a Debian machine, and nothing
+# that is already there (quick on a second run).
+#   scripts/setup.sh            build deps: bpf-linker (+ LLVM 22 to build it), nightly rust-src
+#   scripts/setup.sh test       + what the tests need (qemu, busybox-static, cpio, tmux, setpriv)
+#   scripts/setup.sh bench      + what the benchmarks need (iperf3, bpftrace, bpftool)
+set -euo pipefail
+
+what=${1:-build}
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+
+packages=(llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev libc6-dev gcc)
+case "$what" in
+  build) ;;
+  test) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 python3) ;;
+  bench) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 python3 iperf3 bpftrace bpftool) ;;
+  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The eBPF object is built with nightly and -Z build-std=core (aya-build).
+if ! rustup +nightly component list --installed 2>/dev/null | grep -q '^rust-src'; then
+  echo "setup: adding rust-src to the nightly toolchain" >&2
+  rustup component add rust-src --toolchain nightly
+fi
+
+# bpf-linker links the eBPF object; built against the system's LLVM 22.
+if ! command -v bpf-linker >/dev/null 2>&1; then
+  echo "setup: installing bpf-linker (about a minute)" >&2
+  LLVM_PREFIX=/usr/lib/llvm-22 cargo install bpf-linker --version 0.13.0 --locked \
+    --no-default-features --features llvm-22
+fi

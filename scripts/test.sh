@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Sets up (if needed) and runs every test: formatting and lints, unit tests, the
+# integration tests against this machine's kernel (needs root), and the kernel
+# matrix in VMs (Debian 6.1 and 6.12 under qemu).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh test
+quiet() { grep -v '^warning: flowtop@' || true; }
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy" >&2
+cargo clippy --workspace --exclude flowtop-ebpf --all-targets -- -D warnings 2>&1 | quiet
+echo "== build" >&2
+cargo build --release -p flowtop 2>&1 | quiet
+export FLOWTOP_BIN="$PWD/target/release/flowtop"
+echo "== cargo test (unit + integration on $(uname -r))" >&2
+cargo test --release 2>&1 | quiet
+if [ -f xtask/src/vm.rs ] && [ "${FLOWTOP_SKIP_VM:-0}" != 1 ]; then
+  echo "== kernel matrix in VMs" >&2
+  cargo xtask vm-test
+fi

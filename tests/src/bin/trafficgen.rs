@@ -1,0 +1,635 @@
+//! trafficgen: moves a known number of bytes through real sockets and prints the
+//! ground truth, taken from the syscalls' return values, as ONE JSON line on stdout:
+//!
+//! `{"pid":123,"comm":"trafficgen","rx_bytes":0,"tx_bytes":1048576}`
+//!
+//! Status lines go to stderr, prefixed `trafficgen: `. Every mode prints
+//! `trafficgen: ready pid=P` (sinks: `ready pid=P port=N`) once it is set up, before
+//! any payload byte moves. Only std and libc, so that it builds statically for VM
+//! guests with a busybox userland.
+//!
+//! Usage: `trafficgen [OPTIONS] MODE ARGS...` (see `USAGE`).
+use std::{
+    ffi::CString,
+    io::{self, Read as _, Write as _},
+    net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket},
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+    process::ExitCode,
+    sync::atomic::{AtomicBool, Ordering},
+    thread,
+    time::{Duration, Instant},
+};
+
+const USAGE: &str = "\
+usage: trafficgen [OPTIONS] MODE ARGS...
+
+Modes (ADDR is 127.0.0.1 or ::1; TARGET is HOST:PORT, e.g. 127.0.0.1:4000 or [::1]:4000):
+  tcp-sink ADDR             listen on ADDR (any port), accept --conns connections,
+                            read each to EOF; ground truth rx
+  peek-sink ADDR            like tcp-sink, but every read is preceded by a
+                            recv(MSG_PEEK) of the same size; rx counts reads only
+  tcp-source TARGET BYTES   connect and send BYTES; ground truth tx
+  threads TARGET BYTES N    N threads (named ft-worker-I), each with its own
+                            connection, send BYTES in total; tx of the process
+  sendfile TARGET BYTES     write BYTES into a memfd/temp file, sendfile() it
+  udp-recv ADDR             bind ADDR (any port), count what recv returns until an
+                            empty datagram arrives (or --idle-ms without one)
+  udp-send TARGET BYTES     send BYTES in datagrams of --dgram bytes, then an
+                            empty datagram as end marker (not a byte moved)
+  short TARGET BYTES        fork a child that renames itself (--name, default
+                            ft-short), sends BYTES and exits; the child prints the
+                            ground truth (with parent_pid); the parent waits for it
+  steady TARGET SECS        send for SECS seconds (fractions allowed) at --rate
+
+Options:
+  --wait-go         after `ready`, block until a line (or EOF) on stdin, or SIGUSR1
+  --name NAME       set the process name (prctl PR_SET_NAME) before moving bytes
+  --conns N         connections a sink accepts (default 1)
+  --chunk N         bytes per send/recv call (default 16384)
+  --dgram N         UDP payload per datagram (default 1200)
+  --rate N          steady: bytes per second (default 1048576)
+  --idle-ms N       udp-recv: give up after N ms without a datagram (default 10000)
+";
+
+static GO: AtomicBool = AtomicBool::new(false);
+
+#[derive(Debug)]
+struct Opts {
+    wait_go: bool,
+    name: Option<String>,
+    conns: usize,
+    chunk: usize,
+    dgram: usize,
+    rate: u64,
+    idle_ms: u64,
+    mode: String,
+    args: Vec<String>,
+}
+
+fn parse_args(argv: &[String]) -> Result<Opts, String> {
+    let mut o = Opts {
+        wait_go: false,
+        name: None,
+        conns: 1,
+        chunk: 16384,
+        dgram: 1200,
+        rate: 1 << 20,
+        idle_ms: 10_000,
+        mode: String::new(),
+        args: Vec::new(),
+    };
+    let mut it = argv.iter();
+    let mut positional = Vec::new();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--wait-go" => o.wait_go = true,
+            "--name" => o.name = Some(value(a)?),
+            "--conns" => o.conns = num(&value(a)?, a)?,
+            "--chunk" => o.chunk = num(&value(a)?, a)?,
+            "--dgram" => o.dgram = num(&value(a)?, a)?,
+            "--rate" => o.rate = num(&value(a)?, a)?,
+            "--idle-ms" => o.idle_ms = num(&value(a)?, a)?,
+            "-h" | "--help" => return Err(String::new()),
+            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            _ => positional.push(a.clone()),
+        }
+    }
+    if positional.is_empty() {
+        return Err("missing MODE".into());
+    }
+    o.mode = positional.remove(0);
+    o.args = positional;
+    if o.chunk == 0 || o.conns == 0 || o.dgram == 0 || o.rate == 0 {
+        return Err("--chunk, --conns, --dgram and --rate must be positive".into());
+    }
+    Ok(o)
+}
+
+fn num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
+    s.parse()
+        .map_err(|_| format!("{what}: not a number: {s:?}"))
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_args(&argv) {
+        Ok(o) => o,
+        Err(e) => {
+            if e.is_empty() {
+                print!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("trafficgen: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("trafficgen: {} failed: {e}", opts.mode);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Bytes moved by this process, as the syscalls returned them.
+#[derive(Default, Clone, Copy)]
+struct Moved {
+    rx: u64,
+    tx: u64,
+}
+
+fn run(o: &Opts) -> io::Result<()> {
+    if let Some(name) = &o.name {
+        set_process_name(name)?;
+    }
+    let arg = |i: usize| -> io::Result<&str> {
+        o.args
+            .get(i)
+            .map(String::as_str)
+            .ok_or_else(|| invalid(format!("{} needs more arguments", o.mode)))
+    };
+    let bytes_arg = |i: usize| -> io::Result<u64> {
+        arg(i)?
+            .parse()
+            .map_err(|_| invalid(format!("not a byte count: {:?}", o.args[i])))
+    };
+    let moved = match o.mode.as_str() {
+        "tcp-sink" => tcp_sink(o, arg(0)?, false)?,
+        "peek-sink" => tcp_sink(o, arg(0)?, true)?,
+        "tcp-source" => tcp_source(o, &target(arg(0)?)?, bytes_arg(1)?)?,
+        "threads" => threads(o, &target(arg(0)?)?, bytes_arg(1)?, bytes_arg(2)?)?,
+        "sendfile" => sendfile(o, &target(arg(0)?)?, bytes_arg(1)?)?,
+        "udp-recv" => udp_recv(o, arg(0)?)?,
+        "udp-send" => udp_send(o, &target(arg(0)?)?, bytes_arg(1)?)?,
+        "short" => return short(o, &target(arg(0)?)?, bytes_arg(1)?),
+        "steady" => {
+            let secs: f64 = arg(1)?
+                .parse()
+                .map_err(|_| invalid(format!("not seconds: {:?}", o.args[1])))?;
+            steady(o, &target(arg(0)?)?, Duration::from_secs_f64(secs))?
+        }
+        m => return Err(invalid(format!("unknown mode {m:?}"))),
+    };
+    print_truth(moved, None)
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg)
+}
+
+fn target(s: &str) -> io::Result<SocketAddr> {
+    s.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| invalid(format!("no address in {s:?}")))
+}
+
+/// `ready` on stderr, then (with `--wait-go`) block until the test says go.
+fn ready(o: &Opts, port: Option<u16>) -> io::Result<()> {
+    let pid = std::process::id();
+    match port {
+        Some(p) => eprintln!("trafficgen: ready pid={pid} port={p}"),
+        None => eprintln!("trafficgen: ready pid={pid}"),
+    }
+    if o.wait_go {
+        wait_for_go()?;
+        eprintln!("trafficgen: go");
+    }
+    Ok(())
+}
+
+extern "C" fn on_sigusr1(_: libc::c_int) {
+    GO.store(true, Ordering::SeqCst);
+}
+
+/// Returns on a line or EOF on stdin, or on SIGUSR1 (installed without SA_RESTART, so
+/// it interrupts the blocking read).
+fn wait_for_go() -> io::Result<()> {
+    // SAFETY: a plain handler that only stores an atomic.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigusr1 as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = 0;
+        if libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let mut byte = [0u8; 1];
+    while !GO.load(Ordering::SeqCst) {
+        // SAFETY: reading one byte into a valid buffer.
+        let n = unsafe { libc::read(0, byte.as_mut_ptr().cast(), 1) };
+        if n == 0 || (n == 1 && byte[0] == b'\n') {
+            break;
+        }
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn set_process_name(name: &str) -> io::Result<()> {
+    let c = CString::new(name).map_err(|_| invalid("NUL in --name".into()))?;
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string (truncated to 15 bytes).
+    if unsafe { libc::prctl(libc::PR_SET_NAME, c.as_ptr() as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The process name as the kernel has it for the thread-group leader.
+fn process_comm() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .map(|s| s.trim_end_matches('\n').to_string())
+        .unwrap_or_default()
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn print_truth(m: Moved, parent: Option<u32>) -> io::Result<()> {
+    let mut line = format!(
+        "{{\"pid\":{},\"comm\":{},\"rx_bytes\":{},\"tx_bytes\":{}",
+        std::process::id(),
+        json_string(&process_comm()),
+        m.rx,
+        m.tx
+    );
+    if let Some(p) = parent {
+        line.push_str(&format!(",\"parent_pid\":{p}"));
+    }
+    line.push_str("}\n");
+    let mut out = io::stdout().lock();
+    out.write_all(line.as_bytes())?;
+    out.flush()
+}
+
+fn listen_addr(addr: &str) -> io::Result<SocketAddr> {
+    let ip: std::net::IpAddr = addr
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse()
+        .map_err(|_| invalid(format!("not an IP address: {addr:?}")))?;
+    Ok(SocketAddr::new(ip, 0))
+}
+
+// ---- TCP ----
+
+fn tcp_sink(o: &Opts, addr: &str, peek: bool) -> io::Result<Moved> {
+    let listener = TcpListener::bind(listen_addr(addr)?)?;
+    ready(o, Some(listener.local_addr()?.port()))?;
+    let mut readers = Vec::new();
+    for _ in 0..o.conns {
+        let (stream, _) = listener.accept()?;
+        let chunk = o.chunk;
+        readers.push(thread::spawn(move || read_to_eof(stream, chunk, peek)));
+    }
+    let mut m = Moved::default();
+    for r in readers {
+        m.rx += r
+            .join()
+            .map_err(|_| invalid("reader thread panicked".into()))??;
+    }
+    Ok(m)
+}
+
+/// Bytes consumed, i.e. the sum of what the non-peeking reads returned.
+fn read_to_eof(mut s: TcpStream, chunk: usize, peek: bool) -> io::Result<u64> {
+    let mut buf = vec![0u8; chunk];
+    let mut total = 0u64;
+    loop {
+        if peek {
+            // Peek first: these bytes are copied but stay queued, so they must not count.
+            let p = retry(|| unsafe {
+                libc::recv(
+                    s.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    chunk,
+                    libc::MSG_PEEK,
+                )
+            })?;
+            if p == 0 {
+                return Ok(total);
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => total += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn retry(mut f: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        let n = f();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Sends `bytes` with plain send() calls, counting what each returned.
+fn send_all(s: &TcpStream, bytes: u64, chunk: usize) -> io::Result<u64> {
+    let buf = pattern(chunk);
+    let mut sent = 0u64;
+    while sent < bytes {
+        let want = (bytes - sent).min(chunk as u64) as usize;
+        let n = retry(|| unsafe {
+            libc::send(s.as_raw_fd(), buf.as_ptr().cast(), want, libc::MSG_NOSIGNAL)
+        })?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "send returned 0"));
+        }
+        sent += n as u64;
+    }
+    Ok(sent)
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Half-close, then wait for the peer to close: the peer has read everything.
+fn finish(s: TcpStream) -> io::Result<()> {
+    s.shutdown(Shutdown::Write)?;
+    let mut s = s;
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => Ok(()),
+        Ok(_) => Err(invalid("peer sent data to a source".into())),
+        Err(e) => Err(e),
+    }
+}
+
+fn tcp_source(o: &Opts, to: &SocketAddr, bytes: u64) -> io::Result<Moved> {
+    let s = TcpStream::connect(to)?;
+    ready(o, None)?;
+    let tx = send_all(&s, bytes, o.chunk)?;
+    finish(s)?;
+    Ok(Moved { rx: 0, tx })
+}
+
+fn threads(o: &Opts, to: &SocketAddr, bytes: u64, n: u64) -> io::Result<Moved> {
+    if n == 0 {
+        return Err(invalid("need at least one thread".into()));
+    }
+    let mut conns = Vec::new();
+    for _ in 0..n {
+        conns.push(TcpStream::connect(to)?);
+    }
+    ready(o, None)?;
+    let per = bytes / n;
+    let mut workers = Vec::new();
+    for (i, s) in conns.into_iter().enumerate() {
+        let share = if i as u64 == n - 1 {
+            bytes - per * (n - 1)
+        } else {
+            per
+        };
+        let chunk = o.chunk;
+        // std names the OS thread with pthread_setname_np: its comm is "ft-worker-I".
+        workers.push(
+            thread::Builder::new()
+                .name(format!("ft-worker-{i}"))
+                .spawn(move || -> io::Result<u64> {
+                    let tx = send_all(&s, share, chunk)?;
+                    finish(s)?;
+                    Ok(tx)
+                })?,
+        );
+    }
+    let mut tx = 0;
+    for w in workers {
+        tx += w.join().map_err(|_| invalid("worker panicked".into()))??;
+    }
+    Ok(Moved { rx: 0, tx })
+}
+
+/// A file descriptor holding `bytes` bytes: a memfd, or an unlinked file in TMPDIR.
+fn temp_file(bytes: u64) -> io::Result<std::fs::File> {
+    let name = CString::new("trafficgen-sendfile").unwrap();
+    // SAFETY: valid NUL-terminated name.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    let mut f = if fd >= 0 {
+        // SAFETY: we own the new descriptor.
+        std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    } else {
+        let path = std::env::temp_dir().join(format!("trafficgen-{}", std::process::id()));
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        std::fs::remove_file(&path)?;
+        f
+    };
+    let block = pattern(65536);
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    Ok(f)
+}
+
+fn sendfile(o: &Opts, to: &SocketAddr, bytes: u64) -> io::Result<Moved> {
+    let file = temp_file(bytes)?;
+    let s = TcpStream::connect(to)?;
+    ready(o, None)?;
+    let mut offset: libc::off_t = 0;
+    let mut tx = 0u64;
+    while tx < bytes {
+        let want = (bytes - tx) as usize;
+        // SAFETY: valid descriptors and offset pointer.
+        let n = retry(|| unsafe {
+            libc::sendfile(s.as_raw_fd(), file.as_raw_fd(), &mut offset, want) as isize
+        })?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "sendfile returned 0",
+            ));
+        }
+        tx += n as u64;
+    }
+    finish(s)?;
+    Ok(Moved { rx: 0, tx })
+}
+
+fn steady(o: &Opts, to: &SocketAddr, dur: Duration) -> io::Result<Moved> {
+    let s = TcpStream::connect(to)?;
+    ready(o, None)?;
+    let tick = Duration::from_millis(20);
+    let per_tick = (o.rate / 50).max(1);
+    let start = Instant::now();
+    let mut tx = 0u64;
+    let mut next = start;
+    while start.elapsed() < dur {
+        tx += send_all(&s, per_tick, o.chunk)?;
+        next += tick;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+    }
+    finish(s)?;
+    Ok(Moved { rx: 0, tx })
+}
+
+// ---- UDP ----
+
+fn udp_recv(o: &Opts, addr: &str) -> io::Result<Moved> {
+    let sock = UdpSocket::bind(listen_addr(addr)?)?;
+    // A big buffer so that a fast sender does not overflow it (drops would not break
+    // the ground truth, but would lose the end marker). FORCE works as root.
+    let size: libc::c_int = 8 << 20;
+    for opt in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt with a valid int.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            break;
+        }
+    }
+    sock.set_read_timeout(Some(Duration::from_millis(o.idle_ms)))?;
+    ready(o, Some(sock.local_addr()?.port()))?;
+    let mut buf = vec![0u8; 65536];
+    let mut rx = 0u64;
+    loop {
+        match sock.recv(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => rx += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                eprintln!("trafficgen: no end marker after {} ms idle", o.idle_ms);
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Moved { rx, tx: 0 })
+}
+
+fn udp_send(o: &Opts, to: &SocketAddr, bytes: u64) -> io::Result<Moved> {
+    let bind = match to {
+        SocketAddr::V4(_) => "127.0.0.1:0",
+        SocketAddr::V6(_) => "[::1]:0",
+    };
+    let sock = UdpSocket::bind(bind)?;
+    sock.connect(to)?;
+    ready(o, None)?;
+    let buf = pattern(o.dgram);
+    let mut tx = 0u64;
+    let mut sent = 0u64;
+    let mut datagrams = 0u64;
+    while sent < bytes {
+        let want = (bytes - sent).min(o.dgram as u64) as usize;
+        match sock.send(&buf[..want]) {
+            Ok(n) => {
+                tx += n as u64;
+                sent += want as u64;
+            }
+            // Loopback can push back with ENOBUFS/EAGAIN under pressure: try again.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOBUFS) | Some(libc::EAGAIN)) => {
+                thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        datagrams += 1;
+        // Pace a little so the receiver keeps up even on a slow (emulated) machine.
+        if datagrams.is_multiple_of(32) {
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    // End marker: an empty datagram; send() returns 0, so it is no byte moved. Sent a
+    // few times in case one is dropped; once the receiver has gone, the ICMP port
+    // unreachable of an earlier marker makes a later send fail with ECONNREFUSED.
+    for _ in 0..3 {
+        match sock.send(&[]) {
+            Ok(n) => tx += n as u64,
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Moved { rx: 0, tx })
+}
+
+// ---- short-lived child ----
+
+fn short(o: &Opts, to: &SocketAddr, bytes: u64) -> io::Result<()> {
+    let name = o.name.clone().unwrap_or_else(|| "ft-short".into());
+    ready(o, None)?;
+    io::stdout().flush()?;
+    // SAFETY: single-threaded here, so the child may run arbitrary code after fork.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if child == 0 {
+        let parent = unsafe { libc::getppid() } as u32;
+        let code = match (|| -> io::Result<()> {
+            set_process_name(&name)?;
+            let s = TcpStream::connect(to)?;
+            let tx = send_all(&s, bytes, o.chunk)?;
+            finish(s)?;
+            print_truth(Moved { rx: 0, tx }, Some(parent))
+        })() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("trafficgen: short child failed: {e}");
+                1
+            }
+        };
+        // SAFETY: leave without running the parent's atexit handlers twice.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(child, &mut status, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    eprintln!("trafficgen: child pid={child} exited");
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(invalid(format!("child failed (wait status {status})")));
+    }
+    Ok(())
+}

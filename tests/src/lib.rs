@@ -1,0 +1,1155 @@
+//! End-to-end harness for flowtop: real sockets over loopback, ground truth from the
+//! return values of the syscalls that moved the bytes (printed by `trafficgen`),
+//! compared byte for byte with what `flowtop --format json` reported.
+//!
+//! A scenario's traffic is a plain function producing [`Expect`]ations; the runners
+//! start flowtop, run the traffic, stop flowtop with SIGINT (it prints the partial
+//! last interval) and compare. The same scenarios run as `cargo test` on the host
+//! (`tests/exactness.rs`, one flowtop per test) and in VM guests through the
+//! `flowtop-scenarios` binary (one flowtop for most scenarios, to keep emulated runs
+//! short). Every check compares only the PIDs the scenario created, so other traffic
+//! on the machine, and other tests running in parallel, cannot disturb it.
+use std::{
+    collections::BTreeMap,
+    env, fmt,
+    io::{BufRead as _, BufReader, Read, Write as _},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdin, Command, ExitStatus, Stdio},
+    sync::{
+        mpsc::{self, Receiver, RecvTimeoutError},
+        Arc, Mutex,
+    },
+    thread::{self, JoinHandle},
+    time::{Duration, Instant},
+};
+
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
+use serde::Deserialize;
+
+/// What flowtop logs (with `-v`) once its programs are attached.
+pub const READY_MARKER: &str = "counting with probe family";
+
+// ---------------------------------------------------------------------------
+// Locating the binaries
+
+/// `FLOWTOP_BIN`, else `<workspace>/target/release/flowtop`, else
+/// `<workspace>/target/debug/flowtop` (`CARGO_TARGET_DIR` replaces `<workspace>/target`).
+/// Panics with what to do when none exists.
+pub fn find_flowtop() -> PathBuf {
+    if let Some(p) = env::var_os("FLOWTOP_BIN") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "FLOWTOP_BIN={} does not exist; build it with `cargo build -p flowtop`",
+            p.display()
+        );
+        return p;
+    }
+    let target = target_dir();
+    for profile in ["release", "debug"] {
+        let p = target.join(profile).join("flowtop");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "flowtop binary not found in {}/{{release,debug}}/flowtop and FLOWTOP_BIN is unset: \
+         run `cargo build -p flowtop` first (these tests run the real binary)",
+        target.display()
+    );
+}
+
+fn target_dir() -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(t) => PathBuf::from(t),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("tests/ lives in the workspace")
+            .join("target"),
+    }
+}
+
+/// `FLOWTOP_TRAFFICGEN`, else `built` (cargo's `CARGO_BIN_EXE_trafficgen` in
+/// integration tests), else `trafficgen` next to the running executable or one
+/// directory up (integration tests run from `target/<profile>/deps`).
+pub fn find_trafficgen(built: Option<&str>) -> PathBuf {
+    if let Some(p) = env::var_os("FLOWTOP_TRAFFICGEN") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.is_file(),
+            "FLOWTOP_TRAFFICGEN={} does not exist",
+            p.display()
+        );
+        return p;
+    }
+    if let Some(p) = built.map(PathBuf::from).filter(|p| p.is_file()) {
+        return p;
+    }
+    let exe = env::current_exe().expect("current executable");
+    for dir in exe.ancestors().skip(1).take(2) {
+        let p = dir.join("trafficgen");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "trafficgen not found next to {} and FLOWTOP_TRAFFICGEN is unset: \
+         run `cargo build -p flowtop-tests --bins`",
+        exe.display()
+    );
+}
+
+/// The tests load eBPF programs: without root they must fail, loudly, not skip.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "flowtop's end-to-end tests load eBPF programs and must run as root (euid is {euid})"
+    );
+}
+
+/// Brings the loopback interface up (as `ip link set lo up` would), for fresh VM
+/// guests and network namespaces. The kernel adds 127.0.0.1 and ::1 by itself.
+pub fn ensure_loopback_up() -> Result<()> {
+    // SAFETY: plain socket/ioctl calls on a zeroed ifreq naming "lo".
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        ensure!(fd >= 0, "socket(): {}", std::io::Error::last_os_error());
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+            *d = *s as libc::c_char;
+        }
+        let result = (|| {
+            if libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut req) != 0 {
+                bail!("SIOCGIFFLAGS lo: {}", std::io::Error::last_os_error());
+            }
+            let flags = req.ifr_ifru.ifru_flags;
+            if flags & libc::IFF_UP as libc::c_short == 0 {
+                req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+                if libc::ioctl(fd, libc::SIOCSIFFLAGS as _, &mut req) != 0 {
+                    bail!("SIOCSIFFLAGS lo up: {}", std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        })();
+        libc::close(fd);
+        result
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Context
+
+/// Binaries, probe family and sizes for one run of the scenarios.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub flowtop: PathBuf,
+    pub trafficgen: PathBuf,
+    /// `--probe` value: auto, tracepoint, fentry, kprobe.
+    pub probe: String,
+    /// Base payload per scenario (each adds an odd number so sizes are not round).
+    pub bytes: u64,
+    /// Limit for flowtop to become ready, for a generator to finish, for flowtop to
+    /// exit after SIGINT.
+    pub timeout: Duration,
+    /// Steady scenario: seconds of traffic and bytes per second.
+    pub steady_secs: f64,
+    pub steady_rate: u64,
+}
+
+impl Ctx {
+    /// For `cargo test` on the host: `FLOWTOP_PROBE` (default auto), root required.
+    pub fn host(trafficgen_built: &str) -> Ctx {
+        require_root();
+        Ctx {
+            flowtop: find_flowtop(),
+            trafficgen: find_trafficgen(Some(trafficgen_built)),
+            probe: env::var("FLOWTOP_PROBE").unwrap_or_else(|_| "auto".into()),
+            bytes: 4 << 20,
+            timeout: Duration::from_secs(30),
+            steady_secs: 4.5,
+            steady_rate: 1 << 20,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Child processes with readers on their pipes
+
+/// Lines of a child's pipe, collected by a thread; each also goes to a channel.
+struct LineCollector {
+    lines: Arc<Mutex<Vec<String>>>,
+    rx: Receiver<String>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl LineCollector {
+    fn new(pipe: impl Read + Send + 'static) -> Self {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let store = Arc::clone(&lines);
+        let handle = thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                store.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Self {
+            lines,
+            rx,
+            handle: Some(handle),
+        }
+    }
+
+    /// Waits for a line containing `needle`; None if the pipe closed or time ran out.
+    fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.rx.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return Some(l),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
+    /// All lines, after the pipe closed (the child exited).
+    fn join(mut self) -> Vec<String> {
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        std::mem::take(&mut *self.lines.lock().unwrap())
+    }
+
+    fn snapshot(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+}
+
+/// Waits for `child` to exit for at most `timeout`.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(Some(st));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Sends `sig` to a child.
+pub fn send_signal(child: &Child, sig: libc::c_int) -> Result<()> {
+    // SAFETY: kill on our own child's pid.
+    if unsafe { libc::kill(child.id() as libc::pid_t, sig) } != 0 {
+        bail!(
+            "kill({}, {sig}): {}",
+            child.id(),
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// Text that must never appear on flowtop's stderr.
+pub fn panic_text(stderr: &str) -> Option<&'static str> {
+    [
+        "panicked",
+        "stack backtrace",
+        "RUST_BACKTRACE",
+        "thread 'main'",
+    ]
+    .into_iter()
+    .find(|t| stderr.contains(t))
+}
+
+// ---------------------------------------------------------------------------
+// flowtop
+
+/// One JSON Lines row of flowtop.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Row {
+    pub time: String,
+    pub interval: u64,
+    pub pid: u32,
+    pub comm: String,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_total_bytes: u64,
+    pub tx_total_bytes: u64,
+    pub total_bytes: u64,
+}
+
+/// A running `flowtop --format json -v`.
+pub struct Flowtop {
+    child: Child,
+    stdout: Option<LineCollector>,
+    stderr: Option<LineCollector>,
+    timeout: Duration,
+}
+
+impl Flowtop {
+    /// Starts flowtop with `--probe ctx.probe` and `extra` arguments and waits for the
+    /// readiness line on stderr.
+    pub fn start(ctx: &Ctx, extra: &[String]) -> Result<Flowtop> {
+        let mut child = Command::new(&ctx.flowtop)
+            .args(["--format", "json", "-v", "--probe", &ctx.probe])
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", ctx.flowtop.display()))?;
+        let stdout = LineCollector::new(child.stdout.take().unwrap());
+        let stderr = LineCollector::new(child.stderr.take().unwrap());
+        let mut ft = Flowtop {
+            child,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            timeout: ctx.timeout,
+        };
+        let stderr = ft.stderr.as_ref().unwrap();
+        let started = Instant::now();
+        if stderr.wait_for(READY_MARKER, ctx.timeout).is_none() {
+            // Either time ran out or stderr closed because flowtop exited: say which.
+            let exited = wait_timeout(&mut ft.child, Duration::from_secs(2))?;
+            let _ = ft.child.kill();
+            let _ = ft.child.wait();
+            let text = ft.stderr.take().unwrap().join().join("\n");
+            let how = match exited {
+                Some(st) => format!("exited ({st}) after {:?}", started.elapsed()),
+                None => format!("still not ready after {:?}", ctx.timeout),
+            };
+            bail!(
+                "flowtop --probe {} never logged {READY_MARKER:?}: {how}; stderr:\n{text}",
+                ctx.probe,
+            );
+        }
+        Ok(ft)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGINT, then collect everything it printed.
+    pub fn stop(mut self) -> Result<FlowtopRun> {
+        send_signal(&self.child, libc::SIGINT)?;
+        let timeout = self.timeout;
+        self.collect(timeout)
+    }
+
+    /// Waits (at most `timeout`) for flowtop to exit by itself (COUNT reached).
+    pub fn wait(mut self, timeout: Duration) -> Result<FlowtopRun> {
+        self.collect(timeout)
+    }
+
+    fn collect(&mut self, timeout: Duration) -> Result<FlowtopRun> {
+        let started = Instant::now();
+        let status = wait_timeout(&mut self.child, timeout)?;
+        let Some(status) = status else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            bail!(
+                "flowtop did not exit within {timeout:?}; stderr:\n{}",
+                self.stderr.as_ref().unwrap().snapshot()
+            );
+        };
+        let exit_after = started.elapsed();
+        let lines = self.stdout.take().unwrap().join();
+        let stderr = self.stderr.take().unwrap().join().join("\n");
+        let mut rows = Vec::new();
+        let mut bad_lines = Vec::new();
+        for l in lines {
+            match serde_json::from_str::<Row>(&l) {
+                Ok(r) => rows.push(r),
+                Err(_) => bad_lines.push(l),
+            }
+        }
+        Ok(FlowtopRun {
+            status,
+            exit_after,
+            rows,
+            bad_lines,
+            stderr,
+        })
+    }
+}
+
+impl Drop for Flowtop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Everything one flowtop run printed.
+#[derive(Debug)]
+pub struct FlowtopRun {
+    pub status: ExitStatus,
+    /// From the stop request (or wait) to exit.
+    pub exit_after: Duration,
+    pub rows: Vec<Row>,
+    /// stdout lines that were not a valid row.
+    pub bad_lines: Vec<String>,
+    pub stderr: String,
+}
+
+/// Bytes and names reported for one PID.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reported {
+    pub rx: u64,
+    pub tx: u64,
+    /// Distinct names the rows carried, in order of appearance.
+    pub comms: Vec<String>,
+    /// Per interval index: (rx, tx).
+    pub intervals: BTreeMap<u64, (u64, u64)>,
+    /// Problems with the rows themselves (duplicate interval, totals that do not add up).
+    pub inconsistencies: Vec<String>,
+}
+
+impl FlowtopRun {
+    /// Sums of the per-interval rows of `pid`, with consistency checks of the
+    /// cumulative columns against those sums.
+    pub fn reported(&self, pid: u32) -> Reported {
+        let mut r = Reported::default();
+        for row in self.rows.iter().filter(|row| row.pid == pid) {
+            r.rx += row.rx_bytes;
+            r.tx += row.tx_bytes;
+            if !r.comms.contains(&row.comm) {
+                r.comms.push(row.comm.clone());
+            }
+            if r.intervals
+                .insert(row.interval, (row.rx_bytes, row.tx_bytes))
+                .is_some()
+            {
+                r.inconsistencies
+                    .push(format!("two rows in interval {}", row.interval));
+            }
+            if (row.rx_total_bytes, row.tx_total_bytes) != (r.rx, r.tx)
+                || row.total_bytes != r.rx + r.tx
+            {
+                r.inconsistencies.push(format!(
+                    "interval {}: totals rx={} tx={} sum={} but intervals so far add up to rx={} tx={}",
+                    row.interval, row.rx_total_bytes, row.tx_total_bytes, row.total_bytes, r.rx, r.tx
+                ));
+            }
+        }
+        r
+    }
+
+    /// PIDs that have at least one row.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut p: Vec<u32> = self.rows.iter().map(|r| r.pid).collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    }
+
+    /// Problems with the run as a whole: exit status, unparsable lines, panics.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !self.status.success() {
+            p.push(format!("flowtop exited with {}", self.status));
+        }
+        if !self.bad_lines.is_empty() {
+            p.push(format!("unparsable stdout lines: {:?}", self.bad_lines));
+        }
+        if let Some(t) = panic_text(&self.stderr) {
+            p.push(format!("stderr contains {t:?}"));
+        }
+        p
+    }
+}
+
+// ---------------------------------------------------------------------------
+// trafficgen
+
+/// trafficgen's ground-truth line.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Truth {
+    pub pid: u32,
+    pub comm: String,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    #[serde(default)]
+    pub parent_pid: Option<u32>,
+}
+
+/// A running trafficgen.
+pub struct Gen {
+    what: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Option<LineCollector>,
+    stderr: Option<LineCollector>,
+    timeout: Duration,
+}
+
+/// What `trafficgen: ready ...` said.
+#[derive(Debug, Clone, Copy)]
+pub struct Ready {
+    pub pid: u32,
+    pub port: Option<u16>,
+}
+
+impl Gen {
+    pub fn spawn(ctx: &Ctx, args: &[String]) -> Result<Gen> {
+        let what = format!("trafficgen {}", args.join(" "));
+        let mut child = Command::new(&ctx.trafficgen)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", ctx.trafficgen.display()))?;
+        Ok(Gen {
+            what,
+            stdin: child.stdin.take(),
+            stdout: Some(LineCollector::new(child.stdout.take().unwrap())),
+            stderr: Some(LineCollector::new(child.stderr.take().unwrap())),
+            child,
+            timeout: ctx.timeout,
+        })
+    }
+
+    /// Waits for `trafficgen: ready pid=P [port=N]`.
+    pub fn ready(&self) -> Result<Ready> {
+        let line = self
+            .stderr
+            .as_ref()
+            .unwrap()
+            .wait_for("trafficgen: ready", self.timeout)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{}: no ready line within {:?}; stderr:\n{}",
+                    self.what,
+                    self.timeout,
+                    self.stderr.as_ref().unwrap().snapshot()
+                )
+            })?;
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .map(str::to_string)
+        };
+        let pid = field("pid=")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| anyhow!("no pid in {line:?}"))?;
+        let port = field("port=").and_then(|p| p.parse().ok());
+        Ok(Ready { pid, port })
+    }
+
+    /// Ends `--wait-go`.
+    pub fn go(&mut self) -> Result<()> {
+        let mut stdin = self.stdin.take().context("go sent twice")?;
+        stdin.write_all(b"go\n")?;
+        Ok(())
+    }
+
+    /// Waits for exit status 0 and returns the ground truth line.
+    pub fn finish(mut self) -> Result<Truth> {
+        drop(self.stdin.take());
+        let status = wait_timeout(&mut self.child, self.timeout)?;
+        let stderr = self.stderr.take().unwrap();
+        let Some(status) = status else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            bail!(
+                "{}: still running after {:?}; stderr:\n{}",
+                self.what,
+                self.timeout,
+                stderr.join().join("\n")
+            );
+        };
+        let out = self.stdout.take().unwrap().join();
+        let err = stderr.join().join("\n");
+        ensure!(
+            status.success(),
+            "{}: exited with {status}; stderr:\n{err}",
+            self.what
+        );
+        ensure!(
+            out.len() == 1,
+            "{}: expected one ground-truth line, got {out:?}; stderr:\n{err}",
+            self.what
+        );
+        serde_json::from_str(&out[0])
+            .with_context(|| format!("{}: parsing {:?}", self.what, out[0]))
+    }
+}
+
+impl Drop for Gen {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `HOST:PORT` for a listen address as trafficgen takes it.
+fn target(addr: &str, port: u16) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
+
+fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Expectations and results
+
+/// What flowtop must report for one PID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expect {
+    /// Role in the scenario, for messages ("sender", "sink").
+    pub role: String,
+    pub pid: u32,
+    /// Every row of this PID must carry this name (None: not checked).
+    pub comm: Option<String>,
+    pub rx: u64,
+    pub tx: u64,
+}
+
+impl Expect {
+    pub fn from_truth(role: &str, t: &Truth) -> Expect {
+        Expect {
+            role: role.into(),
+            pid: t.pid,
+            comm: Some(t.comm.clone()),
+            rx: t.rx_bytes,
+            tx: t.tx_bytes,
+        }
+    }
+}
+
+/// One scenario's verdict.
+#[derive(Debug, Clone)]
+pub struct ScenarioResult {
+    pub name: String,
+    pub expected: String,
+    pub reported: String,
+    pub pass: bool,
+    /// Why it failed, and flowtop's stderr.
+    pub detail: String,
+}
+
+impl ScenarioResult {
+    fn error(name: &str, e: &anyhow::Error) -> ScenarioResult {
+        ScenarioResult {
+            name: name.into(),
+            expected: "-".into(),
+            reported: format!("error: {}", one_line(&format!("{e:#}"))),
+            pass: false,
+            detail: format!("{e:#}"),
+        }
+    }
+}
+
+impl fmt::Display for ScenarioResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SCENARIO {} {} expected={} reported={}",
+            self.name,
+            if self.pass { "PASS" } else { "FAIL" },
+            self.expected,
+            self.reported
+        )
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn describe(role: &str, pid: u32, comm: &str, rx: u64, tx: u64) -> String {
+    format!("{role}[{pid},{comm}]:rx={rx},tx={tx}")
+}
+
+/// Compares `expects` with `run`. `only_pid`: no other PID may appear at all.
+pub fn check(
+    name: &str,
+    expects: &[Expect],
+    run: &FlowtopRun,
+    only_pid: Option<u32>,
+) -> ScenarioResult {
+    let mut expected = Vec::new();
+    let mut reported = Vec::new();
+    let mut why = run.problems();
+    for e in expects {
+        let r = run.reported(e.pid);
+        let comm = e.comm.as_deref().unwrap_or("*");
+        expected.push(describe(&e.role, e.pid, comm, e.rx, e.tx));
+        reported.push(describe(&e.role, e.pid, &r.comms.join("|"), r.rx, r.tx));
+        if (r.rx, r.tx) != (e.rx, e.tx) {
+            why.push(format!(
+                "{} pid {}: expected rx={} tx={}, flowtop reported rx={} tx={}",
+                e.role, e.pid, e.rx, e.tx, r.rx, r.tx
+            ));
+        }
+        if let Some(c) = &e.comm {
+            if r.comms.iter().any(|rc| rc != c) {
+                why.push(format!(
+                    "{} pid {}: expected comm {c:?}, rows carry {:?}",
+                    e.role, e.pid, r.comms
+                ));
+            }
+        }
+        why.extend(
+            r.inconsistencies
+                .iter()
+                .map(|i| format!("{} pid {}: {i}", e.role, e.pid)),
+        );
+    }
+    if let Some(pid) = only_pid {
+        let others: Vec<u32> = run.pids().into_iter().filter(|p| *p != pid).collect();
+        expected.push(format!("only_pid={pid}"));
+        reported.push(format!("other_pids={others:?}"));
+        if !others.is_empty() {
+            why.push(format!("-p {pid}, yet rows for other PIDs {others:?}"));
+        }
+    }
+    let pass = why.is_empty();
+    ScenarioResult {
+        name: name.into(),
+        expected: expected.join(";"),
+        reported: reported.join(";"),
+        pass,
+        detail: if pass {
+            String::new()
+        } else {
+            format!("{}\nflowtop stderr:\n{}", why.join("\n"), run.stderr)
+        },
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+
+/// Traffic that produces ground truth; flowtop is already running.
+pub type Traffic = fn(&Ctx) -> Result<Vec<Expect>>;
+
+/// A scenario that any running flowtop (no `-p`) can check.
+#[derive(Clone, Copy)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub traffic: Traffic,
+}
+
+/// Scenarios that need nothing but a running flowtop.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "tcp4",
+        traffic: tcp4,
+    },
+    Scenario {
+        name: "tcp6",
+        traffic: tcp6,
+    },
+    Scenario {
+        name: "udp4",
+        traffic: udp4,
+    },
+    Scenario {
+        name: "udp6",
+        traffic: udp6,
+    },
+    Scenario {
+        name: "threads",
+        traffic: threads,
+    },
+    Scenario {
+        name: "short_child",
+        traffic: short_child,
+    },
+    Scenario {
+        name: "msg_peek",
+        traffic: msg_peek,
+    },
+    Scenario {
+        name: "sendfile",
+        traffic: sendfile,
+    },
+];
+
+/// The named scenario of [`SCENARIOS`].
+pub fn scenario(name: &str) -> Scenario {
+    *SCENARIOS
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no scenario {name}"))
+}
+
+/// A sink on `addr`, then `source` against it; both ground truths.
+fn sink_and_source(
+    ctx: &Ctx,
+    sink: &[&str],
+    addr: &str,
+    source: &[String],
+) -> Result<(Truth, Truth)> {
+    let mut sink_args = args(sink);
+    sink_args.push(addr.into());
+    let sink = Gen::spawn(ctx, &sink_args)?;
+    let port = sink.ready()?.port.context("sink printed no port")?;
+    let mut src_args = vec![source[0].clone(), target(addr, port)];
+    src_args.extend_from_slice(&source[1..]);
+    let src = Gen::spawn(ctx, &src_args)?;
+    let src_truth = src.finish()?;
+    let sink_truth = sink.finish()?;
+    Ok((src_truth, sink_truth))
+}
+
+fn stream(ctx: &Ctx, addr: &str, bytes: u64) -> Result<Vec<Expect>> {
+    let (src, sink) = sink_and_source(
+        ctx,
+        &["tcp-sink"],
+        addr,
+        &args(&["tcp-source", &bytes.to_string()]),
+    )?;
+    // The generator's own sanity: TCP delivers what was sent.
+    ensure!(
+        src.tx_bytes == bytes && sink.rx_bytes == bytes,
+        "generator moved {src:?} / {sink:?}, wanted {bytes}"
+    );
+    Ok(vec![
+        Expect::from_truth("sender", &src),
+        Expect::from_truth("receiver", &sink),
+    ])
+}
+
+fn tcp4(ctx: &Ctx) -> Result<Vec<Expect>> {
+    stream(ctx, "127.0.0.1", ctx.bytes + 4_099)
+}
+
+fn tcp6(ctx: &Ctx) -> Result<Vec<Expect>> {
+    stream(ctx, "::1", ctx.bytes + 6_007)
+}
+
+fn datagrams(ctx: &Ctx, addr: &str, bytes: u64) -> Result<Vec<Expect>> {
+    let (src, sink) = sink_and_source(
+        ctx,
+        &["udp-recv"],
+        addr,
+        &args(&["udp-send", &bytes.to_string(), "--dgram", "1333"]),
+    )?;
+    ensure!(
+        src.tx_bytes == bytes,
+        "sender moved {src:?}, wanted {bytes}"
+    );
+    ensure!(sink.rx_bytes > 0, "receiver got nothing: {sink:?}");
+    Ok(vec![
+        Expect::from_truth("sender", &src),
+        Expect::from_truth("receiver", &sink),
+    ])
+}
+
+fn udp4(ctx: &Ctx) -> Result<Vec<Expect>> {
+    datagrams(ctx, "127.0.0.1", ctx.bytes / 8 + 4_111)
+}
+
+fn udp6(ctx: &Ctx) -> Result<Vec<Expect>> {
+    datagrams(ctx, "::1", ctx.bytes / 8 + 6_113)
+}
+
+/// Four threads named ft-worker-N send under a process named ft-mtmain.
+fn threads(ctx: &Ctx) -> Result<Vec<Expect>> {
+    let bytes = ctx.bytes + 1_237;
+    let (src, sink) = sink_and_source(
+        ctx,
+        &["tcp-sink", "--conns", "4"],
+        "127.0.0.1",
+        &args(&["threads", &bytes.to_string(), "4", "--name", "ft-mtmain"]),
+    )?;
+    ensure!(src.comm == "ft-mtmain", "process name not set: {src:?}");
+    ensure!(
+        src.tx_bytes == bytes && sink.rx_bytes == bytes,
+        "generator moved {src:?} / {sink:?}"
+    );
+    Ok(vec![
+        Expect::from_truth("threads", &src),
+        Expect::from_truth("receiver", &sink),
+    ])
+}
+
+/// A forked child renames itself ft-short, sends and exits before flowtop reads.
+fn short_child(ctx: &Ctx) -> Result<Vec<Expect>> {
+    let bytes = ctx.bytes / 4 + 3_001;
+    let (child, sink) = sink_and_source(
+        ctx,
+        &["tcp-sink"],
+        "127.0.0.1",
+        &args(&["short", &bytes.to_string(), "--name", "ft-short"]),
+    )?;
+    let parent = child.parent_pid.context("short: no parent_pid")?;
+    ensure!(
+        child.comm == "ft-short" && child.pid != parent,
+        "bad child truth {child:?}"
+    );
+    ensure!(
+        !Path::new(&format!("/proc/{}", child.pid)).exists(),
+        "child {} still exists",
+        child.pid
+    );
+    Ok(vec![
+        Expect::from_truth("child", &child),
+        Expect {
+            role: "parent".into(),
+            pid: parent,
+            comm: None,
+            rx: 0,
+            tx: 0,
+        },
+        Expect::from_truth("receiver", &sink),
+    ])
+}
+
+/// The receiver peeks at every chunk before reading it: peeks move nothing.
+fn msg_peek(ctx: &Ctx) -> Result<Vec<Expect>> {
+    let bytes = ctx.bytes / 2 + 2_221;
+    let (src, sink) = sink_and_source(
+        ctx,
+        &["peek-sink"],
+        "::1",
+        &args(&["tcp-source", &bytes.to_string()]),
+    )?;
+    ensure!(
+        sink.rx_bytes == bytes,
+        "peek sink read {sink:?}, wanted {bytes}"
+    );
+    Ok(vec![
+        Expect::from_truth("sender", &src),
+        Expect::from_truth("peek-receiver", &sink),
+    ])
+}
+
+fn sendfile(ctx: &Ctx) -> Result<Vec<Expect>> {
+    let bytes = ctx.bytes + 8_191;
+    let (src, sink) = sink_and_source(
+        ctx,
+        &["tcp-sink"],
+        "127.0.0.1",
+        &args(&["sendfile", &bytes.to_string()]),
+    )?;
+    ensure!(
+        src.tx_bytes == bytes && sink.rx_bytes == bytes,
+        "generator moved {src:?} / {sink:?}"
+    );
+    Ok(vec![
+        Expect::from_truth("sendfile", &src),
+        Expect::from_truth("receiver", &sink),
+    ])
+}
+
+/// Runs `f`, then stops flowtop and checks; a harness error becomes a FAIL.
+fn with_flowtop(
+    ctx: &Ctx,
+    name: &str,
+    extra: &[String],
+    f: impl FnOnce(&Ctx) -> Result<Vec<Expect>>,
+) -> ScenarioResult {
+    let run = || -> Result<ScenarioResult> {
+        let ft = Flowtop::start(ctx, extra)?;
+        let expects = f(ctx);
+        let run = ft.stop()?;
+        Ok(check(name, &expects?, &run, None))
+    };
+    run().unwrap_or_else(|e| ScenarioResult::error(name, &e))
+}
+
+/// One scenario with a flowtop of its own.
+pub fn run_isolated(ctx: &Ctx, sc: Scenario) -> ScenarioResult {
+    with_flowtop(ctx, sc.name, &[], sc.traffic)
+}
+
+/// Several scenarios, one after another, under one flowtop (saves start-ups in slow
+/// guests); each is checked on its own PIDs.
+pub fn run_batch(ctx: &Ctx, scs: &[Scenario]) -> Vec<ScenarioResult> {
+    let ft = match Flowtop::start(ctx, &[]) {
+        Ok(ft) => ft,
+        Err(e) => {
+            return scs
+                .iter()
+                .map(|s| ScenarioResult::error(s.name, &e))
+                .collect()
+        }
+    };
+    let traffic: Vec<Result<Vec<Expect>>> = scs.iter().map(|s| (s.traffic)(ctx)).collect();
+    let run = match ft.stop() {
+        Ok(r) => r,
+        Err(e) => {
+            return scs
+                .iter()
+                .map(|s| ScenarioResult::error(s.name, &e))
+                .collect()
+        }
+    };
+    scs.iter()
+        .zip(traffic)
+        .map(|(s, t)| match t {
+            Ok(expects) => check(s.name, &expects, &run, None),
+            Err(e) => ScenarioResult::error(s.name, &e),
+        })
+        .collect()
+}
+
+/// `flowtop -p SENDER` while a second, unrelated sender runs at the same time: only the
+/// first one's bytes, and nothing of anyone else, may appear.
+pub fn pid_filter(ctx: &Ctx) -> ScenarioResult {
+    const NAME: &str = "pid_filter";
+    let run = || -> Result<ScenarioResult> {
+        let bytes = ctx.bytes / 2 + 5_003;
+        let mut pairs = Vec::new();
+        for addr in ["127.0.0.1", "::1"] {
+            let sink = Gen::spawn(ctx, &args(&["tcp-sink", addr]))?;
+            let port = sink.ready()?.port.context("sink printed no port")?;
+            let src = Gen::spawn(
+                ctx,
+                &args(&[
+                    "--wait-go",
+                    "tcp-source",
+                    &target(addr, port),
+                    &bytes.to_string(),
+                ]),
+            )?;
+            let ready = src.ready()?;
+            pairs.push((src, ready, sink));
+        }
+        let watched = pairs[0].1.pid;
+        let ft = Flowtop::start(ctx, &args(&["-p", &watched.to_string()]))?;
+        for (src, _, _) in &mut pairs {
+            src.go()?;
+        }
+        let mut truths = Vec::new();
+        for (src, _, sink) in pairs {
+            truths.push((src.finish()?, sink.finish()?));
+        }
+        let run = ft.stop()?;
+        let other = &truths[1].0;
+        ensure!(
+            other.tx_bytes > 0,
+            "the other sender moved nothing: {other:?}"
+        );
+        let mut res = check(
+            NAME,
+            &[Expect::from_truth("watched", &truths[0].0)],
+            &run,
+            Some(watched),
+        );
+        res.expected
+            .push_str(&format!(";unwatched_sender_tx={}", other.tx_bytes));
+        Ok(res)
+    };
+    run().unwrap_or_else(|e| ScenarioResult::error(NAME, &e))
+}
+
+/// Steady traffic for `ctx.steady_secs` under `flowtop 1 [COUNT]`: the per-interval
+/// rows must add up exactly, and at least `min_intervals` intervals must carry bytes
+/// of the sender. With `count`, flowtop must exit by itself; otherwise SIGINT.
+pub fn steady_intervals(ctx: &Ctx, count: Option<u64>, min_intervals: usize) -> ScenarioResult {
+    const NAME: &str = "steady_intervals";
+    let run = || -> Result<ScenarioResult> {
+        let sink = Gen::spawn(ctx, &args(&["tcp-sink", "127.0.0.1"]))?;
+        let port = sink.ready()?.port.context("sink printed no port")?;
+        let mut src = Gen::spawn(
+            ctx,
+            &args(&[
+                "--wait-go",
+                "--chunk",
+                "4096",
+                "--rate",
+                &ctx.steady_rate.to_string(),
+                "steady",
+                &target("127.0.0.1", port),
+                &ctx.steady_secs.to_string(),
+            ]),
+        )?;
+        src.ready()?;
+        let mut extra = args(&["1"]);
+        extra.extend(count.map(|c| c.to_string()));
+        let mut ft = Flowtop::start(ctx, &extra)?;
+        let started = Instant::now();
+        src.go()?;
+        let src_truth = src.finish()?;
+        let sink_truth = sink.finish()?;
+        let traffic_took = started.elapsed();
+        // With COUNT, flowtop must still be running, or it missed some of the traffic
+        // for reasons of timing, not counting: say so instead of a byte mismatch.
+        ensure!(
+            ft.is_running(),
+            "flowtop exited before the traffic ended ({traffic_took:?} of traffic); \
+             the machine is too slow for this COUNT"
+        );
+        let run = match count {
+            Some(c) => ft.wait(Duration::from_secs(c) + ctx.timeout)?,
+            None => ft.stop()?,
+        };
+        let mut res = check(
+            NAME,
+            &[
+                Expect::from_truth("sender", &src_truth),
+                Expect::from_truth("receiver", &sink_truth),
+            ],
+            &run,
+            None,
+        );
+        let intervals = run.reported(src_truth.pid).intervals;
+        let with_bytes = intervals.values().filter(|(rx, tx)| rx + tx > 0).count();
+        res.expected
+            .push_str(&format!(";sender_intervals>={min_intervals}"));
+        res.reported.push_str(&format!(
+            ";sender_intervals={with_bytes} per_interval_tx={:?}",
+            intervals.values().map(|v| v.1).collect::<Vec<_>>()
+        ));
+        if with_bytes < min_intervals {
+            res.pass = false;
+            res.detail.push_str(&format!(
+                "\nsender had bytes in {with_bytes} intervals, wanted at least {min_intervals} \
+                 (traffic took {traffic_took:?})"
+            ));
+        }
+        if let Some(c) = count {
+            let last = run.rows.iter().map(|r| r.interval).max().unwrap_or(0);
+            if last > c {
+                res.pass = false;
+                res.detail.push_str(&format!(
+                    "\nflowtop {c} reports, yet a row has interval {last}"
+                ));
+            }
+        }
+        Ok(res)
+    };
+    run().unwrap_or_else(|e| ScenarioResult::error(NAME, &e))
+}
+
+/// Everything, for one probe family, as the `flowtop-scenarios` binary runs it: the
+/// plain scenarios under one flowtop, then the `-p` and interval scenarios.
+pub fn run_all(ctx: &Ctx) -> Vec<ScenarioResult> {
+    let mut results = run_batch(ctx, SCENARIOS);
+    results.push(pid_filter(ctx));
+    results.push(steady_intervals(ctx, None, 3));
+    results
+}
+
+/// For `#[test]`s: panics with the verdict, the reasons and flowtop's stderr.
+pub fn assert_pass(r: &ScenarioResult) {
+    eprintln!("{r}");
+    assert!(r.pass, "{r}\n{}", r.detail);
+}

@@ -1,0 +1,228 @@
+//! flowtop's behaviour when it cannot or should not run: exit codes, one clear line on
+//! stderr, never a panic or backtrace, prompt exits on signals and on a closed pipe.
+use std::{
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::{Command, Output, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant},
+};
+
+use flowtop_tests::{
+    find_flowtop, panic_text, require_root, send_signal, wait_timeout, READY_MARKER,
+};
+
+fn flowtop() -> PathBuf {
+    find_flowtop()
+}
+
+/// Runs to completion, at most `limit`; panics if it hangs.
+fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    // Drain the pipes in threads so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut out, &mut v).unwrap();
+        v
+    });
+    let err_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut err, &mut v).unwrap();
+        v
+    });
+    let status = wait_timeout(&mut child, limit).unwrap();
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} still running after {limit:?}");
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+fn assert_no_panic(stderr: &str, what: &str) {
+    if let Some(t) = panic_text(stderr) {
+        panic!("{what}: stderr contains {t:?}:\n{stderr}");
+    }
+}
+
+#[test]
+fn non_root_exits_1_with_one_line_naming_root_and_cap_bpf() {
+    require_root(); // to drop to nobody we must start as root
+    let out = output_within(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(flowtop()),
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_no_panic(&stderr, "non-root");
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "want exactly one line, got: {stderr}");
+    assert!(
+        lines[0].contains("root") && lines[0].contains("CAP_BPF"),
+        "the line should name root and CAP_BPF: {stderr}"
+    );
+    assert!(out.stdout.is_empty(), "stdout: {:?}", out.stdout);
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_message() {
+    for bad in [
+        &["0"][..],
+        &["-p", "abc"],
+        &["--format", "xml"],
+        &["1", "2", "3"],
+    ] {
+        let out = output_within(Command::new(flowtop()).args(bad), Duration::from_secs(20));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_no_panic(&stderr, &format!("{bad:?}"));
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: stderr: {stderr}");
+        assert!(!stderr.trim().is_empty(), "{bad:?}: no message on stderr");
+        assert!(out.stdout.is_empty(), "{bad:?}: stdout {:?}", out.stdout);
+    }
+}
+
+#[test]
+fn help_ends_with_examples() {
+    let out = output_within(
+        Command::new(flowtop()).arg("--help"),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8(out.stdout).unwrap();
+    let (_, examples) = help
+        .split_once("\nExamples:\n")
+        .unwrap_or_else(|| panic!("no Examples section:\n{help}"));
+    let lines: Vec<&str> = examples.trim_end().lines().collect();
+    assert!(lines.len() >= 3, "too few examples:\n{examples}");
+    for l in lines {
+        assert!(
+            l.trim_start().starts_with("flowtop"),
+            "help must end with examples, found {l:?} after Examples:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn closed_stdout_pipe_exits_0_quietly() {
+    require_root();
+    let mut child = Command::new(flowtop())
+        .arg("1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let err_t = thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
+        s
+    });
+    // The reader: take the first line (the table header), then close the pipe.
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut first = String::new();
+        let mut r = BufReader::new(stdout);
+        let _ = r.read_line(&mut first);
+        drop(r);
+        let _ = tx.send(first);
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    let Ok(first) = first else {
+        let _ = child.kill();
+        panic!("no first line within 30 s");
+    };
+    assert!(first.starts_with("PID"), "first line: {first:?}");
+    let closed = Instant::now();
+    let status = wait_timeout(&mut child, Duration::from_secs(3)).unwrap();
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("flowtop still running 3 s after its reader closed the pipe");
+    };
+    let took = closed.elapsed();
+    let stderr = err_t.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{status}; stderr: {stderr}");
+    assert!(stderr.trim().is_empty(), "not quiet: {stderr}");
+    assert!(
+        took <= Duration::from_millis(2500),
+        "took {took:?} to notice"
+    );
+}
+
+/// Starts `flowtop -v`, waits until it says it is counting, sends `sig` at once, and
+/// expects exit 0 within 1 s.
+fn exits_0_on(sig: libc::c_int, name: &str) {
+    require_root();
+    for attempt in 0..3 {
+        let mut child = Command::new(flowtop())
+            .args(["-v", "--format", "json"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let err_t = thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(stderr).lines() {
+                let line = line.unwrap_or_default();
+                if line.contains(READY_MARKER) {
+                    let _ = tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("flowtop not ready: {}", err_t.join().unwrap());
+        }
+        let sent = Instant::now();
+        send_signal(&child, sig).unwrap();
+        let status = wait_timeout(&mut child, Duration::from_secs(1)).unwrap();
+        let took = sent.elapsed();
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let stderr = err_t.join().unwrap();
+        assert_no_panic(&stderr, name);
+        let status = status.unwrap_or_else(|| panic!("{name}: still running after 1 s"));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "attempt {attempt}: {name} sent right after {READY_MARKER:?}: {status} after {took:?}; \
+             stderr:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn sigint_exits_0_within_a_second() {
+    exits_0_on(libc::SIGINT, "SIGINT");
+}
+
+#[test]
+fn sigterm_exits_0_within_a_second() {
+    exits_0_on(libc::SIGTERM, "SIGTERM");
+}

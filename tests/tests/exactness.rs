@@ -1,0 +1,68 @@
+//! flowtop against ground truth on the host's real kernel: every scenario moves bytes
+//! through real loopback sockets with trafficgen, which reports what its syscalls
+//! returned; flowtop's JSON rows for those PIDs must add up to exactly that.
+//!
+//! Needs root and a built flowtop (`cargo build -p flowtop`); FLOWTOP_BIN and
+//! FLOWTOP_PROBE (default auto) select the binary and the probe family. Each test runs
+//! its own flowtop and checks only its own PIDs, so tests may run in parallel.
+use flowtop_tests::{assert_pass, pid_filter, run_isolated, scenario, steady_intervals, Ctx};
+
+fn ctx() -> Ctx {
+    Ctx::host(env!("CARGO_BIN_EXE_trafficgen"))
+}
+
+fn run(name: &str) {
+    assert_pass(&run_isolated(&ctx(), scenario(name)));
+}
+
+#[test]
+fn tcp_over_ipv4_loopback_counts_exact_bytes_per_process() {
+    run("tcp4");
+}
+
+#[test]
+fn tcp_over_ipv6_loopback_counts_exact_bytes_per_process() {
+    run("tcp6");
+}
+
+#[test]
+fn udp_over_ipv4_counts_what_send_and_recv_returned() {
+    run("udp4");
+}
+
+#[test]
+fn udp_over_ipv6_counts_what_send_and_recv_returned() {
+    run("udp6");
+}
+
+#[test]
+fn threads_add_up_under_the_process_pid_and_process_name() {
+    run("threads");
+}
+
+#[test]
+fn short_lived_child_keeps_its_own_name_and_bytes_after_it_exited() {
+    run("short_child");
+}
+
+#[test]
+fn msg_peek_is_not_counted_only_bytes_read_are() {
+    run("msg_peek");
+}
+
+#[test]
+fn sendfile_to_a_tcp_socket_is_counted() {
+    run("sendfile");
+}
+
+#[test]
+fn pid_filter_shows_only_that_process() {
+    assert_pass(&pid_filter(&ctx()));
+}
+
+#[test]
+fn intervals_add_up_exactly_across_boundaries() {
+    // `flowtop 1 6` with 4.5 s of traffic: at least four intervals carry the sender's
+    // bytes, and their sum is exact (nothing lost or double counted at boundaries).
+    assert_pass(&steady_intervals(&ctx(), Some(6), 4));
+}
