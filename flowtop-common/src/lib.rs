@@ -18,6 +18,10 @@ pub const MAP_UNRECORDED: &str = "UNRECORDED";
 pub const MAP_PROC_INSERTS: &str = "PROC_INSERTS";
 /// Default capacity of [`MAP_PROC_BYTES`] (processes alive at once that moved bytes).
 pub const DEFAULT_MAX_ENTRIES: u32 = 16384;
+/// Hash: thread -> socket call in progress, for the kprobe family's return probes.
+pub const MAP_IN_FLIGHT: &str = "IN_FLIGHT";
+/// Capacity of [`MAP_IN_FLIGHT`]: threads inside a send/receive at the same moment.
+pub const IN_FLIGHT_MAX: u32 = 65536;
 
 /// Globals the loader overrides before loading (see `aya::EbpfLoader::override_global`).
 pub mod globals {
@@ -44,6 +48,36 @@ pub mod programs {
     /// and protocol, so this works without BTF).
     pub const TP_SEND: &str = "tp_sock_send_length";
     pub const TP_RECV: &str = "tp_sock_recv_length";
+
+    /// fentry family: one fexit program per kernel function (a trampoline program is
+    /// loaded for one target), as `(program, function)`.
+    pub const FEXIT: [(&str, &str); 4] = [
+        ("fexit_inet_sendmsg", "inet_sendmsg"),
+        ("fexit_inet6_sendmsg", "inet6_sendmsg"),
+        ("fexit_inet_recvmsg", "inet_recvmsg"),
+        ("fexit_inet6_recvmsg", "inet6_recvmsg"),
+    ];
+    /// fentry family, attached only where the kernel has the function (before 6.5).
+    pub const FEXIT_OPTIONAL: [(&str, &str); 1] = [("fexit_inet_sendpage", "inet_sendpage")];
+
+    /// kprobe family: entry and return programs, each attached to several functions.
+    pub const KPROBE_SEND: &str = "kprobe_send";
+    pub const KRETPROBE_SEND: &str = "kretprobe_send";
+    pub const KPROBE_RECV: &str = "kprobe_recv";
+    pub const KRETPROBE_RECV: &str = "kretprobe_recv";
+}
+
+/// Kernel functions the fentry and kprobe families hook. The socket operations of
+/// IPv4/IPv6 sockets: never inlined (called through `struct proto_ops`), one place
+/// for TCP and UDP over both, and above the protocol functions, so nothing is counted
+/// twice.
+pub mod hooks {
+    /// Every kernel flowtop supports has these.
+    pub const SEND: [&str; 2] = ["inet_sendmsg", "inet6_sendmsg"];
+    pub const RECV: [&str; 2] = ["inet_recvmsg", "inet6_recvmsg"];
+    /// sendfile/splice to an inet socket before Linux 6.5 (`kernel_sendpage` ->
+    /// `inet_sendpage`); from 6.5 on the same bytes go through `inet_sendmsg`.
+    pub const SEND_OPTIONAL: [&str; 1] = ["inet_sendpage"];
 }
 
 /// Address families and protocols that flowtop counts.

@@ -57,7 +57,6 @@ pub fn sock_family_protocol_btf(sk: *const u8) -> Option<(u16, u16)> {
 }
 
 /// `socket->sk` of a `struct socket *`.
-#[allow(dead_code)] // used by the fentry and kprobe families
 #[inline(always)]
 pub fn socket_sk(sock: *const u8) -> *const u8 {
     unsafe { read_at::<*const u8>(sock, OFF_SOCKET_SK.load()).unwrap_or(core::ptr::null()) }

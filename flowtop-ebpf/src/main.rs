@@ -7,7 +7,9 @@
 #![no_main]
 
 mod account;
+mod fentry;
 mod kernel;
+mod kprobe;
 mod maps;
 mod tracepoint;
 

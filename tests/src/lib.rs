@@ -1066,6 +1066,12 @@ pub fn pid_filter(ctx: &Ctx) -> ScenarioResult {
 pub fn steady_intervals(ctx: &Ctx, count: Option<u64>, min_intervals: usize) -> ScenarioResult {
     const NAME: &str = "steady_intervals";
     let run = || -> Result<ScenarioResult> {
+        // flowtop first, then the sink: with the fentry and kprobe families, exit
+        // probes cannot see a recv() that was already blocked when they attached, so a
+        // sink started earlier would test that documented limit, not interval sums.
+        let mut extra = args(&["1"]);
+        extra.extend(count.map(|c| c.to_string()));
+        let mut ft = Flowtop::start(ctx, &extra)?;
         let sink = Gen::spawn(ctx, &args(&["tcp-sink", "127.0.0.1"]))?;
         let port = sink.ready()?.port.context("sink printed no port")?;
         let mut src = Gen::spawn(
@@ -1082,9 +1088,6 @@ pub fn steady_intervals(ctx: &Ctx, count: Option<u64>, min_intervals: usize) -> 
             ]),
         )?;
         src.ready()?;
-        let mut extra = args(&["1"]);
-        extra.extend(count.map(|c| c.to_string()));
-        let mut ft = Flowtop::start(ctx, &extra)?;
         let started = Instant::now();
         src.go()?;
         let src_truth = src.finish()?;

@@ -3,6 +3,7 @@
 mod bench;
 mod docs;
 mod soak;
+mod vm;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,9 @@ enum Task {
     /// Churn test: many short-lived processes, each moving known bytes, while flowtop
     /// runs with a small map; checks totals are exact and map use and memory stay flat
     Soak(soak::SoakArgs),
+    /// Boot Debian kernels (6.1, 6.12) in QEMU and run flowtop's exactness scenarios
+    /// for every probe family each supports; prints a kernel x family table
+    VmTest(vm::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,5 +33,6 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => bench::run(&args),
         Task::Docs(args) => docs::run(&args),
         Task::Soak(args) => soak::run(&args),
+        Task::VmTest(opts) => vm::run(&opts),
     }
 }

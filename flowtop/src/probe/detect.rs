@@ -2,6 +2,8 @@
 //! Detection only looks (files, BTF); loading is `load`'s job.
 use std::path::Path;
 
+use flowtop_common::hooks;
+
 use super::{
     btf::{KernelBtf, Kind},
     btf_offsets::{KernelOffsets, VMLINUX_BTF},
@@ -16,6 +18,14 @@ pub struct KernelFacts {
     pub offsets: Result<KernelOffsets, String>,
     /// Whether `sock:sock_send_length`/`sock_recv_length` exist (Linux 6.3+).
     pub sock_tracepoints: Result<(), String>,
+    /// Whether fexit programs can target the hooked functions: the kernel's BTF must
+    /// describe them. (Whether the kernel then lets the trampolines attach is only
+    /// known by trying: `load` does that.)
+    pub fentry: Result<(), String>,
+    /// Whether kprobes exist and the hooked functions can be probed.
+    pub kprobes: Result<(), String>,
+    /// The optional hooks ([`hooks::SEND_OPTIONAL`]) this kernel has.
+    pub optional_hooks: Vec<&'static str>,
 }
 
 impl KernelFacts {
@@ -38,10 +48,106 @@ impl KernelFacts {
             Ok(_) => Err(NO_SOCK_TRACEPOINTS.to_string()),
             Err(_) => tracefs_event_exists("sock/sock_send_length"),
         };
+        let fentry = match &btf {
+            Ok(b) => required_hooks()
+                .find(|f| !btf_has_func(b, f))
+                .map_or(Ok(()), |f| {
+                    Err(format!(
+                        "kernel BTF does not describe function {f}, which fexit programs need"
+                    ))
+                }),
+            Err(e) => Err(e.clone()),
+        };
+        let kernel_funcs = KernelFunctions::read();
+        let kprobes = kprobes_available().and_then(|()| match &kernel_funcs {
+            Some(k) => required_hooks().find(|f| !k.has(f)).map_or(Ok(()), |f| {
+                Err(format!(
+                    "kernel function {f} cannot be probed (not in {})",
+                    k.source
+                ))
+            }),
+            // Without the symbol lists, let the attach itself decide.
+            None => Ok(()),
+        });
+        let optional_hooks = hooks::SEND_OPTIONAL
+            .into_iter()
+            .filter(|f| match (&btf, &kernel_funcs) {
+                (Ok(b), _) if btf_has_func(b, f) => true,
+                (_, Some(k)) => k.has(f),
+                _ => false,
+            })
+            .collect();
         Self {
             offsets,
             sock_tracepoints,
+            fentry,
+            kprobes,
+            optional_hooks,
         }
+    }
+}
+fn required_hooks() -> impl Iterator<Item = &'static str> {
+    hooks::SEND.into_iter().chain(hooks::RECV)
+}
+
+fn btf_has_func(btf: &KernelBtf, name: &str) -> bool {
+    btf.find(Kind::Func, name).is_some()
+}
+
+/// kprobes need CONFIG_KPROBES: it brings the `kprobe` perf PMU (what aya attaches
+/// through) and tracefs's `kprobe_events` (the older way).
+fn kprobes_available() -> Result<(), String> {
+    if Path::new("/sys/bus/event_source/devices/kprobe/type").exists()
+        || TRACEFS_DIRS
+            .iter()
+            .any(|d| Path::new(d).join("kprobe_events").exists())
+    {
+        Ok(())
+    } else {
+        Err(
+            "kprobes not available (CONFIG_KPROBES off: no kprobe PMU in \
+             /sys/bus/event_source/devices and no kprobe_events in tracefs)"
+                .to_string(),
+        )
+    }
+}
+
+/// Names of the kernel functions that can be probed: tracefs's
+/// `available_filter_functions` when tracefs is mounted, else `/proc/kallsyms`.
+struct KernelFunctions {
+    source: &'static str,
+    text: String,
+}
+
+impl KernelFunctions {
+    fn read() -> Option<Self> {
+        let filter_functions = TRACEFS_DIRS.iter().find_map(|d| {
+            std::fs::read_to_string(Path::new(d).join("available_filter_functions")).ok()
+        });
+        match filter_functions {
+            Some(text) => Some(Self {
+                source: "available_filter_functions",
+                text,
+            }),
+            None => std::fs::read_to_string("/proc/kallsyms")
+                .ok()
+                .map(|text| Self {
+                    source: "/proc/kallsyms",
+                    text,
+                }),
+        }
+    }
+
+    /// `available_filter_functions` lines are `name [module]`; kallsyms lines are
+    /// `address type name [module]`.
+    fn has(&self, name: &str) -> bool {
+        self.text.lines().any(|line| {
+            let mut words = line.split_whitespace();
+            match self.source {
+                "/proc/kallsyms" => words.nth(2) == Some(name),
+                _ => words.next() == Some(name),
+            }
+        })
     }
 }
 

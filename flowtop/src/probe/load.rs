@@ -3,10 +3,10 @@
 //! which detaches it: flowtop is never left half-attached.
 use anyhow::{anyhow, Context as _, Result};
 use aya::{
-    programs::{BtfTracePoint, RawTracePoint, TracePoint},
+    programs::{BtfTracePoint, FExit, KProbe, RawTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
-use flowtop_common::{globals, programs, MAP_PROC_BYTES};
+use flowtop_common::{globals, hooks, programs, MAP_PROC_BYTES};
 
 use super::{
     btf_offsets::KernelOffsets,
@@ -40,16 +40,23 @@ pub fn attach_first(candidates: &[Candidate], cfg: &LoadConfig) -> Result<Attach
     raise_memlock_rlimit();
     let mut no = NoProbe::default();
     let forced = ProgramKind::forced();
-    for candidate in candidates {
+    for (i, candidate) in candidates.iter().enumerate() {
         let mut failures = Vec::new();
         for &kind in &candidate.kinds {
             if forced.is_some_and(|f| f != kind) {
                 failures.push(format!("{kind}: skipped ({PROGRAM_KIND_ENV} is set)"));
                 continue;
             }
-            match attach_kind(candidate.family, kind, cfg) {
+            match attach_kind(candidate, kind, cfg) {
                 Ok(ebpf) => {
                     log::info!("attached probe family {} as {kind}", candidate.family);
+                    for later in &candidates[i + 1..] {
+                        log::info!(
+                            "not trying probe family {}: {} attached first (cheaper)",
+                            later.family,
+                            candidate.family
+                        );
+                    }
                     return Ok(Attached {
                         ebpf,
                         family: candidate.family,
@@ -67,9 +74,9 @@ pub fn attach_first(candidates: &[Candidate], cfg: &LoadConfig) -> Result<Attach
     Err(no)
 }
 
-fn attach_kind(family: Family, kind: ProgramKind, cfg: &LoadConfig) -> Result<Ebpf> {
+fn attach_kind(candidate: &Candidate, kind: ProgramKind, cfg: &LoadConfig) -> Result<Ebpf> {
     let mut ebpf = load_object(cfg)?;
-    match (family, kind) {
+    match (candidate.family, kind) {
         (Family::Tracepoint, ProgramKind::TpBtf) => {
             let btf = Btf::from_sys_fs().context("reading kernel BTF")?;
             for (prog, hook) in [
@@ -108,9 +115,86 @@ fn attach_kind(family: Family, kind: ProgramKind, cfg: &LoadConfig) -> Result<Eb
                     .with_context(|| format!("attaching tracepoint sock/{hook}"))?;
             }
         }
+        (Family::Fentry, ProgramKind::Fexit) => {
+            let btf = Btf::from_sys_fs().context("reading kernel BTF")?;
+            let optional = programs::FEXIT_OPTIONAL
+                .iter()
+                .filter(|(_, f)| candidate.extra_hooks.contains(f));
+            for &(prog, func) in programs::FEXIT.iter().chain(optional) {
+                let p: &mut FExit = program(&mut ebpf, prog)?.try_into()?;
+                p.load(func, &btf)
+                    .map_err(|e| fentry_refused(&format!("loading fexit/{func}"), e))?;
+                p.attach()
+                    .map_err(|e| fentry_refused(&format!("attaching fexit/{func}"), e))?;
+                log::debug!("attached fexit/{func}");
+            }
+        }
+        (Family::Kprobe, ProgramKind::Kprobe) => {
+            let send: Vec<&str> = hooks::SEND
+                .iter()
+                .chain(&candidate.extra_hooks)
+                .copied()
+                .collect();
+            // Return probes first: a return without a stashed entry is ignored, while
+            // an entry whose return probe is missing would leave a stale stash behind.
+            for (prog, funcs) in [
+                (programs::KRETPROBE_SEND, &send[..]),
+                (programs::KRETPROBE_RECV, &hooks::RECV[..]),
+                (programs::KPROBE_SEND, &send[..]),
+                (programs::KPROBE_RECV, &hooks::RECV[..]),
+            ] {
+                let p: &mut KProbe = program(&mut ebpf, prog)?.try_into()?;
+                p.load()
+                    .map_err(|e| kprobe_refused(&format!("loading {prog}"), e))?;
+                for func in funcs {
+                    p.attach(func, 0)
+                        .map_err(|e| kprobe_refused(&format!("attaching {prog} to {func}"), e))?;
+                    log::debug!("attached {prog} to {func}");
+                }
+            }
+        }
         (family, kind) => return Err(anyhow!("{family} has no {kind} programs")),
     }
     Ok(ebpf)
+}
+
+/// The kernel's internal "operation not supported" (524), which bpf(2) leaks.
+const ENOTSUPP: i32 = 524;
+
+/// Names what the kernel refused, with the kernel feature behind it.
+fn fentry_refused(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
+    let hint = if is_errno(&e, libc::EPERM) || is_errno(&e, libc::EACCES) {
+        " (this kernel does not let BPF trampolines attach: it needs \
+         CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS and BPF tracing not locked down)"
+    } else if is_errno(&e, ENOTSUPP) || is_errno(&e, libc::EOPNOTSUPP) {
+        " (this kernel has no BPF trampolines for this architecture or configuration)"
+    } else {
+        ""
+    };
+    anyhow::Error::new(e).context(format!("fentry refused: {what}{hint}"))
+}
+
+fn kprobe_refused(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
+    let hint = if is_errno(&e, libc::ENOENT) {
+        " (kprobes not available, or the function cannot be probed on this kernel)"
+    } else {
+        ""
+    };
+    anyhow::Error::new(e).context(format!("kprobe refused: {what}{hint}"))
+}
+
+/// True when an `io::Error` with this errno is anywhere in `e`'s source chain.
+fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.raw_os_error() == Some(errno) {
+                return true;
+            }
+        }
+        next = err.source();
+    }
+    false
 }
 
 fn load_object(cfg: &LoadConfig) -> Result<Ebpf> {

@@ -39,6 +39,10 @@ pub enum ProgramKind {
     RawTp,
     /// Classic tracepoint: needs tracefs, needs no BTF.
     Classic,
+    /// fexit: BPF trampoline on a kernel function, sees arguments and return value.
+    Fexit,
+    /// kprobe on entry + kretprobe on return.
+    Kprobe,
 }
 
 /// Environment variable (undocumented, for benchmarks and debugging) that restricts
@@ -71,6 +75,8 @@ impl fmt::Display for ProgramKind {
             ProgramKind::TpBtf => "tp_btf",
             ProgramKind::RawTp => "raw_tp",
             ProgramKind::Classic => "tracepoint",
+            ProgramKind::Fexit => "fexit",
+            ProgramKind::Kprobe => "kprobe",
         })
     }
 }

@@ -13,8 +13,11 @@ pub enum ProbeRequest {
     Kprobe,
 }
 
-/// Families in the order `--probe auto` tries them: the stable tracepoints first
-/// (one hook for every socket call, cheapest per event), then the function hooks.
+/// Families in the order `--probe auto` tries them, cheapest and most robust first:
+/// the stable tracepoints (one tp_btf hook per socket call, a direct call from the
+/// kernel), then fexit (a BPF trampoline per function, also a direct call, but on
+/// internal functions that can change), then kprobes (an int3/ftrace trap per call
+/// plus a second one on return, and a map round trip to carry the arguments over).
 pub const AUTO_ORDER: [Family; 3] = [Family::Tracepoint, Family::Fentry, Family::Kprobe];
 
 /// A family and the program kinds to try for it, best first.
@@ -22,6 +25,9 @@ pub const AUTO_ORDER: [Family; 3] = [Family::Tracepoint, Family::Fentry, Family:
 pub struct Candidate {
     pub family: Family,
     pub kinds: Vec<ProgramKind>,
+    /// Optional kernel functions to hook as well, because this kernel has them
+    /// (e.g. `inet_sendpage` before 6.5). Only for the fentry and kprobe families.
+    pub extra_hooks: Vec<&'static str>,
 }
 
 /// Why no probe could be used: one reason per family tried.
@@ -48,8 +54,12 @@ impl std::error::Error for NoProbe {}
 /// The facts `plan` needs, separate from detection so it can be tested without root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
+    /// Kernel BTF readable and the `struct sock` offsets found in it.
     pub btf: Result<(), String>,
     pub sock_tracepoints: Result<(), String>,
+    pub fentry: Result<(), String>,
+    pub kprobes: Result<(), String>,
+    pub optional_hooks: Vec<&'static str>,
 }
 
 impl From<&KernelFacts> for Facts {
@@ -57,6 +67,9 @@ impl From<&KernelFacts> for Facts {
         Facts {
             btf: k.offsets.as_ref().map(|_| ()).map_err(Clone::clone),
             sock_tracepoints: k.sock_tracepoints.clone(),
+            fentry: k.fentry.clone(),
+            kprobes: k.kprobes.clone(),
+            optional_hooks: k.optional_hooks.clone(),
         }
     }
 }
@@ -73,7 +86,14 @@ pub fn plan(request: ProbeRequest, facts: &Facts) -> Result<Vec<Candidate>, NoPr
     let mut no = NoProbe::default();
     for &family in families {
         match kinds_for(family, facts) {
-            Ok(kinds) => out.push(Candidate { family, kinds }),
+            Ok(kinds) => out.push(Candidate {
+                family,
+                kinds,
+                extra_hooks: match family {
+                    Family::Tracepoint => Vec::new(),
+                    Family::Fentry | Family::Kprobe => facts.optional_hooks.clone(),
+                },
+            }),
             Err(why) => no.reasons.push((family, why)),
         }
     }
@@ -97,7 +117,23 @@ fn kinds_for(family: Family, facts: &Facts) -> Result<Vec<ProgramKind>, String> 
                 Err(_) => vec![ProgramKind::Classic],
             })
         }
-        Family::Fentry | Family::Kprobe => Err("not supported yet".to_string()),
+        // Both read `socket->sk` and `sk->sk_family` at offsets from the kernel's BTF.
+        Family::Fentry => {
+            facts
+                .btf
+                .clone()
+                .map_err(|e| format!("needs kernel BTF: {e}"))?;
+            facts.fentry.clone()?;
+            Ok(vec![ProgramKind::Fexit])
+        }
+        Family::Kprobe => {
+            facts.kprobes.clone()?;
+            facts
+                .btf
+                .clone()
+                .map_err(|e| format!("needs kernel BTF for struct offsets: {e}"))?;
+            Ok(vec![ProgramKind::Kprobe])
+        }
     }
 }
 
@@ -105,15 +141,27 @@ fn kinds_for(family: Family, facts: &Facts) -> Result<Vec<ProgramKind>, String> 
 mod tests {
     use super::*;
 
+    fn ok_or(yes: bool, why: &str) -> Result<(), String> {
+        if yes {
+            Ok(())
+        } else {
+            Err(why.to_string())
+        }
+    }
+
+    /// A kernel with everything but the given tracepoints/BTF (like Debian's 6.12).
     fn facts(btf: bool, tp: bool) -> Facts {
         Facts {
-            btf: if btf { Ok(()) } else { Err("no BTF".into()) },
-            sock_tracepoints: if tp {
-                Ok(())
-            } else {
-                Err("no tracepoints".into())
-            },
+            btf: ok_or(btf, "no BTF"),
+            sock_tracepoints: ok_or(tp, "no tracepoints"),
+            fentry: ok_or(btf, "no BTF"),
+            kprobes: Ok(()),
+            optional_hooks: Vec::new(),
         }
+    }
+
+    fn families(plan: &[Candidate]) -> Vec<Family> {
+        plan.iter().map(|c| c.family).collect()
     }
 
     #[test]
@@ -131,17 +179,66 @@ mod tests {
 
     #[test]
     fn no_probe_names_every_family_and_its_reason() {
-        let err = plan(ProbeRequest::Auto, &facts(true, false)).unwrap_err();
+        let mut f = facts(true, false);
+        f.fentry = Err("no trampolines".into());
+        f.kprobes = Err("no kprobes".into());
+        let err = plan(ProbeRequest::Auto, &f).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("tracepoint: no tracepoints"), "{msg}");
-        assert!(msg.contains("fentry: "), "{msg}");
-        assert!(msg.contains("kprobe: "), "{msg}");
+        assert!(msg.contains("fentry: no trampolines"), "{msg}");
+        assert!(msg.contains("kprobe: no kprobes"), "{msg}");
     }
 
     #[test]
     fn forced_family_reports_only_itself() {
-        let err = plan(ProbeRequest::Kprobe, &facts(true, true)).unwrap_err();
+        let mut f = facts(true, true);
+        f.kprobes = Err("kprobes not available (CONFIG_KPROBES off)".into());
+        let err = plan(ProbeRequest::Kprobe, &f).unwrap_err();
         assert_eq!(err.reasons.len(), 1);
         assert_eq!(err.reasons[0].0, Family::Kprobe);
+        assert!(err.to_string().contains("CONFIG_KPROBES off"), "{err}");
+    }
+
+    #[test]
+    fn auto_orders_families_by_cost() {
+        let plan = plan(ProbeRequest::Auto, &facts(true, true)).unwrap();
+        assert_eq!(
+            families(&plan),
+            [Family::Tracepoint, Family::Fentry, Family::Kprobe]
+        );
+        assert_eq!(plan[1].kinds, [ProgramKind::Fexit]);
+        assert_eq!(plan[2].kinds, [ProgramKind::Kprobe]);
+    }
+
+    /// Debian 6.1: no sock tracepoints, fexit and kprobes, inet_sendpage present.
+    #[test]
+    fn old_kernel_auto_starts_with_fentry_and_hooks_sendpage() {
+        let mut f = facts(true, false);
+        f.optional_hooks = vec!["inet_sendpage"];
+        let plan = plan(ProbeRequest::Auto, &f).unwrap();
+        assert_eq!(families(&plan), [Family::Fentry, Family::Kprobe]);
+        assert!(plan.iter().all(|c| c.extra_hooks == ["inet_sendpage"]));
+        let err = super::plan(ProbeRequest::Tracepoint, &f).unwrap_err();
+        assert!(err.to_string().contains("no tracepoints"), "{err}");
+    }
+
+    /// This development machine: tracepoints only, no kprobes; fentry is refused only
+    /// when attaching, so it stays in the plan (load reports the refusal).
+    #[test]
+    fn kernel_without_kprobes_keeps_the_others() {
+        let mut f = facts(true, true);
+        f.kprobes = Err("kprobes not available".into());
+        let plan = plan(ProbeRequest::Auto, &f).unwrap();
+        assert_eq!(families(&plan), [Family::Tracepoint, Family::Fentry]);
+        assert!(plan[0].extra_hooks.is_empty());
+    }
+
+    #[test]
+    fn function_families_need_btf() {
+        let f = facts(false, true);
+        let err = plan(ProbeRequest::Fentry, &f).unwrap_err();
+        assert!(err.to_string().contains("needs kernel BTF"), "{err}");
+        let err = plan(ProbeRequest::Kprobe, &f).unwrap_err();
+        assert!(err.to_string().contains("needs kernel BTF"), "{err}");
     }
 }

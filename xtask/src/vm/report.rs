@@ -1,0 +1,387 @@
+//! Judges one boot's `VMTEST` lines and renders the kernel x family table. The host
+//! decides every cell itself; the guest's verdict line must agree and appear once.
+use std::fmt::Write as _;
+
+use super::{Console, KernelSpec};
+
+/// One `SCENARIO <name> PASS|FAIL expected=.. reported=..` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    pub name: String,
+    pub pass: bool,
+    pub expected: String,
+    pub reported: String,
+}
+
+/// One kernel x family cell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    /// The family must work: its scenarios ran.
+    Ran {
+        scenarios: Vec<Scenario>,
+        rc: Option<i32>,
+        /// For `auto`: the family it attached, and the one it had to.
+        chose: Option<(String, String)>,
+    },
+    /// The kernel lacks the family: flowtop had to fail cleanly.
+    Absent {
+        rc: Option<i32>,
+        clean: bool,
+        msg: String,
+    },
+}
+
+impl Cell {
+    pub fn passed(&self) -> bool {
+        match self {
+            Cell::Ran {
+                scenarios,
+                rc,
+                chose,
+            } => {
+                !scenarios.is_empty()
+                    && scenarios.iter().all(|s| s.pass)
+                    && *rc == Some(0)
+                    && chose.as_ref().is_none_or(|(got, want)| got == want)
+            }
+            Cell::Absent { rc, clean, .. } => *rc == Some(1) && *clean,
+        }
+    }
+
+    /// Table text: `PASS 12/12, 4194304 B = 4194304 B` etc.
+    fn summary(&self) -> String {
+        match self {
+            Cell::Ran {
+                scenarios, chose, ..
+            } => {
+                let ok = scenarios.iter().filter(|s| s.pass).count();
+                let sum = |f: fn(&Scenario) -> &str| -> u64 {
+                    scenarios.iter().map(|s| byte_total(f(s))).sum()
+                };
+                let (exp, rep) = (sum(|s| &s.expected), sum(|s| &s.reported));
+                let verdict = if self.passed() { "PASS" } else { "FAIL" };
+                let chose = match chose {
+                    Some((got, _)) => format!(" (chose {got})"),
+                    None => String::new(),
+                };
+                let rel = if exp == rep { "=" } else { "≠" };
+                format!(
+                    "{verdict}{chose} {ok}/{}, expected {exp} B {rel} reported {rep} B",
+                    scenarios.len()
+                )
+            }
+            Cell::Absent { rc, .. } => {
+                let rc = rc.map_or("none".to_string(), |r| r.to_string());
+                if self.passed() {
+                    format!("not supported: fails cleanly (exit {rc})")
+                } else {
+                    format!("FAIL: not supported, but exit {rc} / not clean")
+                }
+            }
+        }
+    }
+}
+
+pub struct KernelRun {
+    pub label: String,
+    pub package: String,
+    pub release: Option<String>,
+    /// (family, cell) in the order of the table's columns; missing cells are failures.
+    pub cells: Vec<(String, Option<Cell>)>,
+    pub verdicts: Vec<String>,
+    pub panicked: bool,
+    pub timed_out: bool,
+}
+
+pub const COLUMNS: [&str; 4] = ["tracepoint", "fentry", "kprobe", "auto"];
+
+impl KernelRun {
+    pub fn judge(spec: &KernelSpec, package: &str, console: &Console) -> Self {
+        let lines: Vec<&str> = console
+            .lines
+            .iter()
+            .filter_map(|l| l.split_once("VMTEST ").map(|(_, rest)| rest.trim()))
+            .collect();
+        let mut run = KernelRun {
+            label: spec.label.to_string(),
+            package: package.to_string(),
+            release: None,
+            cells: Vec::new(),
+            verdicts: Vec::new(),
+            panicked: console.panicked,
+            timed_out: console.timed_out,
+        };
+        for line in &lines {
+            if let Some(v) = line.strip_prefix("VERDICT ") {
+                run.verdicts.push(v.to_string());
+            } else if let Some(r) = line.strip_prefix("KERNEL ") {
+                run.release = r.split_whitespace().next().map(str::to_string);
+            }
+        }
+        for family in COLUMNS {
+            let must_run = spec.families.contains(&family) || family == "auto";
+            let cell = if must_run {
+                parse_ran(&lines, family, spec)
+            } else if spec.absent.contains(&family) {
+                parse_absent(&lines, family)
+            } else {
+                continue;
+            };
+            run.cells.push((family.to_string(), cell));
+        }
+        run
+    }
+
+    /// Every reason this kernel's run failed; empty when it passed.
+    pub fn failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let k = &self.label;
+        if self.panicked {
+            out.push(format!("{k}: kernel panic"));
+        }
+        if self.timed_out {
+            out.push(format!("{k}: timed out"));
+        }
+        match self.verdicts.as_slice() {
+            [v] if v == "success" => {}
+            [] => out.push(format!("{k}: no verdict line")),
+            [v] => out.push(format!("{k}: guest verdict {v}")),
+            many => out.push(format!("{k}: {} verdict lines", many.len())),
+        }
+        for (family, cell) in &self.cells {
+            match cell {
+                None => out.push(format!("{k} {family}: no result")),
+                Some(c) if !c.passed() => out.push(format!("{k} {family}: {}", c.summary())),
+                Some(Cell::Ran { scenarios, .. }) => {
+                    for s in scenarios.iter().filter(|s| !s.pass) {
+                        out.push(format!("{k} {family} {}: FAIL", s.name));
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        out
+    }
+}
+
+fn parse_ran(lines: &[&str], family: &str, spec: &KernelSpec) -> Option<Cell> {
+    let prefix = format!("{family} ");
+    let mut scenarios = Vec::new();
+    let mut rc = None;
+    let mut chose = None;
+    for line in lines.iter().filter_map(|l| l.strip_prefix(&prefix)) {
+        if let Some(rest) = line.strip_prefix("SCENARIO ") {
+            scenarios.extend(parse_scenario(rest));
+        } else if let Some(r) = line.strip_prefix("EXIT rc=") {
+            rc = r.trim().parse().ok();
+        } else if let Some(c) = line.strip_prefix("CHOSE ") {
+            chose = Some((c.trim().to_string(), spec.auto.to_string()));
+        }
+    }
+    if family == "auto" && chose.is_none() {
+        chose = Some(("none".to_string(), spec.auto.to_string()));
+    }
+    (rc.is_some() || !scenarios.is_empty()).then_some(Cell::Ran {
+        scenarios,
+        rc,
+        chose,
+    })
+}
+
+/// `<name> PASS|FAIL expected=E reported=R`
+fn parse_scenario(rest: &str) -> Option<Scenario> {
+    let mut words = rest.split_whitespace();
+    let name = words.next()?.to_string();
+    let pass = words.next()? == "PASS";
+    let (mut expected, mut reported) = (String::new(), String::new());
+    for w in words {
+        if let Some(v) = w.strip_prefix("expected=") {
+            expected = v.to_string();
+        } else if let Some(v) = w.strip_prefix("reported=") {
+            reported = v.to_string();
+        }
+    }
+    Some(Scenario {
+        name,
+        pass,
+        expected,
+        reported,
+    })
+}
+
+fn parse_absent(lines: &[&str], family: &str) -> Option<Cell> {
+    let rest = lines
+        .iter()
+        .find_map(|l| l.strip_prefix(&format!("{family} ABSENT ")))?;
+    let (fields, msg) = rest.split_once(" msg=").unwrap_or((rest, ""));
+    let mut rc = None;
+    let mut clean = false;
+    for w in fields.split_whitespace() {
+        if let Some(v) = w.strip_prefix("rc=") {
+            rc = v.parse().ok();
+        } else if let Some(v) = w.strip_prefix("clean=") {
+            clean = v == "yes";
+        }
+    }
+    Some(Cell::Absent {
+        rc,
+        clean,
+        msg: msg.to_string(),
+    })
+}
+
+/// Bytes in a scenario's `expected=`/`reported=` value: a plain number, or the sum of
+/// every `rx=N` and `tx=N` in a structured one
+/// (`sender[120,trafficgen]:rx=0,tx=266243;receiver[..]:rx=266243,tx=0`).
+fn byte_total(value: &str) -> u64 {
+    if let Ok(n) = value.parse() {
+        return n;
+    }
+    value
+        .split([';', ',', ':', ' '])
+        .filter_map(|w| w.strip_prefix("rx=").or_else(|| w.strip_prefix("tx=")))
+        .filter_map(|n| n.parse::<u64>().ok())
+        .sum()
+}
+
+/// Markdown: the kernel x family table, then every scenario, then the messages of
+/// the families that had to fail.
+pub fn table(runs: &[KernelRun]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "| kernel | {} |", COLUMNS.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---|".repeat(COLUMNS.len()));
+    for run in runs {
+        let release = run.release.as_deref().unwrap_or("did not boot");
+        let _ = write!(out, "| {} ({release}) |", run.label);
+        for family in COLUMNS {
+            let text = match run.cells.iter().find(|(f, _)| f == family) {
+                Some((_, Some(cell))) => cell.summary(),
+                Some((_, None)) => "FAIL: no result".to_string(),
+                None => "-".to_string(),
+            };
+            let _ = write!(out, " {text} |");
+        }
+        out.push('\n');
+    }
+    out.push('\n');
+    for run in runs {
+        let _ = writeln!(out, "- {}: Debian package `{}`", run.label, run.package);
+    }
+    let _ = writeln!(
+        out,
+        "\n| kernel | family | scenario | result | expected | reported |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for run in runs {
+        for (family, cell) in &run.cells {
+            match cell {
+                Some(Cell::Ran { scenarios, .. }) => {
+                    for s in scenarios {
+                        let _ = writeln!(
+                            out,
+                            "| {} | {family} | {} | {} | {} | {} |",
+                            run.label,
+                            s.name,
+                            if s.pass { "PASS" } else { "FAIL" },
+                            s.expected,
+                            s.reported
+                        );
+                    }
+                }
+                Some(Cell::Absent { msg, .. }) => {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {family} | (not supported) | {} | exit 1 | {} |",
+                        run.label,
+                        if cell.as_ref().is_some_and(Cell::passed) {
+                            "PASS"
+                        } else {
+                            "FAIL"
+                        },
+                        msg.replace('|', "/")
+                    );
+                }
+                None => {}
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &KernelSpec = &super::super::KERNELS[0]; // 6.1: fentry, kprobe; no tracepoint
+
+    fn console(lines: &[&str]) -> Console {
+        Console {
+            lines: lines.iter().map(|l| l.to_string()).collect(),
+            panicked: false,
+            timed_out: false,
+        }
+    }
+
+    const GOOD: [&str; 11] = [
+        "[    1.0] random kernel line",
+        "VMTEST KERNEL 6.1.0-56-cloud-amd64 cpus=2",
+        "VMTEST fentry SCENARIO tcp4 PASS expected=100 reported=100",
+        "VMTEST fentry EXIT rc=0",
+        "VMTEST kprobe SCENARIO tcp4 PASS expected=100 reported=100",
+        "VMTEST kprobe EXIT rc=0",
+        "VMTEST auto CHOSE fentry",
+        "VMTEST auto SCENARIO tcp4 PASS expected=100 reported=100",
+        "VMTEST auto EXIT rc=0",
+        "VMTEST tracepoint ABSENT rc=1 clean=yes msg=flowtop: no usable probe: tracepoint: ...",
+        "VMTEST VERDICT success",
+    ];
+
+    #[test]
+    fn sums_structured_byte_values() {
+        assert_eq!(byte_total("300007"), 300007);
+        assert_eq!(
+            byte_total("sender[1,tg]:rx=0,tx=5;receiver[2,tg]:rx=5,tx=0;sender_intervals=4"),
+            10
+        );
+    }
+
+    #[test]
+    fn all_good_passes() {
+        let run = KernelRun::judge(SPEC, "pkg", &console(&GOOD));
+        assert_eq!(run.failures(), Vec::<String>::new());
+        assert_eq!(run.release.as_deref(), Some("6.1.0-56-cloud-amd64"));
+        let t = table(&[run]);
+        assert!(t.contains("not supported: fails cleanly (exit 1)"), "{t}");
+        assert!(t.contains("PASS (chose fentry) 1/1"), "{t}");
+    }
+
+    #[test]
+    fn missing_verdict_wrong_auto_and_inexact_bytes_fail() {
+        let mut lines: Vec<&str> = GOOD[..GOOD.len() - 1].to_vec();
+        lines[4] = "VMTEST kprobe SCENARIO tcp4 FAIL expected=100 reported=99";
+        lines[6] = "VMTEST auto CHOSE kprobe";
+        let f = KernelRun::judge(SPEC, "pkg", &console(&lines)).failures();
+        assert!(f.iter().any(|m| m.contains("no verdict")), "{f:?}");
+        assert!(f.iter().any(|m| m.starts_with("6.1 kprobe")), "{f:?}");
+        assert!(f.iter().any(|m| m.starts_with("6.1 auto")), "{f:?}");
+    }
+
+    #[test]
+    fn a_family_that_never_reported_fails_and_so_does_a_dirty_absent() {
+        let lines: Vec<&str> = GOOD
+            .iter()
+            .copied()
+            .filter(|l| !l.starts_with("VMTEST kprobe"))
+            .map(|l| {
+                if l.contains("ABSENT") {
+                    "VMTEST tracepoint ABSENT rc=101 clean=no msg=thread 'main' panicked"
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let f = KernelRun::judge(SPEC, "pkg", &console(&lines)).failures();
+        assert!(f.contains(&"6.1 kprobe: no result".to_string()), "{f:?}");
+        assert!(f.iter().any(|m| m.starts_with("6.1 tracepoint")), "{f:?}");
+    }
+}
