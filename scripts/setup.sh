@@ -4,6 +4,8 @@
 #   scripts/setup.sh            build deps: bpf-linker (+ LLVM 22 to build it), nightly rust-src
 #   scripts/setup.sh test       + what the tests need (qemu, busybox-static, cpio, tmux, setpriv)
 #   scripts/setup.sh bench      + what the benchmarks need (iperf3, bpftrace, bpftool)
+#   scripts/setup.sh docs       build deps, then install flowtop's man page and shell
+#                               completions under /usr/local
 set -euo pipefail
 
 what=${1:-build}
@@ -12,10 +14,10 @@ SUDO=""
 
 packages=(llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev libc6-dev gcc)
 case "$what" in
-  build) ;;
+  build|docs) ;;
   test) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 python3) ;;
   bench) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 python3 iperf3 bpftrace bpftool) ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|bench|docs]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -39,4 +41,9 @@ if ! command -v bpf-linker >/dev/null 2>&1; then
   echo "setup: installing bpf-linker (about a minute)" >&2
   LLVM_PREFIX=/usr/lib/llvm-22 cargo install bpf-linker --version 0.13.0 --locked \
     --no-default-features --features llvm-22
+fi
+
+if [ "$what" = docs ]; then
+  cd "$(dirname "$0")/.."
+  $SUDO env "PATH=$PATH" cargo xtask docs --prefix /usr/local
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up (if needed) and runs every test: formatting and lints, unit tests, the
-# integration tests against this machine's kernel (needs root), and the kernel
-# matrix in VMs (Debian 6.1 and 6.12 under qemu).
+# integration tests against this machine's kernel (needs root), the churn soak, and
+# the kernel matrix in VMs (Debian 6.1 and 6.12 under qemu).
+# FLOWTOP_SKIP_VM=1 skips the VM matrix (for quick local runs; CI always runs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
@@ -16,7 +17,9 @@ cargo build --release -p flowtop 2>&1 | quiet
 export FLOWTOP_BIN="$PWD/target/release/flowtop"
 echo "== cargo test (unit + integration on $(uname -r))" >&2
 cargo test --release 2>&1 | quiet
-if [ -f xtask/src/vm.rs ] && [ "${FLOWTOP_SKIP_VM:-0}" != 1 ]; then
+echo "== soak: 50,000 short-lived processes against a small map" >&2
+cargo xtask soak --flowtop "$FLOWTOP_BIN"
+if [ "${FLOWTOP_SKIP_VM:-0}" != 1 ]; then
   echo "== kernel matrix in VMs" >&2
   cargo xtask vm-test
 fi
