@@ -14,7 +14,8 @@ use tokio::{
 
 use crate::{
     cli::Cli,
-    collect::{diff::Differ, read::MapReader},
+    collect::{aggregate::GroupBy, collector::Collector},
+    filter::KernelFilters,
     output::{self, Printer},
     privileges,
     probe::{
@@ -33,15 +34,18 @@ pub fn run(cli: &Cli) -> Result<()> {
     }
     let facts = KernelFacts::detect();
     let candidates = plan(cli.probe, &Facts::from(&facts))?;
+    let filters = KernelFilters::from_cli(cli, facts.offsets.is_ok())?;
     let mut attached = attach_first(
         &candidates,
         &LoadConfig {
-            filter_tgid: cli.pid.unwrap_or(0),
+            filter_tgid: filters.single_tgid(),
             max_entries: cli.max_entries,
             offsets: facts.offsets.ok(),
+            filters: filters.clone(),
         },
     )?;
-    let reader = MapReader::new(&mut attached.ebpf)?;
+    filters.fill_maps(&mut attached.ebpf)?;
+    let reader = Collector::new(&mut attached.ebpf, cli.by, cli.sort, cli.rows)?;
     privileges::drop_after_attach().context("dropping capabilities after attaching")?;
     log::debug!(
         "capabilities now {:#x}, no_new_privs set",
@@ -67,7 +71,7 @@ pub fn run(cli: &Cli) -> Result<()> {
 
 async fn report_loop(
     cli: &Cli,
-    mut reader: MapReader,
+    mut reader: Collector,
     mut printer: Box<dyn Printer + '_>,
 ) -> Result<()> {
     let period = Duration::from_secs(cli.interval);
@@ -75,7 +79,6 @@ async fn report_loop(
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut differ = Differ::new();
     let mut reports = 0u64;
     loop {
         let stopping = tokio::select! {
@@ -83,7 +86,7 @@ async fn report_loop(
             _ = sigint.recv() => true,
             _ = sigterm.recv() => true,
         };
-        let report = differ.next(&reader.read()?);
+        let report = reader.report()?;
         if report.unrecorded.total() > 0 {
             log::warn!(
                 "map full: {} bytes received and {} sent could not be attributed to a process \
@@ -95,7 +98,12 @@ async fn report_loop(
         }
         // On a signal, print the partial interval too: nothing counted is lost.
         if !stopping || !report.rows.is_empty() {
-            printer.interval(&report, SystemTime::now())?;
+            match report.by {
+                GroupBy::Pid => {
+                    printer.interval(&report.to_interval_report(), SystemTime::now())?
+                }
+                _ => printer.grouped(&report, SystemTime::now())?,
+            }
             io::stdout().flush()?;
         }
         reports += 1;

@@ -53,6 +53,14 @@ impl<W: io::Write> Printer for JsonPrinter<W> {
         }
         Ok(())
     }
+
+    fn grouped(
+        &mut self,
+        report: &crate::collect::aggregate::Report,
+        at: SystemTime,
+    ) -> io::Result<()> {
+        super::grouped::json(&mut self.out, report, at)
+    }
 }
 
 #[cfg(test)]

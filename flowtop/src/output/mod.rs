@@ -1,12 +1,13 @@
 //! Output formats. Each printer writes one interval to any `io::Write`, so tests
 //! write into a `Vec<u8>`; the caller flushes after every interval (pipes see each
 //! interval as soon as it ends).
+pub mod grouped;
 pub mod json;
 pub mod table;
 
 use std::{io, time::SystemTime};
 
-use crate::collect::diff::IntervalReport;
+use crate::collect::{aggregate::Report, diff::IntervalReport};
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,6 +21,8 @@ pub enum Format {
 /// Writes intervals in one format.
 pub trait Printer {
     fn interval(&mut self, report: &IntervalReport, at: SystemTime) -> io::Result<()>;
+    /// `--by conn|comm|cgroup` (see [`grouped`]).
+    fn grouped(&mut self, report: &Report, at: SystemTime) -> io::Result<()>;
 }
 
 pub fn printer<'a, W: io::Write + 'a>(format: Format, out: W) -> Box<dyn Printer + 'a> {

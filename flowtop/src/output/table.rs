@@ -48,6 +48,14 @@ impl<W: io::Write> Printer for TablePrinter<W> {
         }
         Ok(())
     }
+
+    fn grouped(
+        &mut self,
+        report: &crate::collect::aggregate::Report,
+        _at: SystemTime,
+    ) -> io::Result<()> {
+        super::grouped::table(&mut self.out, report)
+    }
 }
 
 #[cfg(test)]

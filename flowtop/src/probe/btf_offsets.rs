@@ -15,16 +15,33 @@ pub struct KernelOffsets {
     pub socket_sk: u32,
     pub task_group_leader: u32,
     pub task_comm: u32,
+    /// `struct sock_common` addresses and ports, as offsets inside `struct sock`
+    /// (`--by conn`, `--port`, `-4`/`-6` on dual-stack sockets).
+    pub skc_daddr: u32,
+    pub skc_rcv_saddr: u32,
+    /// `__be16`.
+    pub skc_dport: u32,
+    /// `__u16`, host order: the local port.
+    pub skc_num: u32,
+    pub skc_v6_daddr: u32,
+    pub skc_v6_rcv_saddr: u32,
 }
 
 impl KernelOffsets {
     pub fn from_btf(btf: &Btf) -> Result<Self> {
+        let skc = |field: &str| field_offset(btf, "sock", &["__sk_common", field]);
         Ok(Self {
             sock_family: field_offset(btf, "sock", &["__sk_common", "skc_family"])?,
             sock_protocol: field_offset(btf, "sock", &["sk_protocol"])?,
             socket_sk: field_offset(btf, "socket", &["sk"])?,
             task_group_leader: field_offset(btf, "task_struct", &["group_leader"])?,
             task_comm: field_offset(btf, "task_struct", &["comm"])?,
+            skc_daddr: skc("skc_daddr")?,
+            skc_rcv_saddr: skc("skc_rcv_saddr")?,
+            skc_dport: skc("skc_dport")?,
+            skc_num: skc("skc_num")?,
+            skc_v6_daddr: skc("skc_v6_daddr")?,
+            skc_v6_rcv_saddr: skc("skc_v6_rcv_saddr")?,
         })
     }
 }
@@ -107,6 +124,12 @@ mod tests {
         assert_eq!(off.sock_family, 16);
         assert!(off.sock_protocol > off.sock_family);
         assert!(off.task_comm > 0 && off.task_group_leader > 0);
+        // `skc_addrpair` and `skc_portpair` open `sock_common` on every kernel.
+        assert_eq!(
+            (off.skc_daddr, off.skc_rcv_saddr, off.skc_dport, off.skc_num),
+            (0, 4, 12, 14)
+        );
+        assert!(off.skc_v6_daddr > 16 && off.skc_v6_rcv_saddr == off.skc_v6_daddr + 16);
         assert!(field_offset(&btf, "sock", &["no_such_field"]).is_err());
         assert!(field_offset(&btf, "no_such_struct_xyz", &["a"]).is_err());
     }
