@@ -51,12 +51,6 @@ pub fn run(cli: &Cli) -> Result<()> {
         "capabilities now {:#x}, no_new_privs set",
         privileges::effective_caps()
     );
-    log::info!(
-        "counting with probe family {} ({}); first report in {}s",
-        attached.family,
-        attached.kind,
-        cli.interval
-    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -64,7 +58,11 @@ pub fn run(cli: &Cli) -> Result<()> {
     let stdout = io::stdout().lock();
     let printer = output::printer(cli.format, stdout);
     // `attached` lives until here: dropping it detaches the programs.
-    let result = runtime.block_on(report_loop(cli, reader, printer));
+    let counting = format!(
+        "counting with probe family {} ({}); first report in {}s",
+        attached.family, attached.kind, cli.interval
+    );
+    let result = runtime.block_on(report_loop(cli, reader, printer, &counting));
     drop(attached);
     result
 }
@@ -73,12 +71,16 @@ async fn report_loop(
     cli: &Cli,
     mut reader: Collector,
     mut printer: Box<dyn Printer + '_>,
+    counting: &str,
 ) -> Result<()> {
     let period = Duration::from_secs(cli.interval);
     let mut ticks = interval_at(Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    // Logged only now: a SIGINT sent after this line is seen, so scripts and tests
+    // can wait for it before generating traffic and stopping flowtop.
+    log::info!("{counting}");
     let mut reports = 0u64;
     loop {
         let stopping = tokio::select! {
