@@ -93,8 +93,11 @@ pub fn account(sk: *const u8, family: u16, protocol: u16, ret: i64, flags: i32, 
         ..FlowKey::default()
     };
     if READ_ADDRS.load() != 0 {
-        if sock_endpoints(sk, family, &mut key).is_none() {
-            return; // the loader only sets READ_ADDRS with offsets; cannot happen
+        // A failed read (a family that passed a null `sk`) leaves the addresses zero:
+        // the bytes still count, under an unknown flow (and match no `--port`).
+        let mut with_addrs = key;
+        if sock_endpoints(sk, family, &mut with_addrs).is_some() {
+            key = with_addrs;
         }
         let port = FILTER_PORT.load();
         if port != 0 && port != key.lport && port != key.rport {
