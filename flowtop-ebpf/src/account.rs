@@ -86,6 +86,32 @@ pub fn account(sk: *const u8, family: u16, protocol: u16, ret: i64, flags: i32, 
     {
         return;
     }
+    let mode = FLOW_MODE.load();
+    if READ_ADDRS.load() == 0 && mode == 0 {
+        // `--by pid`/`--by comm` without address filters: the process counter only,
+        // so these modes pay nothing for flows (the verifier drops the rest).
+        let want_family = FILTER_FAMILY.load();
+        if want_family == 0 || want_family == family {
+            add_bytes(&PROC_BYTES, &tgid, bytes, dir, comm, UNRECORDED_PROC);
+        }
+        return;
+    }
+    account_flow(sk, tgid, family, protocol, bytes, dir, comm, mode);
+}
+
+/// The rest of [`account`] when addresses are read or a flow map is kept.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn account_flow(
+    sk: *const u8,
+    tgid: u32,
+    family: u16,
+    protocol: u16,
+    bytes: u64,
+    dir: Direction,
+    comm: [u8; COMM_LEN],
+    mode: u32,
+) {
     let mut key = FlowKey {
         tgid,
         family,
@@ -110,7 +136,6 @@ pub fn account(sk: *const u8, family: u16, protocol: u16, ret: i64, flags: i32, 
         return;
     }
     add_bytes(&PROC_BYTES, &tgid, bytes, dir, comm, UNRECORDED_PROC);
-    let mode = FLOW_MODE.load();
     if mode == 0 {
         return;
     }
