@@ -438,6 +438,7 @@ fn pid_list_and_comm_filters_and_comm_grouping() {
             &["-c", "ft-beta"],
             &["--by", "comm"],
             &["--by", "comm", "-c", "ft-alpha"],
+            &["-p", &ab, "-r", "1"],
         ],
     );
     let per_pid = |rows: &[Value]| sum_by(rows, |r| r["pid"].as_u64());
