@@ -22,11 +22,56 @@ pub const DEFAULT_MAX_ENTRIES: u32 = 16384;
 pub const MAP_IN_FLIGHT: &str = "IN_FLIGHT";
 /// Capacity of [`MAP_IN_FLIGHT`]: threads inside a send/receive at the same moment.
 pub const IN_FLIGHT_MAX: u32 = 65536;
+/// Per-CPU hash: [`FlowKey`] -> [`ProcCounters`], written only when `FLOW_MODE` != 0
+/// (`--by conn`, `--by cgroup`), so `--by pid` pays nothing for it.
+pub const MAP_FLOW_BYTES: &str = "FLOW_BYTES";
+/// Hash: thread-group ids to count when `-p` names more than one process.
+pub const MAP_FILTER_PIDS: &str = "FILTER_PIDS";
+/// Cgroup array with one slot: the `--cgroup` directory.
+pub const MAP_FILTER_CGROUP: &str = "FILTER_CGROUP";
+/// Capacity of [`MAP_FILTER_PIDS`].
+pub const MAX_FILTER_PIDS: u32 = 1024;
+/// Slots of [`MAP_UNRECORDED`]: bytes lost because this map was full.
+pub const UNRECORDED_PROC: u32 = 0;
+pub const UNRECORDED_FLOW: u32 = 1;
+
+/// Bits of the `FLOW_MODE` global: what goes into a [`FlowKey`].
+pub mod flow_mode {
+    /// Addresses, ports, family and protocol (`--by conn`).
+    pub const CONN: u32 = 1;
+    /// The cgroup v2 id of the task that moved the bytes (`--by cgroup`).
+    pub const CGROUP: u32 = 2;
+}
+
+/// Values of the `FILTER_PROTO` global (`--tcp`/`--udp`).
+pub mod proto_filter {
+    pub const ANY: u32 = 0;
+    /// TCP and MPTCP.
+    pub const TCP: u32 = 1;
+    /// UDP and UDP-Lite.
+    pub const UDP: u32 = 2;
+}
 
 /// Globals the loader overrides before loading (see `aya::EbpfLoader::override_global`).
 pub mod globals {
     /// `u32`: only count this thread-group id; 0 counts every process.
     pub const FILTER_TGID: &str = "FILTER_TGID";
+    /// `u32`: 1 = only count thread-group ids present in `FILTER_PIDS`.
+    pub const FILTER_PID_MAP: &str = "FILTER_PID_MAP";
+    /// `[u8; 16]`: only count processes with this name (NUL-padded); all NUL = any.
+    pub const FILTER_COMM: &str = "FILTER_COMM";
+    /// `u32`: 1 = only count tasks under the cgroup in `FILTER_CGROUP` slot 0.
+    pub const FILTER_CGROUP_ON: &str = "FILTER_CGROUP_ON";
+    /// `u16`: only this (effective, see [`super::FlowKey::family`]) address family; 0 = any.
+    pub const FILTER_FAMILY: &str = "FILTER_FAMILY";
+    /// `u32`: a [`super::proto_filter`] value.
+    pub const FILTER_PROTO: &str = "FILTER_PROTO";
+    /// `u16`: only sockets with this local or remote port; 0 = any.
+    pub const FILTER_PORT: &str = "FILTER_PORT";
+    /// `u32`: [`super::flow_mode`] bits; 0 leaves `FLOW_BYTES` alone.
+    pub const FLOW_MODE: &str = "FLOW_MODE";
+    /// `u32`: 1 = read addresses and ports from `struct sock` (needs the offsets below).
+    pub const READ_ADDRS: &str = "READ_ADDRS";
     /// `u32` offsets taken from the running kernel's BTF, so the programs never
     /// depend on the layout of the kernel they were built on.
     pub const OFF_SOCK_FAMILY: &str = "OFF_SOCK_FAMILY";
@@ -34,6 +79,13 @@ pub mod globals {
     pub const OFF_SOCKET_SK: &str = "OFF_SOCKET_SK";
     pub const OFF_TASK_GROUP_LEADER: &str = "OFF_TASK_GROUP_LEADER";
     pub const OFF_TASK_COMM: &str = "OFF_TASK_COMM";
+    /// `struct sock_common` address and port fields (offsets inside `struct sock`).
+    pub const OFF_SKC_DADDR: &str = "OFF_SKC_DADDR";
+    pub const OFF_SKC_RCV_SADDR: &str = "OFF_SKC_RCV_SADDR";
+    pub const OFF_SKC_DPORT: &str = "OFF_SKC_DPORT";
+    pub const OFF_SKC_NUM: &str = "OFF_SKC_NUM";
+    pub const OFF_SKC_V6_DADDR: &str = "OFF_SKC_V6_DADDR";
+    pub const OFF_SKC_V6_RCV_SADDR: &str = "OFF_SKC_V6_RCV_SADDR";
 }
 
 /// Program names in the eBPF object, by probe family.
@@ -114,6 +166,29 @@ pub struct ProcCounters {
     pub comm: [u8; COMM_LEN],
 }
 
+/// One flow of one process: the key of [`MAP_FLOW_BYTES`]. Fields not asked for by
+/// `FLOW_MODE` stay zero, so e.g. `--by cgroup` has one key per (process, cgroup).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub tgid: u32,
+    /// Effective family: an `AF_INET6` socket talking to an IPv4-mapped address
+    /// (`::ffff:a.b.c.d`) is stored as `AF_INET` with the IPv4 addresses.
+    pub family: u16,
+    pub protocol: u16,
+    /// Host byte order. 0 if unbound.
+    pub lport: u16,
+    /// Host byte order. 0 if not connected (unconnected UDP).
+    pub rport: u16,
+    pub _pad: u32,
+    /// cgroup v2 id (inode of the cgroup's directory), with `flow_mode::CGROUP`.
+    pub cgroup: u64,
+    /// Network byte order; IPv4 in the first 4 bytes. All zero if unbound.
+    pub laddr: [u8; 16],
+    /// Network byte order; IPv4 in the first 4 bytes. All zero if not connected.
+    pub raddr: [u8; 16],
+}
+
 /// Bytes the programs saw but could not store because the map was full.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -128,6 +203,8 @@ mod pod {
     unsafe impl aya::Pod for super::ProcCounters {}
     // SAFETY: plain-old-data, `#[repr(C)]`, two u64.
     unsafe impl aya::Pod for super::Unrecorded {}
+    // SAFETY: `#[repr(C)]`, padding written out (`_pad`), 56 bytes.
+    unsafe impl aya::Pod for super::FlowKey {}
 }
 
 #[cfg(test)]
@@ -138,6 +215,11 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<ProcCounters>(), 8 + 8 + COMM_LEN);
         assert_eq!(core::mem::size_of::<Unrecorded>(), 16);
+        assert_eq!(
+            core::mem::size_of::<FlowKey>(),
+            4 + 2 + 2 + 2 + 2 + 4 + 8 + 16 + 16
+        );
+        assert_eq!(core::mem::offset_of!(FlowKey, cgroup), 16);
     }
 
     #[test]

@@ -1,19 +1,50 @@
 //! The one accounting function every probe family calls.
-use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_get_current_pid_tgid, Global};
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid},
+    maps::PerCpuHashMap,
+    Global,
+};
 use flowtop_common::{
-    net::{is_counted, MSG_PEEK},
-    ProcCounters,
+    flow_mode,
+    net::{is_counted, IPPROTO_MPTCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, MSG_PEEK},
+    proto_filter, FlowKey, ProcCounters, COMM_LEN, UNRECORDED_FLOW, UNRECORDED_PROC,
 };
 
 use crate::{
-    kernel::process_comm,
-    maps::{PROC_BYTES, PROC_INSERTS, UNRECORDED},
+    kernel::{process_comm, sock_endpoints},
+    maps::{FILTER_CGROUP, FILTER_PIDS, FLOW_BYTES, PROC_BYTES, PROC_INSERTS, UNRECORDED},
 };
 
-/// Only count this thread-group id (0: all). Fixed at load time, so the verifier
-/// prunes the branch away when it is unset.
+// Filters and modes, fixed at load time: the verifier prunes the branches of the
+// ones left unset, so an unused filter costs nothing.
+/// Only count this thread-group id (0: all).
 #[unsafe(no_mangle)]
 static FILTER_TGID: Global<u32> = Global::new(0);
+/// 1: only count thread-group ids in `FILTER_PIDS`.
+#[unsafe(no_mangle)]
+static FILTER_PID_MAP: Global<u32> = Global::new(0);
+/// Only count processes of this name (all NUL: any).
+#[unsafe(no_mangle)]
+static FILTER_COMM: Global<[u8; COMM_LEN]> = Global::new([0; COMM_LEN]);
+/// 1: only count tasks under the cgroup in `FILTER_CGROUP`.
+#[unsafe(no_mangle)]
+static FILTER_CGROUP_ON: Global<u32> = Global::new(0);
+/// Only this effective address family (0: any).
+#[unsafe(no_mangle)]
+static FILTER_FAMILY: Global<u16> = Global::new(0);
+/// `proto_filter::{ANY, TCP, UDP}`.
+#[unsafe(no_mangle)]
+static FILTER_PROTO: Global<u32> = Global::new(0);
+/// Only sockets with this local or remote port (0: any).
+#[unsafe(no_mangle)]
+static FILTER_PORT: Global<u16> = Global::new(0);
+/// `flow_mode` bits: what to key `FLOW_BYTES` by (0: leave it alone).
+#[unsafe(no_mangle)]
+static FLOW_MODE: Global<u32> = Global::new(0);
+/// 1: read addresses and ports from `struct sock` (conn mode, `--port`, `-4`/`-6`).
+#[unsafe(no_mangle)]
+static READ_ADDRS: Global<u32> = Global::new(0);
 
 #[derive(Clone, Copy)]
 pub enum Direction {
@@ -21,24 +52,127 @@ pub enum Direction {
     Tx,
 }
 
-/// Adds `ret` bytes moved by the current process on a socket of `family`/`protocol`.
+/// Adds `ret` bytes moved by the current process on socket `sk` of `family`/`protocol`.
 ///
 /// `ret` is the value the send/receive returned: bytes actually moved, or a negative
 /// errno. `flags` are the caller's `MSG_*` flags: a `MSG_PEEK` read moves nothing.
+/// `sk` (`struct sock *`) is only read for addresses and ports; null if unknown.
 #[inline(always)]
-pub fn account(family: u16, protocol: u16, ret: i64, flags: i32, dir: Direction) {
+pub fn account(sk: *const u8, family: u16, protocol: u16, ret: i64, flags: i32, dir: Direction) {
     if ret <= 0 || flags & MSG_PEEK != 0 || !is_counted(family, protocol) {
         return;
     }
     let bytes = ret as u64;
+    match FILTER_PROTO.load() {
+        proto_filter::TCP if protocol != IPPROTO_TCP && protocol != IPPROTO_MPTCP => return,
+        proto_filter::UDP if protocol != IPPROTO_UDP && protocol != IPPROTO_UDPLITE => return,
+        _ => {}
+    }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     let filter = FILTER_TGID.load();
     if filter != 0 && filter != tgid {
         return;
     }
+    if FILTER_PID_MAP.load() != 0 && unsafe { FILTER_PIDS.get(&tgid) }.is_none() {
+        return;
+    }
     let comm = process_comm(pid_tgid);
-    if add_to_existing(tgid, bytes, dir, comm) {
+    let want = FILTER_COMM.load();
+    if want[0] != 0 && !same_comm(&want, &comm) {
+        return;
+    }
+    if FILTER_CGROUP_ON.load() != 0 && !FILTER_CGROUP.current_task_under_cgroup(0).unwrap_or(false)
+    {
+        return;
+    }
+    let mode = FLOW_MODE.load();
+    if READ_ADDRS.load() == 0 && mode == 0 {
+        // `--by pid`/`--by comm` without address filters: the process counter only,
+        // so these modes pay nothing for flows (the verifier drops the rest).
+        let want_family = FILTER_FAMILY.load();
+        if want_family == 0 || want_family == family {
+            add_bytes(&PROC_BYTES, &tgid, bytes, dir, comm, UNRECORDED_PROC);
+        }
+        return;
+    }
+    account_flow(sk, tgid, family, protocol, bytes, dir, comm, mode);
+}
+
+/// The rest of [`account`] when addresses are read or a flow map is kept.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn account_flow(
+    sk: *const u8,
+    tgid: u32,
+    family: u16,
+    protocol: u16,
+    bytes: u64,
+    dir: Direction,
+    comm: [u8; COMM_LEN],
+    mode: u32,
+) {
+    let mut key = FlowKey {
+        tgid,
+        family,
+        protocol,
+        ..FlowKey::default()
+    };
+    if READ_ADDRS.load() != 0 {
+        // A failed read (a family that passed a null `sk`) leaves the addresses zero:
+        // the bytes still count, under an unknown flow (and match no `--port`).
+        let mut with_addrs = key;
+        if sock_endpoints(sk, family, &mut with_addrs).is_some() {
+            key = with_addrs;
+        }
+        let port = FILTER_PORT.load();
+        if port != 0 && port != key.lport && port != key.rport {
+            return;
+        }
+    }
+    // Without READ_ADDRS (no BTF) this is the socket's own family.
+    let want_family = FILTER_FAMILY.load();
+    if want_family != 0 && want_family != key.family {
+        return;
+    }
+    add_bytes(&PROC_BYTES, &tgid, bytes, dir, comm, UNRECORDED_PROC);
+    if mode == 0 {
+        return;
+    }
+    if mode & flow_mode::CONN == 0 {
+        key.family = 0;
+        key.protocol = 0;
+        key.lport = 0;
+        key.rport = 0;
+        key.laddr = [0; 16];
+        key.raddr = [0; 16];
+    }
+    if mode & flow_mode::CGROUP != 0 {
+        key.cgroup = unsafe { bpf_get_current_cgroup_id() };
+    }
+    add_bytes(&FLOW_BYTES, &key, bytes, dir, comm, UNRECORDED_FLOW);
+}
+
+/// Task names compared as two u64 (no memcmp in eBPF).
+#[inline(always)]
+fn same_comm(a: &[u8; COMM_LEN], b: &[u8; COMM_LEN]) -> bool {
+    let words =
+        |c: &[u8; COMM_LEN]| unsafe { core::mem::transmute::<[u8; COMM_LEN], [u64; 2]>(*c) };
+    words(a) == words(b)
+}
+
+/// Adds to `map[key]` on this CPU, inserting it if new; what cannot be stored goes
+/// to `UNRECORDED[slot]`.
+#[inline(always)]
+fn add_bytes<K>(
+    map: &PerCpuHashMap<K, ProcCounters>,
+    key: &K,
+    bytes: u64,
+    dir: Direction,
+    comm: [u8; COMM_LEN],
+    slot: u32,
+) {
+    if add_to_existing(map, key, bytes, dir, comm) {
         return;
     }
     let mut fresh = ProcCounters {
@@ -49,16 +183,16 @@ pub fn account(family: u16, protocol: u16, ret: i64, flags: i32, dir: Direction)
     // A per-CPU insert from a program sets this CPU's slot and zeroes the others.
     // EEXIST means another CPU inserted the key first: add to it instead. Anything
     // else (E2BIG: map full) is counted as unrecorded, never dropped silently.
-    if PROC_BYTES.insert(tgid, fresh, BPF_NOEXIST as u64).is_ok() {
-        if let Some(inserts) = PROC_INSERTS.get_ptr_mut(0) {
+    if map.insert(key, &fresh, BPF_NOEXIST as u64).is_ok() {
+        if let Some(inserts) = PROC_INSERTS.get_ptr_mut(slot) {
             unsafe { *inserts += 1 };
         }
         return;
     }
-    if add_to_existing(tgid, bytes, dir, comm) {
+    if add_to_existing(map, key, bytes, dir, comm) {
         return;
     }
-    if let Some(lost) = UNRECORDED.get_ptr_mut(0) {
+    if let Some(lost) = UNRECORDED.get_ptr_mut(slot) {
         let lost = unsafe { &mut *lost };
         match dir {
             Direction::Rx => lost.rx_bytes += bytes,
@@ -68,8 +202,14 @@ pub fn account(family: u16, protocol: u16, ret: i64, flags: i32, dir: Direction)
 }
 
 #[inline(always)]
-fn add_to_existing(tgid: u32, bytes: u64, dir: Direction, comm: [u8; 16]) -> bool {
-    match PROC_BYTES.get_ptr_mut(tgid) {
+fn add_to_existing<K>(
+    map: &PerCpuHashMap<K, ProcCounters>,
+    key: &K,
+    bytes: u64,
+    dir: Direction,
+    comm: [u8; COMM_LEN],
+) -> bool {
+    match map.get_ptr_mut(key) {
         Some(counters) => {
             // This CPU's slot: no other CPU writes it, and programs of one CPU do not
             // nest on these hooks, so a plain add is exact.

@@ -20,8 +20,9 @@ use crate::{
 /// `sock` is the hooked function's `struct socket *`; `ret` what it returned.
 #[inline(always)]
 fn on_exit(sock: *const u8, ret: i64, flags: i32, dir: Direction) {
-    if let Some((family, protocol)) = sock_family_protocol(socket_sk(sock)) {
-        account(family, protocol, ret, flags, dir);
+    let sk = socket_sk(sock);
+    if let Some((family, protocol)) = sock_family_protocol(sk) {
+        account(sk, family, protocol, ret, flags, dir);
     }
 }
 

@@ -5,7 +5,10 @@ use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_task, bpf_probe_read_kernel},
     Global,
 };
-use flowtop_common::COMM_LEN;
+use flowtop_common::{
+    net::{AF_INET, AF_INET6},
+    FlowKey, COMM_LEN,
+};
 
 #[unsafe(no_mangle)]
 static OFF_SOCK_FAMILY: Global<u32> = Global::new(0);
@@ -80,3 +83,53 @@ pub fn process_comm(pid_tgid: u64) -> [u8; COMM_LEN] {
     }
     bpf_get_current_comm().unwrap_or([0; COMM_LEN])
 }
+
+#[unsafe(no_mangle)]
+static OFF_SKC_DADDR: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static OFF_SKC_RCV_SADDR: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static OFF_SKC_DPORT: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static OFF_SKC_NUM: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static OFF_SKC_V6_DADDR: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static OFF_SKC_V6_RCV_SADDR: Global<u32> = Global::new(0);
+
+/// Fills `key`'s family, ports and addresses from `sk`'s `sock_common`: what the
+/// socket is bound and connected to. An unconnected UDP socket has no remote here
+/// (zero address and port): the datagram's peer is in the `msghdr`, which these hooks
+/// do not see. A dual-stack IPv6 socket talking IPv4 is stored as IPv4.
+#[inline(always)]
+pub fn sock_endpoints(sk: *const u8, family: u16, key: &mut FlowKey) -> Option<()> {
+    unsafe {
+        key.lport = read_at::<u16>(sk, OFF_SKC_NUM.load())?;
+        key.rport = u16::from_be(read_at::<u16>(sk, OFF_SKC_DPORT.load())?);
+        if family == AF_INET {
+            key.family = AF_INET;
+            key.laddr[..4].copy_from_slice(&read_at::<[u8; 4]>(sk, OFF_SKC_RCV_SADDR.load())?);
+            key.raddr[..4].copy_from_slice(&read_at::<[u8; 4]>(sk, OFF_SKC_DADDR.load())?);
+            return Some(());
+        }
+        let local: [u32; 4] = read_at(sk, OFF_SKC_V6_RCV_SADDR.load())?;
+        let remote: [u32; 4] = read_at(sk, OFF_SKC_V6_DADDR.load())?;
+        let is_zero = |a: &[u32; 4]| a[0] | a[1] | a[2] | a[3] == 0;
+        let mapped = |a: &[u32; 4]| a[0] == 0 && a[1] == 0 && a[2] == V4_MAPPED_WORD;
+        let v4 = (mapped(&remote) && (mapped(&local) || is_zero(&local)))
+            || (is_zero(&remote) && mapped(&local));
+        if v4 {
+            key.family = AF_INET;
+            key.laddr[..4].copy_from_slice(&local[3].to_ne_bytes());
+            key.raddr[..4].copy_from_slice(&remote[3].to_ne_bytes());
+        } else {
+            key.family = AF_INET6;
+            key.laddr = core::mem::transmute::<[u32; 4], [u8; 16]>(local);
+            key.raddr = core::mem::transmute::<[u32; 4], [u8; 16]>(remote);
+        }
+        Some(())
+    }
+}
+
+/// The third 32-bit word of `::ffff:a.b.c.d` as it lies in memory.
+const V4_MAPPED_WORD: u32 = u32::from_ne_bytes([0, 0, 0xff, 0xff]);

@@ -24,10 +24,12 @@ use crate::{
 #[inline(always)]
 fn enter(sock: Option<*const u8>, flags: i32) {
     let Some(sock) = sock else { return };
-    let Some((family, protocol)) = sock_family_protocol(socket_sk(sock)) else {
+    let sk = socket_sk(sock);
+    let Some((family, protocol)) = sock_family_protocol(sk) else {
         return;
     };
     let call = InFlight {
+        sk: sk as u64,
         family,
         protocol,
         flags,
@@ -47,7 +49,14 @@ fn exit(ret: i32, dir: Direction) {
     };
     let call = unsafe { *call };
     let _ = IN_FLIGHT.remove(key);
-    account(call.family, call.protocol, ret as i64, call.flags, dir);
+    account(
+        call.sk as *const u8,
+        call.family,
+        call.protocol,
+        ret as i64,
+        call.flags,
+        dir,
+    );
 }
 
 /// `(struct socket *sock, ...)`: inet_sendmsg, inet6_sendmsg, inet_sendpage.

@@ -1,9 +1,11 @@
 //! The maps userspace reads. Sizes here are defaults; the loader resizes them.
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{CgroupArray, HashMap, PerCpuArray, PerCpuHashMap},
 };
-use flowtop_common::{ProcCounters, Unrecorded, DEFAULT_MAX_ENTRIES, IN_FLIGHT_MAX};
+use flowtop_common::{
+    FlowKey, ProcCounters, Unrecorded, DEFAULT_MAX_ENTRIES, IN_FLIGHT_MAX, MAX_FILTER_PIDS,
+};
 
 /// Cumulative bytes per thread-group id. Per-CPU, so the hot path needs no atomics,
 /// and never reset by userspace (it diffs reads), so no increment is ever lost.
@@ -11,15 +13,32 @@ use flowtop_common::{ProcCounters, Unrecorded, DEFAULT_MAX_ENTRIES, IN_FLIGHT_MA
 pub static PROC_BYTES: PerCpuHashMap<u32, ProcCounters> =
     PerCpuHashMap::with_max_entries(DEFAULT_MAX_ENTRIES, 0);
 
-/// Slot 0: bytes that could not be stored because `PROC_BYTES` was full.
+/// Cumulative bytes per flow (`--by conn`/`--by cgroup`), same rules as `PROC_BYTES`.
+/// Only written when the `FLOW_MODE` global is set; the loader shrinks it otherwise.
+#[map(name = "FLOW_BYTES")]
+pub static FLOW_BYTES: PerCpuHashMap<FlowKey, ProcCounters> =
+    PerCpuHashMap::with_max_entries(DEFAULT_MAX_ENTRIES, 0);
+
+/// Bytes that could not be stored because a map was full: slot 0 `PROC_BYTES`,
+/// slot 1 `FLOW_BYTES`.
 #[map(name = "UNRECORDED")]
-pub static UNRECORDED: PerCpuArray<Unrecorded> = PerCpuArray::with_max_entries(1, 0);
+pub static UNRECORDED: PerCpuArray<Unrecorded> = PerCpuArray::with_max_entries(2, 0);
+
+/// `-p PID,PID,...`: the thread-group ids to count (value unused).
+#[map(name = "FILTER_PIDS")]
+pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_FILTER_PIDS, 0);
+
+/// `--cgroup PATH`: slot 0 holds the cgroup (v2) to count, with everything below it.
+#[map(name = "FILTER_CGROUP")]
+pub static FILTER_CGROUP: CgroupArray = CgroupArray::with_max_entries(1, 0);
 
 /// A socket call in progress, stashed by the kprobe family's entry program for its
 /// return program (a kretprobe sees no arguments).
 #[derive(Clone, Copy)]
 #[repr(C)]
 pub struct InFlight {
+    /// The `struct sock *`, for addresses and ports when flows are kept.
+    pub sk: u64,
     pub family: u16,
     pub protocol: u16,
     pub flags: i32,
@@ -28,6 +47,8 @@ pub struct InFlight {
 /// Thread (pid_tgid) -> its socket call in progress (kprobe family only).
 #[map(name = "IN_FLIGHT")]
 pub static IN_FLIGHT: HashMap<u64, InFlight> = HashMap::with_max_entries(IN_FLIGHT_MAX, 0);
-/// Slot 0: keys inserted into `PROC_BYTES` (occupancy = inserts - userspace deletes).
+
+/// Keys inserted, by the same slots as `UNRECORDED` (0: `PROC_BYTES`, 1:
+/// `FLOW_BYTES`); occupancy = inserts - userspace deletes.
 #[map(name = "PROC_INSERTS")]
-pub static PROC_INSERTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+pub static PROC_INSERTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);

@@ -23,7 +23,7 @@ fn on_sock_length(sk: *const u8, ret: i32, flags: i32, dir: Direction) {
         return;
     }
     if let Some((family, protocol)) = sock_family_protocol(sk) {
-        account(family, protocol, ret as i64, flags, dir);
+        account(sk, family, protocol, ret as i64, flags, dir);
     }
 }
 
@@ -35,7 +35,7 @@ fn on_sock_length_btf(sk: *const u8, ret: i32, flags: i32, dir: Direction) {
         return;
     }
     if let Some((family, protocol)) = sock_family_protocol_btf(sk) {
-        account(family, protocol, ret as i64, flags, dir);
+        account(sk, family, protocol, ret as i64, flags, dir);
     }
 }
 
@@ -66,6 +66,7 @@ pub fn raw_tp_sock_recv_length(ctx: RawTracePointContext) -> i32 {
 /// Offsets in the classic tracepoint record
 /// (`/sys/kernel/tracing/events/sock/sock_send_length/format`, same for recv).
 mod record {
+    pub const SK: usize = 8;
     pub const FAMILY: usize = 16;
     pub const PROTOCOL: usize = 18;
     pub const RET: usize = 20;
@@ -75,7 +76,8 @@ mod record {
 #[inline(always)]
 fn on_record(ctx: &TracePointContext, dir: Direction) {
     unsafe {
-        let (Ok(family), Ok(protocol), Ok(ret), Ok(flags)) = (
+        let (Ok(sk), Ok(family), Ok(protocol), Ok(ret), Ok(flags)) = (
+            ctx.read_at::<*const u8>(record::SK),
             ctx.read_at::<u16>(record::FAMILY),
             ctx.read_at::<u16>(record::PROTOCOL),
             ctx.read_at::<i32>(record::RET),
@@ -83,7 +85,8 @@ fn on_record(ctx: &TracePointContext, dir: Direction) {
         ) else {
             return;
         };
-        account(family, protocol, ret as i64, flags, dir);
+        // `sk` is only read (for addresses) when the loader had BTF offsets.
+        account(sk, family, protocol, ret as i64, flags, dir);
     }
 }
 

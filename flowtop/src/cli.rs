@@ -3,6 +3,7 @@ use clap::{error::ErrorKind, CommandFactory as _, Parser};
 use flowtop_common::DEFAULT_MAX_ENTRIES;
 
 use crate::{
+    collect::aggregate::{GroupBy, SortBy},
     output::{Format, Units},
     probe::select::ProbeRequest,
 };
@@ -15,6 +16,9 @@ Examples:
   flowtop -C --units human     # redraw the screen each second, like top
   flowtop -T --rate 5          # per-second rates over 5 s, with a TIME column
   flowtop --format csv 10 6 > talkers.csv   # a minute of data for a spreadsheet
+  flowtop --by conn --tcp --port 443   # per connection, only TCP to/from port 443
+  flowtop --by cgroup -r 5             # the five busiest cgroups (containers, services)
+  flowtop --by comm -c nginx           # all nginx processes as one row
   flowtop --format json | jq 'select(.tx_bytes > 1000000)'
   flowtop --probe tracepoint -v   # force a probe family, log what was attached";
 
@@ -35,10 +39,51 @@ pub struct Cli {
     #[arg(value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 
-    /// Only count this process (thread-group id); the filter runs in the kernel
-    #[arg(short, long, value_name = "PID",
+    /// Only count these processes (thread-group ids, comma-separated); in the kernel
+    #[arg(short, long, value_name = "PID[,PID...]", value_delimiter = ',',
           value_parser = clap::value_parser!(u32).range(1..))]
-    pub pid: Option<u32>,
+    pub pid: Vec<u32>,
+
+    /// Only count processes with this name (first 15 bytes, as the kernel keeps it)
+    #[arg(short, long, value_name = "NAME")]
+    pub comm: Option<String>,
+
+    /// Only count tasks in this cgroup (v2) or below it: a path in the cgroup2
+    /// mount or as /proc/PID/cgroup shows it (/system.slice/nginx.service)
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+
+    /// Only IPv4 (including IPv4-mapped addresses on IPv6 sockets)
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Only IPv6
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+
+    /// Only TCP (and MPTCP)
+    #[arg(long, conflicts_with = "udp")]
+    pub tcp: bool,
+
+    /// Only UDP (and UDP-Lite)
+    #[arg(long)]
+    pub udp: bool,
+
+    /// Only sockets with this local or remote port
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+
+    /// What one row is: a process, a connection, a process name, a cgroup
+    #[arg(long, value_enum, default_value_t = GroupBy::Pid)]
+    pub by: GroupBy,
+
+    /// Show only the N busiest rows per interval
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rows: Option<u64>,
+
+    /// Order of the rows shown
+    #[arg(short, long, value_enum, default_value_t = SortBy::Total)]
+    pub sort: SortBy,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -100,6 +145,12 @@ impl Cli {
                  bytes (keys ending in _bytes)",
             ));
         }
+        if self.by != GroupBy::Pid && self.format == Format::Csv {
+            return Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                "--by conn|comm|cgroup supports --format table and json (csv only --by pid)",
+            ));
+        }
         Ok(())
     }
 }
@@ -115,7 +166,8 @@ mod tests {
     #[test]
     fn defaults_match_tcptop() {
         let c = parse(&[]).unwrap();
-        assert_eq!((c.interval, c.count, c.pid), (1, None, None));
+        assert_eq!((c.interval, c.count, c.pid), (1, None, vec![]));
+        assert_eq!((c.by, c.sort, c.rows), (GroupBy::Pid, SortBy::Total, None));
         assert_eq!(c.format, Format::Table);
         assert_eq!(c.probe, ProbeRequest::Auto);
     }
@@ -123,7 +175,38 @@ mod tests {
     #[test]
     fn positional_interval_and_count_with_pid() {
         let c = parse(&["-p", "1234", "1", "10"]).unwrap();
-        assert_eq!((c.interval, c.count, c.pid), (1, Some(10), Some(1234)));
+        assert_eq!((c.interval, c.count, c.pid), (1, Some(10), vec![1234]));
+    }
+
+    #[test]
+    fn grouping_filters_and_limits() {
+        let c = parse(&[
+            "--by",
+            "conn",
+            "-p",
+            "1,2",
+            "-c",
+            "nginx",
+            "-6",
+            "--udp",
+            "--port",
+            "53",
+            "-r",
+            "3",
+            "-s",
+            "rx",
+            "--cgroup",
+            "/system.slice",
+        ])
+        .unwrap();
+        assert_eq!((c.by, c.sort, c.rows), (GroupBy::Conn, SortBy::Rx, Some(3)));
+        assert_eq!(c.pid, [1, 2]);
+        assert_eq!(c.comm.as_deref(), Some("nginx"));
+        assert!(c.ipv6 && !c.ipv4 && c.udp && !c.tcp);
+        assert_eq!(
+            (c.port, c.cgroup.as_deref()),
+            (Some(53), Some("/system.slice"))
+        );
     }
 
     #[test]
@@ -139,6 +222,14 @@ mod tests {
             &["--probe", "uprobe"],
             &["1", "2", "3"],
             &["--max-entries", "0"],
+            &["-4", "-6"],
+            &["--tcp", "--udp"],
+            &["--port", "0"],
+            &["--port", "65536"],
+            &["-r", "0"],
+            &["-s", "size"],
+            &["--by", "host"],
+            &["-p", "1,x"],
         ] {
             let err = parse(bad).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{bad:?}");

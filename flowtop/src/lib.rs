@@ -2,6 +2,8 @@
 //! tasks (xtask benchmarks) reuse the same collection code.
 pub mod cli;
 pub mod collect;
+pub mod filter;
+pub mod identity;
 pub mod output;
 pub mod privileges;
 pub mod probe;

@@ -14,7 +14,8 @@ use tokio::{
 
 use crate::{
     cli::Cli,
-    collect::{diff::Differ, read::MapReader},
+    collect::{aggregate::GroupBy, collector::Collector},
+    filter::KernelFilters,
     output::{self, term::Term, OutputOptions, Printer, Stamp},
     privileges,
     probe::{
@@ -36,15 +37,24 @@ pub fn run(cli: &Cli) -> Result<()> {
     }
     let facts = KernelFacts::detect();
     let candidates = plan(cli.probe, &Facts::from(&facts))?;
+    let filters = KernelFilters::from_cli(cli, facts.offsets.is_ok())?;
     let mut attached = attach_first(
         &candidates,
         &LoadConfig {
-            filter_tgid: cli.pid.unwrap_or(0),
+            filter_tgid: filters.single_tgid(),
             max_entries: cli.max_entries,
             offsets: facts.offsets.ok(),
+            filters: filters.clone(),
         },
     )?;
-    let reader = MapReader::new(&mut attached.ebpf, cli.max_entries)?;
+    filters.fill_maps(&mut attached.ebpf)?;
+    let reader = Collector::new(
+        &mut attached.ebpf,
+        cli.by,
+        cli.sort,
+        cli.rows,
+        cli.max_entries,
+    )?;
     privileges::drop_after_attach().context("dropping capabilities after attaching")?;
     log::debug!(
         "capabilities now {:#x}, no_new_privs set",
@@ -85,7 +95,7 @@ struct Signals {
 
 async fn report_loop(
     cli: &Cli,
-    mut reader: MapReader,
+    mut reader: Collector,
     mut printer: Box<dyn Printer + '_>,
     signals: Signals,
 ) -> Result<()> {
@@ -99,7 +109,6 @@ async fn report_loop(
         int: mut sigint,
         term: mut sigterm,
     } = signals;
-    let mut differ = Differ::new();
     let mut reports = 0u64;
     let mut last_read = Instant::now();
     loop {
@@ -113,19 +122,17 @@ async fn report_loop(
             _ = sigterm.recv() => true,
         };
         let occupancy = reader.occupancy()?;
-        let snapshot = reader.read()?;
+        let report = reader.report()?;
         let stamp = Stamp {
             at: SystemTime::now(),
             elapsed: last_read.elapsed(),
         };
         last_read = Instant::now();
         log::debug!(
-            "interval {}: keys in the process map: {occupancy} (capacity {}), {} processes read",
-            differ.intervals() + 1,
+            "interval {}: keys in the process map: {occupancy} (capacity {})",
+            report.index,
             cli.max_entries,
-            snapshot.procs.len(),
         );
-        let report = differ.next(&snapshot);
         if report.unrecorded.total() > 0 {
             log::warn!(
                 "map full: {} bytes received and {} sent could not be attributed to a process \
@@ -137,7 +144,10 @@ async fn report_loop(
         }
         // On a signal, print the partial interval too: nothing counted is lost.
         if !stopping || !report.rows.is_empty() {
-            printer.interval(&report, &stamp)?;
+            match report.by {
+                GroupBy::Pid => printer.interval(&report.to_interval_report(), &stamp)?,
+                _ => printer.grouped(&report, &stamp)?,
+            }
             io::stdout().flush()?;
         }
         reports += 1;

@@ -13,6 +13,13 @@ fn arg() -> impl Strategy<Value = String> {
         Just("--format".to_string()),
         Just("--probe".to_string()),
         Just("--max-entries".to_string()),
+        Just("--by".to_string()),
+        Just("conn".to_string()),
+        Just("-c".to_string()),
+        Just("--cgroup".to_string()),
+        Just("--port".to_string()),
+        Just("-r".to_string()),
+        Just("1,2,,3".to_string()),
         Just("-v".to_string()),
         Just("json".to_string()),
         Just("table".to_string()),
@@ -34,7 +41,7 @@ proptest! {
             Ok(cli) => {
                 prop_assert!(cli.interval >= 1);
                 prop_assert!(cli.count.is_none_or(|c| c >= 1));
-                prop_assert!(cli.pid.is_none_or(|p| p >= 1));
+                prop_assert!(cli.pid.iter().all(|&p| p >= 1));
                 prop_assert!(cli.max_entries >= 1);
             }
             // Usage errors exit 2; --help/--version (0) cannot be generated here.

@@ -3,7 +3,10 @@
 //! `read` takes a snapshot of the maps (cumulative bytes since each key was created)
 //! and reclaims keys of processes that are gone, taking their final value in the same
 //! step; `diff` (pure) turns successive snapshots into interval and total rows.
+pub mod aggregate;
+pub mod collector;
 pub mod diff;
+pub mod flows;
 pub mod read;
 pub mod sys_bpf;
 

@@ -85,6 +85,17 @@ impl<W: io::Write> Printer for CsvPrinter<W> {
         }
         self.out.flush()
     }
+
+    /// Unreachable: `Cli::validate` refuses csv with `--by` other than pid.
+    fn grouped(
+        &mut self,
+        _report: &crate::collect::aggregate::Report,
+        _stamp: &Stamp,
+    ) -> io::Result<()> {
+        Err(io::Error::other(
+            "csv output of --by conn|comm|cgroup is not supported",
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -83,6 +83,14 @@ impl<W: io::Write> Printer for JsonPrinter<W> {
         }
         Ok(())
     }
+
+    fn grouped(
+        &mut self,
+        report: &crate::collect::aggregate::Report,
+        stamp: &Stamp,
+    ) -> io::Result<()> {
+        super::grouped::json(&mut self.out, report, stamp.at)
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! one column model ([`columns`]).
 pub mod columns;
 pub mod csv;
+pub mod grouped;
 pub mod json;
 pub mod table;
 pub mod term;
@@ -20,7 +21,10 @@ use std::{
 
 pub use units::Units;
 
-use crate::{cli::Cli, collect::diff::IntervalReport};
+use crate::{
+    cli::Cli,
+    collect::{aggregate::Report, diff::IntervalReport},
+};
 
 /// `--format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -112,6 +116,8 @@ pub struct Stamp {
 /// Writes intervals in one format.
 pub trait Printer {
     fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()>;
+    /// `--by conn|comm|cgroup` (see [`grouped`]).
+    fn grouped(&mut self, report: &Report, stamp: &Stamp) -> io::Result<()>;
 }
 
 /// The printer for `opts.format`.

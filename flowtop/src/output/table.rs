@@ -91,6 +91,14 @@ impl<W: io::Write> TablePrinter<W> {
 }
 
 impl<W: io::Write> Printer for TablePrinter<W> {
+    fn grouped(
+        &mut self,
+        report: &crate::collect::aggregate::Report,
+        _stamp: &Stamp,
+    ) -> io::Result<()> {
+        super::grouped::table(&mut self.out, report)
+    }
+
     fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()> {
         let opts = &self.opts;
         let cells: Vec<Vec<String>> = report

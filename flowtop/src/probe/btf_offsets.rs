@@ -16,16 +16,33 @@ pub struct KernelOffsets {
     pub socket_sk: u32,
     pub task_group_leader: u32,
     pub task_comm: u32,
+    /// `struct sock_common` addresses and ports, as offsets inside `struct sock`
+    /// (`--by conn`, `--port`, `-4`/`-6` on dual-stack sockets).
+    pub skc_daddr: u32,
+    pub skc_rcv_saddr: u32,
+    /// `__be16`.
+    pub skc_dport: u32,
+    /// `__u16`, host order: the local port.
+    pub skc_num: u32,
+    pub skc_v6_daddr: u32,
+    pub skc_v6_rcv_saddr: u32,
 }
 
 impl KernelOffsets {
     pub fn from_btf(btf: &KernelBtf) -> Result<Self> {
+        let skc = |field: &str| btf.field_offset("sock", &["__sk_common", field]);
         Ok(Self {
-            sock_family: btf.field_offset("sock", &["__sk_common", "skc_family"])?,
+            sock_family: skc("skc_family")?,
             sock_protocol: btf.field_offset("sock", &["sk_protocol"])?,
             socket_sk: btf.field_offset("socket", &["sk"])?,
             task_group_leader: btf.field_offset("task_struct", &["group_leader"])?,
             task_comm: btf.field_offset("task_struct", &["comm"])?,
+            skc_daddr: skc("skc_daddr")?,
+            skc_rcv_saddr: skc("skc_rcv_saddr")?,
+            skc_dport: skc("skc_dport")?,
+            skc_num: skc("skc_num")?,
+            skc_v6_daddr: skc("skc_v6_daddr")?,
+            skc_v6_rcv_saddr: skc("skc_v6_rcv_saddr")?,
         })
     }
 }
@@ -100,6 +117,12 @@ mod tests {
         assert_eq!(off.sock_family, 16);
         assert!(off.sock_protocol > off.sock_family);
         assert!(off.task_comm > 0 && off.task_group_leader > 0);
+        // `skc_addrpair` and `skc_portpair` open `sock_common` on every kernel.
+        assert_eq!(
+            (off.skc_daddr, off.skc_rcv_saddr, off.skc_dport, off.skc_num),
+            (0, 4, 12, 14)
+        );
+        assert!(off.skc_v6_daddr > 16 && off.skc_v6_rcv_saddr == off.skc_v6_daddr + 16);
         assert!(btf.field_offset("sock", &["no_such_field"]).is_err());
         assert!(btf.field_offset("no_such_struct_xyz", &["a"]).is_err());
     }

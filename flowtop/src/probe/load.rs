@@ -6,7 +6,7 @@ use aya::{
     programs::{BtfTracePoint, FExit, KProbe, RawTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
-use flowtop_common::{globals, hooks, programs, MAP_PROC_BYTES};
+use flowtop_common::{globals, hooks, programs, MAP_FLOW_BYTES, MAP_PROC_BYTES};
 
 use super::{
     btf_offsets::KernelOffsets,
@@ -25,6 +25,8 @@ pub struct LoadConfig {
     /// Capacity of the per-process map.
     pub max_entries: u32,
     pub offsets: Option<KernelOffsets>,
+    /// The other filters and the flow mode (`--by conn`/`--by cgroup`).
+    pub filters: crate::filter::KernelFilters,
 }
 
 /// Programs loaded and attached; dropping this detaches them.
@@ -205,13 +207,27 @@ fn load_object(cfg: &LoadConfig) -> Result<Ebpf> {
         .btf(None)
         .map_max_entries(MAP_PROC_BYTES, cfg.max_entries)
         .override_global(globals::FILTER_TGID, &cfg.filter_tgid, true);
+    // FLOW_BYTES is only written with a flow mode: otherwise keep it one entry small.
+    let flow_entries = if cfg.filters.flow_mode != 0 {
+        cfg.max_entries
+    } else {
+        1
+    };
+    loader.map_max_entries(MAP_FLOW_BYTES, flow_entries);
+    cfg.filters.set_globals(&mut loader);
     if let Some(off) = &cfg.offsets {
         loader
             .override_global(globals::OFF_SOCK_FAMILY, &off.sock_family, true)
             .override_global(globals::OFF_SOCK_PROTOCOL, &off.sock_protocol, true)
             .override_global(globals::OFF_SOCKET_SK, &off.socket_sk, true)
             .override_global(globals::OFF_TASK_GROUP_LEADER, &off.task_group_leader, true)
-            .override_global(globals::OFF_TASK_COMM, &off.task_comm, true);
+            .override_global(globals::OFF_TASK_COMM, &off.task_comm, true)
+            .override_global(globals::OFF_SKC_DADDR, &off.skc_daddr, true)
+            .override_global(globals::OFF_SKC_RCV_SADDR, &off.skc_rcv_saddr, true)
+            .override_global(globals::OFF_SKC_DPORT, &off.skc_dport, true)
+            .override_global(globals::OFF_SKC_NUM, &off.skc_num, true)
+            .override_global(globals::OFF_SKC_V6_DADDR, &off.skc_v6_daddr, true)
+            .override_global(globals::OFF_SKC_V6_RCV_SADDR, &off.skc_v6_rcv_saddr, true);
     }
     loader.load(EBPF_OBJECT).context("loading the eBPF object")
 }
