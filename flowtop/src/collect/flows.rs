@@ -17,7 +17,7 @@ use flowtop_common::{
     FlowKey, ProcCounters, Unrecorded, MAP_FLOW_BYTES, MAP_UNRECORDED, UNRECORDED_FLOW,
 };
 
-use super::{read::comm_to_string, sys_bpf, Bytes};
+use super::{read::sum_per_cpu, sys_bpf, Bytes};
 
 /// One flow's cumulative counters as read from the kernel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,18 +141,10 @@ impl FlowReader {
 }
 
 fn sum_cpus(key: FlowKey, per_cpu: &[ProcCounters], reclaimed: bool) -> FlowSample {
-    let mut bytes = Bytes::default();
-    let mut comm: &[u8] = &[];
-    for c in per_cpu {
-        bytes.rx += c.rx_bytes;
-        bytes.tx += c.tx_bytes;
-        if comm.is_empty() && c.comm[0] != 0 {
-            comm = &c.comm;
-        }
-    }
+    let (bytes, comm) = sum_per_cpu(per_cpu);
     FlowSample {
         key,
-        comm: comm_to_string(comm),
+        comm,
         bytes,
         reclaimed,
     }

@@ -341,6 +341,18 @@ impl FromIterator<u32> for LivePids {
 }
 
 fn sum_cpus(pid: u32, per_cpu: &[ProcCounters], reclaimed: bool) -> ProcSample {
+    let (bytes, comm) = sum_per_cpu(per_cpu);
+    ProcSample {
+        pid,
+        comm,
+        bytes,
+        reclaimed,
+    }
+}
+
+/// One key's per-CPU counters summed, with a name from any CPU that has one (every
+/// map of `ProcCounters` values is read this way).
+pub(crate) fn sum_per_cpu(per_cpu: &[ProcCounters]) -> (Bytes, String) {
     let mut bytes = Bytes::default();
     let mut comm: &[u8] = &[];
     for c in per_cpu {
@@ -350,12 +362,7 @@ fn sum_cpus(pid: u32, per_cpu: &[ProcCounters], reclaimed: bool) -> ProcSample {
             comm = &c.comm;
         }
     }
-    ProcSample {
-        pid,
-        comm: comm_to_string(comm),
-        bytes,
-        reclaimed,
-    }
+    (bytes, comm_to_string(comm))
 }
 
 /// The NUL-padded kernel name as text (lossy: names are bytes, not UTF-8).
