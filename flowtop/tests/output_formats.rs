@@ -370,7 +370,8 @@ fn wait_for(path: &Path, needle: &str, timeout: Duration) -> String {
 
 /// `-C` in a real terminal: the screen is redrawn each interval (one summary, one
 /// header, at the top), holds our process's row, and nothing is wider than the pane.
-fn screen_mode(tag: &str, width: u16, no_color: bool) {
+/// With `resize_to`, the pane is then narrowed and the next redraw must fit it.
+fn screen_mode(tag: &str, width: u16, no_color: bool, resize_to: Option<u16>) {
     let tmux = Tmux::new(tag);
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&tmux.socket);
     std::fs::create_dir_all(&dir).unwrap();
@@ -427,6 +428,24 @@ fn screen_mode(tag: &str, width: u16, no_color: bool) {
         assert!(styled.contains("\x1b[1mPID"), "bold header: {styled:?}");
     }
 
+    if let Some(narrow) = resize_to {
+        tmux.run(&["resize-window", "-t", "0", "-x", &narrow.to_string()]);
+        thread::sleep(Duration::from_millis(1300)); // one redraw at the new size
+        let screen = tmux.run(&["capture-pane", "-p", "-t", "0"]);
+        let lines: Vec<&str> = screen.lines().collect();
+        assert!(lines[1].starts_with("PID"), "redrawn after resize:\n{screen}");
+        for l in &lines {
+            assert!(
+                l.trim_end().chars().count() <= usize::from(narrow),
+                "line wider than the resized pane ({narrow}): {l:?}\n{screen}"
+            );
+        }
+        assert!(
+            lines[1].trim_end().chars().count() < usize::from(width) - 20,
+            "the header shrank with the pane:\n{screen}"
+        );
+    }
+
     tmux.run(&["send-keys", "-t", "0", "C-c"]);
     let code = wait_for(&status, "\n", Duration::from_secs(5));
     assert_eq!(code.trim(), "0", "flowtop exit status after Ctrl-C");
@@ -434,12 +453,17 @@ fn screen_mode(tag: &str, width: u16, no_color: bool) {
 
 #[test]
 fn screen_mode_redraws_in_a_real_terminal() {
-    screen_mode("wide", 100, false);
+    screen_mode("wide", 100, false, None);
 }
 
 #[test]
 fn screen_mode_in_a_narrow_terminal_without_colour() {
-    screen_mode("narrow", 50, true);
+    screen_mode("narrow", 50, true, None);
+}
+
+#[test]
+fn screen_mode_follows_a_resized_terminal() {
+    screen_mode("resized", 100, true, Some(45));
 }
 
 #[test]

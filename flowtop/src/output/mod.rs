@@ -62,6 +62,9 @@ pub struct OutputOptions {
     pub width: Option<usize>,
     /// Screen rows available in clear mode (LINES, else the terminal's height).
     pub height: Option<usize>,
+    /// width/height come from the terminal (not COLUMNS/LINES): re-read them every
+    /// interval, so a resized terminal is followed.
+    pub follow_tty: bool,
 }
 
 impl Default for OutputOptions {
@@ -77,6 +80,7 @@ impl Default for OutputOptions {
             color: false,
             width: None,
             height: None,
+            follow_tty: false,
         }
     }
 }
@@ -101,6 +105,10 @@ impl OutputOptions {
             color: table && term.stdout_is_tty && !term.no_color,
             width: term.env_columns.or(term.tty_size.map(|(c, _)| c)),
             height: term.env_lines.or(term.tty_size.map(|(_, r)| r)),
+            follow_tty: table
+                && term.stdout_is_tty
+                && term.env_columns.is_none()
+                && term.env_lines.is_none(),
         }
     }
 }

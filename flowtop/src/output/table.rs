@@ -100,6 +100,12 @@ impl<W: io::Write> Printer for TablePrinter<W> {
     }
 
     fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()> {
+        if self.opts.follow_tty {
+            if let Some((columns, rows)) = super::term::stdout_window_size() {
+                self.opts.width = Some(columns);
+                self.opts.height = Some(rows);
+            }
+        }
         let opts = &self.opts;
         let cells: Vec<Vec<String>> = report
             .rows

@@ -1,6 +1,8 @@
 //! What stdout is connected to, read once at start: whether it is a terminal, its
 //! size, and the environment (COLUMNS, LINES, NO_COLOR). Decisions are made from
-//! this in [`super::OutputOptions::resolve`], which is pure and tested.
+//! this in [`super::OutputOptions::resolve`], which is pure and tested. Only the
+//! terminal's size is read again, every interval ([`stdout_window_size`]), so a
+//! resized terminal gets lines that fit it.
 use std::{
     io::{self, IsTerminal as _},
     os::fd::AsRawFd as _,
@@ -42,6 +44,11 @@ impl Term {
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
         }
     }
+}
+
+/// (columns, rows) of the terminal on stdout now, if stdout is one.
+pub fn stdout_window_size() -> Option<(usize, usize)> {
+    window_size(io::stdout().as_raw_fd())
 }
 
 fn window_size(fd: i32) -> Option<(usize, usize)> {
