@@ -433,7 +433,10 @@ fn screen_mode(tag: &str, width: u16, no_color: bool, resize_to: Option<u16>) {
         thread::sleep(Duration::from_millis(1300)); // one redraw at the new size
         let screen = tmux.run(&["capture-pane", "-p", "-t", "0"]);
         let lines: Vec<&str> = screen.lines().collect();
-        assert!(lines[1].starts_with("PID"), "redrawn after resize:\n{screen}");
+        assert!(
+            lines[1].starts_with("PID"),
+            "redrawn after resize:\n{screen}"
+        );
         for l in &lines {
             assert!(
                 l.trim_end().chars().count() <= usize::from(narrow),

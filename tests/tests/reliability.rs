@@ -221,3 +221,102 @@ fn rfc3339_secs(t: &str) -> f64 {
     let s: f64 = parts.next().unwrap().parse().unwrap();
     h * 3600.0 + m * 60.0 + s
 }
+
+#[test]
+fn stdout_full_for_seconds_loses_nothing() {
+    use std::{
+        io::{BufRead as _, BufReader, Read as _},
+        os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    };
+    let ctx = ctx();
+    // Our own pipe, shrunk to one page and filled to the brim, so that flowtop's first
+    // write blocks until we drain it.
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds we then own.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    unsafe { libc::fcntl(write_end.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    let set_nonblock = |on: bool| unsafe {
+        let fl = libc::fcntl(write_end.as_raw_fd(), libc::F_GETFL);
+        let fl = if on {
+            fl | libc::O_NONBLOCK
+        } else {
+            fl & !libc::O_NONBLOCK
+        };
+        libc::fcntl(write_end.as_raw_fd(), libc::F_SETFL, fl);
+    };
+    set_nonblock(true);
+    let mut filler = 0usize;
+    loop {
+        let n = unsafe { libc::write(write_end.as_raw_fd(), b"#".as_ptr().cast(), 1) };
+        if n != 1 {
+            break;
+        }
+        filler += 1;
+    }
+    set_nonblock(false); // flowtop must see an ordinary, blocking stdout
+    assert!(filler >= 4096, "pipe holds {filler} bytes");
+
+    let mut ft = Command::new(&ctx.flowtop)
+        .args(["--format", "json", "-v", "1"])
+        .stdout(Stdio::from(write_end))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("flowtop");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let stderr = ft.stderr.take().unwrap();
+    let err_thread = thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("counting with probe family") {
+                let _ = ready_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("flowtop ready");
+    // Traffic, then three more intervals in which flowtop cannot write at all.
+    let expects = (scenario("tcp4").traffic)(&ctx).expect("traffic");
+    thread::sleep(Duration::from_millis(3500));
+    assert!(
+        wait_timeout(&mut ft, Duration::ZERO).unwrap().is_none(),
+        "flowtop must wait for a full stdout, not exit"
+    );
+    // Drain: the filler first, then everything flowtop wrote.
+    let reader = thread::spawn(move || {
+        let mut all = Vec::new();
+        std::fs::File::from(read_end).read_to_end(&mut all).unwrap();
+        all
+    });
+    thread::sleep(Duration::from_millis(1500));
+    send_signal(&ft, libc::SIGINT).unwrap();
+    let status = wait_timeout(&mut ft, Duration::from_secs(10))
+        .unwrap()
+        .expect("flowtop exits after SIGINT");
+    let out = reader.join().unwrap();
+    let stderr = err_thread.join().unwrap();
+    assert!(out[..filler].iter().all(|&b| b == b'#'));
+    let text = String::from_utf8(out[filler..].to_vec()).unwrap();
+    let mut rows = Vec::new();
+    let mut bad_lines = Vec::new();
+    for l in text.lines() {
+        match serde_json::from_str::<flowtop_tests::Row>(l) {
+            Ok(r) => rows.push(r),
+            Err(_) => bad_lines.push(l.to_string()),
+        }
+    }
+    let run = flowtop_tests::FlowtopRun {
+        status,
+        exit_after: Duration::ZERO,
+        rows,
+        bad_lines,
+        stderr,
+    };
+    let res = check("stdout_full", &expects, &run, None);
+    assert!(res.pass, "{res}\n{}", res.detail);
+}
