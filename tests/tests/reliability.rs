@@ -320,3 +320,90 @@ fn stdout_full_for_seconds_loses_nothing() {
     let res = check("stdout_full", &expects, &run, None);
     assert!(res.pass, "{res}\n{}", res.detail);
 }
+
+#[test]
+fn a_full_map_counts_what_it_cannot_store_as_unrecorded() {
+    use flowtop_tests::Gen;
+    let ctx = ctx();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    // A sender and a receiver, both waiting; only they are counted (-p, in the kernel),
+    // and the map has room for one process: the sender, which moves bytes first.
+    let sink = Gen::spawn(&ctx, &s(&["tcp-sink", "127.0.0.1"])).unwrap();
+    let ready = sink.ready().unwrap();
+    let bytes = 300_007u64;
+    let mut src = Gen::spawn(
+        &ctx,
+        &s(&[
+            "--wait-go",
+            "tcp-source",
+            &format!("127.0.0.1:{}", ready.port.unwrap()),
+            &bytes.to_string(),
+        ]),
+    )
+    .unwrap();
+    let src_pid = src.ready().unwrap().pid;
+    let pids = format!("{},{}", src_pid, ready.pid);
+    let mut ft = Command::new(&ctx.flowtop)
+        .args(["--format", "json", "--summary", "-v", "--max-entries", "1"])
+        .args(["-p", &pids, "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("flowtop");
+    let stderr = ft.stderr.take().unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let err_thread = thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("counting with probe family") {
+                let _ = ready_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("ready");
+    src.go().unwrap();
+    let (src_truth, sink_truth) = (src.finish().unwrap(), sink.finish().unwrap());
+    thread::sleep(Duration::from_millis(200));
+    send_signal(&ft, libc::SIGINT).unwrap();
+    let status = wait_timeout(&mut ft, Duration::from_secs(10))
+        .unwrap()
+        .unwrap();
+    let out = std::io::read_to_string(ft.stdout.take().unwrap()).unwrap();
+    let stderr = err_thread.join().unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert_eq!((src_truth.tx_bytes, sink_truth.rx_bytes), (bytes, bytes));
+
+    let (mut tx_rows, mut rx_rows, mut unrecorded_rx, mut unrecorded) = (0, 0, 0, 0);
+    for v in out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    {
+        if let Some(sum) = v.get("summary") {
+            unrecorded_rx += sum["unrecorded_rx_bytes"].as_u64().unwrap();
+            unrecorded += sum["unrecorded_bytes"].as_u64().unwrap();
+        } else if v["pid"] == src_pid {
+            tx_rows += v["tx_bytes"].as_u64().unwrap();
+        } else {
+            rx_rows += v["rx_bytes"].as_u64().unwrap();
+        }
+    }
+    // Every byte is either in a row or unrecorded: the sender's in its row, the
+    // receiver's (no room for its key) all unrecorded.
+    assert_eq!(tx_rows, src_truth.tx_bytes, "{out}");
+    assert_eq!(rx_rows, 0, "the receiver had no room in the map: {out}");
+    assert_eq!(unrecorded_rx, sink_truth.rx_bytes, "{out}");
+    assert_eq!(unrecorded, sink_truth.rx_bytes, "{out}");
+    assert!(
+        stderr.contains("map full"),
+        "a warning on stderr says so: {stderr}"
+    );
+}

@@ -218,6 +218,7 @@ impl Summary {
             "all_tx_bytes",
             "unrecorded_rx_bytes",
             "unrecorded_tx_bytes",
+            "unrecorded_bytes",
         ];
         if rate {
             keys.extend(["all_rx_bytes_per_sec", "all_tx_bytes_per_sec"]);
@@ -232,6 +233,7 @@ impl Summary {
             Value::Bytes(self.all.tx),
             Value::Bytes(self.unrecorded.rx),
             Value::Bytes(self.unrecorded.tx),
+            Value::Bytes(self.unrecorded.total()),
         ];
         if rate {
             values.extend([

@@ -4,7 +4,7 @@
 //!
 //! A CSV file is one rectangular table, so `--summary` does not add lines of another
 //! shape: it appends the interval's summary as extra columns repeated on every row
-//! (`processes`, `all_rx_bytes`, `all_tx_bytes`, `unrecorded_rx_bytes`,
+//! (`processes`, `all_rx_bytes`, `all_tx_bytes`, `unrecorded_rx_bytes`, `unrecorded_bytes`,
 //! `unrecorded_tx_bytes`). Summing a column still counts each byte once. An interval
 //! in which no process moved bytes has no lines; use `--format json --summary` for a
 //! line per interval.
@@ -220,11 +220,12 @@ mod tests {
                 "all_rx_bytes",
                 "all_tx_bytes",
                 "unrecorded_rx_bytes",
-                "unrecorded_tx_bytes"
+                "unrecorded_tx_bytes",
+                "unrecorded_bytes"
             ]
         );
-        assert_eq!(rows[0][9..], ["1", "100", "50", "0", "0"]);
-        assert_eq!(rows[1][9..], ["2", "4", "6", "9", "0"]);
+        assert_eq!(rows[0][9..], ["1", "100", "50", "0", "0", "0"]);
+        assert_eq!(rows[1][9..], ["2", "4", "6", "9", "0", "9"]);
         assert_eq!(rows[1][9..], rows[2][9..]);
     }
 }

@@ -11,7 +11,7 @@
 //! `.rx_bytes` or selects on `.pid` is not misled by it:
 //!
 //! ```text
-//! {"time":"2025-01-01T10:00:01.000Z","interval":1,"summary":{"processes":2,"all_rx_bytes":300,"all_tx_bytes":300,"unrecorded_rx_bytes":0,"unrecorded_tx_bytes":0}}
+//! {"time":"2025-01-01T10:00:01.000Z","interval":1,"summary":{"processes":2,"all_rx_bytes":300,"all_tx_bytes":300,"unrecorded_rx_bytes":0,"unrecorded_tx_bytes":0,"unrecorded_bytes":0}}
 //! ```
 use std::io;
 
@@ -203,6 +203,7 @@ mod tests {
         assert_eq!(s["summary"]["all_tx_bytes"], 3);
         assert_eq!(s["summary"]["unrecorded_rx_bytes"], 5);
         assert_eq!(s["summary"]["unrecorded_tx_bytes"], 6);
+        assert_eq!(s["summary"]["unrecorded_bytes"], 11);
         assert!(s.get("pid").is_none() && s.get("rx_bytes").is_none());
         // An interval where nothing moved still says so.
         let empty = IntervalReport {
