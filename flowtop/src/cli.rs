@@ -1,4 +1,6 @@
 //! Command line: clap types and validation only. Decisions are made in `main`/`run`.
+use std::net::SocketAddr;
+
 use clap::{error::ErrorKind, CommandFactory as _, Parser};
 use flowtop_common::DEFAULT_MAX_ENTRIES;
 
@@ -20,7 +22,25 @@ Examples:
   flowtop --by cgroup -r 5             # the five busiest cgroups (containers, services)
   flowtop --by comm -c nginx           # all nginx processes as one row
   flowtop --format json | jq 'select(.tx_bytes > 1000000)'
+  flowtop --serve 9464   # Prometheus exporter on http://127.0.0.1:9464/metrics
   flowtop --probe tracepoint -v   # force a probe family, log what was attached";
+
+/// Report-printing options that mean nothing to `--serve`.
+const SERVE_CONFLICTS: [&str; 13] = [
+    "interval",
+    "count",
+    "by",
+    "rows",
+    "sort",
+    "format",
+    "units",
+    "rate",
+    "timestamp",
+    "no_header",
+    "summary",
+    "no_summary",
+    "clear",
+];
 
 /// `0.1.0 (commit abc1234)` from a git checkout, else the crate version (build.rs).
 pub const VERSION: &str = env!("FLOWTOP_VERSION");
@@ -130,6 +150,23 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..=(1 << 24)))]
     pub max_entries: u32,
 
+    /// Run as a Prometheus exporter instead of printing reports: serve /metrics
+    /// (byte counters by process name and cgroup) on PORT of 127.0.0.1, or on
+    /// ADDR:PORT. The page shows process names and cgroup paths
+    #[arg(long, value_name = "[ADDR:]PORT", value_parser = crate::serve::parse_addr,
+          conflicts_with_all = SERVE_CONFLICTS)]
+    pub serve: Option<SocketAddr>,
+
+    /// Allow --serve on an address other than loopback: anyone who can reach it
+    /// sees this machine's process names and cgroup paths
+    #[arg(long, requires = "serve")]
+    pub serve_public: bool,
+
+    /// --serve: label the counters with the PID too (a new series per process: only
+    /// where processes are few and long-lived)
+    #[arg(long, requires = "serve")]
+    pub metrics_pid_label: bool,
+
     /// Log what was loaded and attached and why other probes were skipped (-vv: more)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -150,6 +187,18 @@ impl Cli {
                 ErrorKind::ArgumentConflict,
                 "--by conn|comm|cgroup supports --format table and json (csv only --by pid)",
             ));
+        }
+        if let Some(addr) = self.serve {
+            if !addr.ip().is_loopback() && !self.serve_public {
+                return Err(Cli::command().error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "--serve {addr} is not a loopback address: the metrics show this \
+                         machine's process names and cgroup paths to anyone who can \
+                         connect; add --serve-public to serve them there anyway"
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -277,6 +326,44 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("exact bytes"), "{err}");
+    }
+
+    #[test]
+    fn serve_is_loopback_unless_public_and_excludes_report_options() {
+        let c = parse(&["--serve", "9464"]).unwrap();
+        assert_eq!(c.serve, Some("127.0.0.1:9464".parse().unwrap()));
+        assert!(c.validate().is_ok());
+        assert!(parse(&[
+            "--serve",
+            "[::1]:1",
+            "-c",
+            "x",
+            "-p",
+            "1",
+            "--metrics-pid-label"
+        ])
+        .unwrap()
+        .validate()
+        .is_ok());
+        let err = parse(&["--serve", "0.0.0.0:9464"])
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--serve-public"), "{err}");
+        let c = parse(&["--serve", "0.0.0.0:9464", "--serve-public"]).unwrap();
+        assert!(c.validate().is_ok());
+        for bad in [
+            &["--serve", "9464", "5"][..],
+            &["--serve", "9464", "--format", "json"],
+            &["--serve", "9464", "--by", "cgroup"],
+            &["--serve", "9464", "-r", "3"],
+            &["--serve-public"],
+            &["--metrics-pid-label"],
+            &["--serve", "nowhere"],
+        ] {
+            assert_eq!(parse(bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

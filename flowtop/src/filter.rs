@@ -71,6 +71,8 @@ impl KernelFilters {
         };
         f.port = cli.port.unwrap_or(0);
         f.flow_mode = match cli.by {
+            // The exporter's counters are labelled by process and cgroup.
+            _ if cli.serve.is_some() => flow_mode::CGROUP,
             GroupBy::Conn => flow_mode::CONN,
             GroupBy::Cgroup => flow_mode::CGROUP,
             GroupBy::Pid | GroupBy::Comm => 0,

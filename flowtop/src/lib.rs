@@ -8,3 +8,4 @@ pub mod output;
 pub mod privileges;
 pub mod probe;
 pub mod run;
+pub mod serve;

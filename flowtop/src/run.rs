@@ -14,14 +14,18 @@ use tokio::{
 
 use crate::{
     cli::Cli,
-    collect::{aggregate::GroupBy, collector::Collector},
+    collect::{aggregate::GroupBy, collector::Collector, exporter::ExportReader},
     filter::KernelFilters,
     output::{self, term::Term, OutputOptions, Printer, Stamp},
     privileges,
     probe::{
         detect::KernelFacts,
-        load::{attach_first, LoadConfig},
+        load::{attach_first, Attached, LoadConfig},
         select::{plan, Facts},
+    },
+    serve::{
+        self,
+        metrics::{Info, Metrics},
     },
 };
 
@@ -35,6 +39,8 @@ pub fn run(cli: &Cli) -> Result<()> {
              try: sudo flowtop"
         );
     }
+    // Before loading (a port in use fails fast) and before capabilities are dropped.
+    let listener = cli.serve.map(serve::bind).transpose()?;
     let facts = KernelFacts::detect();
     let candidates = plan(cli.probe, &Facts::from(&facts))?;
     let filters = KernelFilters::from_cli(cli, facts.offsets.is_ok())?;
@@ -48,6 +54,9 @@ pub fn run(cli: &Cli) -> Result<()> {
         },
     )?;
     filters.fill_maps(&mut attached.ebpf)?;
+    if let Some(listener) = listener {
+        return serve(cli, listener, attached);
+    }
     let reader = Collector::new(
         &mut attached.ebpf,
         cli.by,
@@ -83,6 +92,39 @@ pub fn run(cli: &Cli) -> Result<()> {
     let printer = output::printer_with(&OutputOptions::resolve(cli, &Term::detect()), stdout);
     // `attached` lives until here: dropping it detaches the programs.
     let result = runtime.block_on(report_loop(cli, reader, printer, signals));
+    drop(attached);
+    result
+}
+
+/// `--serve`: the exporter's half of [`run`], after the programs are attached.
+fn serve(cli: &Cli, listener: std::net::TcpListener, mut attached: Attached) -> Result<()> {
+    let reader = ExportReader::new(&mut attached.ebpf, cli.max_entries)?;
+    privileges::drop_after_attach().context("dropping capabilities after attaching")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the event loop")?;
+    let (int, term) = {
+        let _rt = runtime.enter();
+        (
+            signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+            signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+        )
+    };
+    let metrics = Metrics::new(Info {
+        family: attached.family.to_string(),
+        kind: attached.kind.to_string(),
+        version: crate::cli::VERSION.to_string(),
+        capacity: cli.max_entries,
+        pid_label: cli.metrics_pid_label,
+    });
+    let addr = listener.local_addr()?;
+    log::info!(
+        "counting with probe family {} ({}); serving http://{addr}/metrics",
+        attached.family,
+        attached.kind,
+    );
+    let result = runtime.block_on(serve::serve_loop(listener, reader, metrics, int, term));
     drop(attached);
     result
 }

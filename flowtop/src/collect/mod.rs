@@ -6,6 +6,7 @@
 pub mod aggregate;
 pub mod collector;
 pub mod diff;
+pub mod exporter;
 pub mod flows;
 pub mod read;
 pub mod sys_bpf;
