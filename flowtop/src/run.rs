@@ -51,6 +51,7 @@ pub fn run(cli: &Cli) -> Result<()> {
             max_entries: cli.max_entries,
             offsets: facts.offsets.ok(),
             filters: filters.clone(),
+            btf_ids: facts.btf_ids,
         },
     )?;
     filters.fill_maps(&mut attached.ebpf)?;

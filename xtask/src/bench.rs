@@ -645,7 +645,7 @@ fn interval_times(n: u32, cpus: usize, reps: usize, key_by_key: bool) -> Result<
         let (t, c) = (Instant::now(), thread_cpu_ms());
         let snap = reader.read_with(|| Ok(live.clone()))?;
         let (t_read, c_read) = (t.elapsed(), thread_cpu_ms());
-        let report = differ.next(&snap);
+        let report = differ.next(snap);
         let c_diff = thread_cpu_ms();
         let stamp = output::Stamp {
             at: SystemTime::now(),

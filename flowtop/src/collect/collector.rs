@@ -73,7 +73,7 @@ impl Collector {
     pub fn report(&mut self) -> Result<Report> {
         // The per-process map is read in every mode: it keeps PID reclaiming and the
         // map-full warning the same everywhere.
-        let procs = self.differ.next(&self.procs.read()?);
+        let procs = self.differ.next(self.procs.read()?);
         let mut unrecorded = procs.unrecorded;
         let rows = match (&mut self.flows, self.by) {
             (Some((reader, differ)), by) => {

@@ -3,7 +3,10 @@
 //! The kernel counters are never reset, so an interval's bytes are the difference
 //! between two reads; no increment can fall between a read and a reset. A key that
 //! was reclaimed (process gone) starts again from zero if its PID is reused.
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
+};
 
 use super::{Bytes, Snapshot};
 
@@ -40,7 +43,7 @@ struct Seen {
 /// Remembers the previous snapshot to turn the next one into interval rows.
 #[derive(Debug, Default)]
 pub struct Differ {
-    seen: HashMap<u32, Seen>,
+    seen: HashMap<u32, Seen, BuildHasherDefault<PidHasher>>,
     unrecorded: Bytes,
     intervals: u64,
 }
@@ -50,11 +53,12 @@ impl Differ {
         Self::default()
     }
 
-    /// Rows for the interval that ends with `snap`.
-    pub fn next(&mut self, snap: &Snapshot) -> IntervalReport {
+    /// Rows for the interval that ends with `snap` (its names move into the rows).
+    pub fn next(&mut self, snap: Snapshot) -> IntervalReport {
         self.intervals += 1;
-        let mut rows = Vec::new();
-        for sample in &snap.procs {
+        let mut rows = Vec::with_capacity(snap.procs.len());
+        self.seen.reserve(snap.procs.len());
+        for sample in snap.procs {
             let seen = self.seen.entry(sample.pid).or_default();
             let delta = Bytes {
                 rx: sample.bytes.rx.saturating_sub(seen.kernel.rx),
@@ -66,7 +70,7 @@ impl Differ {
             if delta.total() > 0 {
                 rows.push(ProcRow {
                     pid: sample.pid,
-                    comm: sample.comm.clone(),
+                    comm: sample.comm,
                     interval: delta,
                     total: seen.total,
                 });
@@ -105,6 +109,33 @@ impl Differ {
     }
 }
 
+/// Hashes a PID (the only key hashed here) with one multiply and a fold instead of
+/// SipHash: the keys are PIDs from the kernel, at most `pid_max` (4M) of them, so
+/// flooding resistance buys nothing, while 100k keys per interval pay for speed.
+#[derive(Default)]
+pub struct PidHasher(u64);
+
+impl Hasher for PidHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let p = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = p ^ (p >> 32);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,26 +160,39 @@ mod tests {
     #[test]
     fn interval_is_difference_and_total_is_cumulative() {
         let mut d = Differ::new();
-        let r1 = d.next(&snap(vec![sample(1, 100, 10, false)]));
+        let r1 = d.next(snap(vec![sample(1, 100, 10, false)]));
         assert_eq!(r1.rows[0].interval, Bytes { rx: 100, tx: 10 });
-        let r2 = d.next(&snap(vec![sample(1, 150, 10, false)]));
+        let r2 = d.next(snap(vec![sample(1, 150, 10, false)]));
         assert_eq!(r2.index, 2);
         assert_eq!(r2.rows[0].interval, Bytes { rx: 50, tx: 0 });
         assert_eq!(r2.rows[0].total, Bytes { rx: 150, tx: 10 });
     }
 
     #[test]
+    fn pid_hasher_spreads_sequential_and_aligned_pids() {
+        use std::hash::BuildHasher as _;
+        let b = BuildHasherDefault::<PidHasher>::default();
+        let mut low_bits = std::collections::HashSet::new();
+        for pid in (0..4096u32).map(|i| i * 1024) {
+            low_bits.insert(b.hash_one(pid) & 0xfff);
+        }
+        // 4096 PIDs that share their low 10 bits still land in many buckets.
+        assert!(low_bits.len() > 2000, "{}", low_bits.len());
+        assert_ne!(b.hash_one(1u32), b.hash_one(2u32));
+    }
+
+    #[test]
     fn idle_processes_have_no_row() {
         let mut d = Differ::new();
-        d.next(&snap(vec![sample(1, 5, 5, false)]));
-        let r = d.next(&snap(vec![sample(1, 5, 5, false)]));
+        d.next(snap(vec![sample(1, 5, 5, false)]));
+        let r = d.next(snap(vec![sample(1, 5, 5, false)]));
         assert!(r.rows.is_empty());
     }
 
     #[test]
     fn rows_sorted_by_interval_traffic_then_pid() {
         let mut d = Differ::new();
-        let r = d.next(&snap(vec![
+        let r = d.next(snap(vec![
             sample(3, 1, 0, false),
             sample(2, 0, 9, false),
             sample(1, 1, 0, false),
@@ -160,13 +204,13 @@ mod tests {
     #[test]
     fn reclaimed_key_is_forgotten_so_a_reused_pid_starts_fresh() {
         let mut d = Differ::new();
-        d.next(&snap(vec![sample(7, 100, 0, false)]));
-        let r = d.next(&snap(vec![sample(7, 130, 0, true)]));
+        d.next(snap(vec![sample(7, 100, 0, false)]));
+        let r = d.next(snap(vec![sample(7, 130, 0, true)]));
         assert_eq!(r.rows[0].interval.rx, 30);
         assert_eq!(r.rows[0].total.rx, 130);
         assert_eq!(d.tracked(), 0);
         // A new process got PID 7: its new key counts from zero.
-        let r = d.next(&snap(vec![sample(7, 20, 0, false)]));
+        let r = d.next(snap(vec![sample(7, 20, 0, false)]));
         assert_eq!(r.rows[0].interval.rx, 20);
         assert_eq!(r.rows[0].total.rx, 20);
     }
@@ -178,7 +222,7 @@ mod tests {
         let mut sum = 0;
         for c in cumulative {
             sum += d
-                .next(&snap(vec![sample(1, c, c * 2, false)]))
+                .next(snap(vec![sample(1, c, c * 2, false)]))
                 .rows
                 .iter()
                 .map(|r| r.interval.rx)
@@ -192,8 +236,8 @@ mod tests {
         let mut d = Differ::new();
         let mut s = snap(vec![]);
         s.unrecorded = Bytes { rx: 10, tx: 0 };
-        assert_eq!(d.next(&s).unrecorded.rx, 10);
+        assert_eq!(d.next(s.clone()).unrecorded.rx, 10);
         s.unrecorded = Bytes { rx: 15, tx: 1 };
-        assert_eq!(d.next(&s).unrecorded, Bytes { rx: 5, tx: 1 });
+        assert_eq!(d.next(s.clone()).unrecorded, Bytes { rx: 5, tx: 1 });
     }
 }

@@ -46,21 +46,6 @@ impl<W: io::Write> TablePrinter<W> {
         }
     }
 
-    fn cell(&self, value: Value<'_>) -> String {
-        let units = self.opts.units;
-        match value {
-            Value::Text(s) => s
-                .chars()
-                .map(|c| if c.is_control() { '?' } else { c })
-                .collect(),
-            Value::Int(n) => n.to_string(),
-            Value::Bytes(b) => units.amount(b),
-            Value::Rate(r) => units.rate(r),
-            Value::Seconds(s) => format!("{s:.3}"),
-            Value::Time(t) => local_hms(t),
-        }
-    }
-
     fn summary_line(&self, report: &IntervalReport, stamp: &Stamp) -> String {
         let s = Summary::of(report, stamp);
         let u = self.opts.units;
@@ -107,27 +92,27 @@ impl<W: io::Write> Printer for TablePrinter<W> {
             }
         }
         let opts = &self.opts;
-        let cells: Vec<Vec<String>> = report
-            .rows
-            .iter()
-            .map(|row| {
-                let ctx = RowCtx { report, row, stamp };
-                self.columns
-                    .iter()
-                    .map(|c| self.cell(c.value(&ctx)))
-                    .collect()
-            })
-            .collect();
-        for row in &cells {
-            for (w, cell) in self.widths.iter_mut().zip(row) {
-                *w = (*w).max(width_of(cell));
+        // Every cell of the interval in one buffer, with each cell's span: one String
+        // per cell (700k for 100k rows) was much of the interval's cost.
+        let ncols = self.columns.len();
+        let nrows = report.rows.len();
+        let mut arena = String::with_capacity(nrows * ncols * 8);
+        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(nrows * ncols);
+        for row in &report.rows {
+            let ctx = RowCtx { report, row, stamp };
+            for (c, w) in self.columns.iter().zip(self.widths.iter_mut()) {
+                let start = arena.len();
+                push_cell(&mut arena, opts.units, c.value(&ctx));
+                *w = (*w).max(width_of(&arena[start..]));
+                spans.push((start, arena.len()));
             }
         }
         let shrinks: Vec<_> = self.columns.iter().map(|c| c.shrink()).collect();
         let layout = Layout::fit(&self.widths, &shrinks, opts.width);
         let aligns: Vec<Align> = self.columns.iter().map(|c| c.align()).collect();
 
-        let mut text = String::new();
+        let line_len = layout.widths.iter().sum::<usize>() + ncols + 1;
+        let mut text = String::with_capacity(256 + nrows * line_len);
         if opts.clear {
             text.push_str(CLEAR_SCREEN);
         } else if self.printed > 0 {
@@ -159,22 +144,42 @@ impl<W: io::Write> Printer for TablePrinter<W> {
             (true, Some(h)) => h.saturating_sub(used_lines + 1),
             _ => usize::MAX,
         };
-        let shown = if cells.len() > room {
+        let shown = if nrows > room {
             room.saturating_sub(1)
         } else {
-            cells.len()
+            nrows
         };
-        for row in &cells[..shown] {
-            text.push_str(&layout.line(row, &aligns, &shrinks, opts.width));
+        let mut row_cells: Vec<&str> = Vec::with_capacity(ncols);
+        for row in spans.chunks_exact(ncols).take(shown) {
+            row_cells.clear();
+            row_cells.extend(row.iter().map(|&(a, b)| &arena[a..b]));
+            layout.line_into(&mut text, &row_cells, &aligns, &shrinks, opts.width);
             text.push('\n');
         }
-        if shown < cells.len() && room > 0 {
-            let more = format!("{ELLIPSIS} {} more processes", cells.len() - shown);
+        if shown < nrows && room > 0 {
+            let more = format!("{ELLIPSIS} {} more processes", nrows - shown);
             text.push_str(&cut(&more, opts.width));
             text.push('\n');
         }
         self.printed += 1;
         self.out.write_all(text.as_bytes())
+    }
+}
+
+/// One cell's text appended to `out`: control characters in names shown as `?`.
+fn push_cell(out: &mut String, units: super::Units, value: Value<'_>) {
+    use std::fmt::Write as _;
+    match value {
+        Value::Text(s) => out.extend(s.chars().map(|c| if c.is_control() { '?' } else { c })),
+        Value::Int(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Bytes(b) => units.push_amount(out, b),
+        Value::Rate(r) => out.push_str(&units.rate(r)),
+        Value::Seconds(s) => {
+            let _ = write!(out, "{s:.3}");
+        }
+        Value::Time(t) => out.push_str(&local_hms(t)),
     }
 }
 
@@ -230,27 +235,50 @@ impl Layout {
         shrinks: &[Option<(Shrink, usize)>],
         limit: Option<usize>,
     ) -> String {
+        let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
         let mut line = String::new();
+        self.line_into(&mut line, &cells, aligns, shrinks, limit);
+        line
+    }
+
+    /// [`line`](Self::line) appended to `out`, without a newline.
+    pub fn line_into(
+        &self,
+        out: &mut String,
+        cells: &[&str],
+        aligns: &[Align],
+        shrinks: &[Option<(Shrink, usize)>],
+        limit: Option<usize>,
+    ) {
+        let start = out.len();
         for i in 0..self.shown {
             if i > 0 {
-                line.push(' ');
+                out.push(' ');
             }
             let w = self.widths[i];
             let how = shrinks[i].map_or(Shrink::KeepStart, |(s, _)| s);
-            let cell = truncate(&cells[i], w, how);
+            let cell = truncate_cow(cells[i], w, how);
             let pad = w.saturating_sub(width_of(&cell));
             match aligns[i] {
                 Align::Left => {
-                    line.push_str(&cell);
-                    line.extend(std::iter::repeat_n(' ', pad));
+                    out.push_str(&cell);
+                    out.extend(std::iter::repeat_n(' ', pad));
                 }
                 Align::Right => {
-                    line.extend(std::iter::repeat_n(' ', pad));
-                    line.push_str(&cell);
+                    out.extend(std::iter::repeat_n(' ', pad));
+                    out.push_str(&cell);
                 }
             }
         }
-        cut(line.trim_end(), limit)
+        let kept = out[start..].trim_end().len();
+        out.truncate(start + kept);
+        if let Some(l) = limit {
+            if width_of(&out[start..]) > l {
+                let cut = truncate(&out[start..], l, Shrink::KeepStart);
+                out.truncate(start);
+                out.push_str(&cut);
+            }
+        }
     }
 }
 
@@ -261,20 +289,26 @@ pub fn width_of(s: &str) -> usize {
 
 /// `s` in at most `width` columns, marking a cut with `…` on the side that was cut.
 pub fn truncate(s: &str, width: usize, how: Shrink) -> String {
+    truncate_cow(s, width, how).into_owned()
+}
+
+/// [`truncate`], borrowing `s` when it fits (nearly always).
+fn truncate_cow(s: &str, width: usize, how: Shrink) -> std::borrow::Cow<'_, str> {
     let n = width_of(s);
     if n <= width {
-        return s.to_string();
+        return s.into();
     }
     if width == 0 {
-        return String::new();
+        return String::new().into();
     }
     let keep = width - 1;
-    match how {
+    let cut: String = match how {
         Shrink::KeepStart => s.chars().take(keep).chain([ELLIPSIS]).collect(),
         Shrink::KeepEnd => std::iter::once(ELLIPSIS)
             .chain(s.chars().skip(n - keep))
             .collect(),
-    }
+    };
+    cut.into()
 }
 
 /// Last resort for lines that must not exceed `limit`.

@@ -39,9 +39,25 @@ impl Units {
     /// An exact amount of bytes, as a table cell.
     pub fn amount(self, bytes: u64) -> String {
         match self {
-            Units::Kb => kb(bytes as f64),
+            Units::Kb => {
+                let mut s = String::new();
+                push_kb(&mut s, bytes);
+                s
+            }
             Units::Bytes => bytes.to_string(),
             Units::Human => human(bytes as f64),
+        }
+    }
+
+    /// [`amount`](Self::amount) appended to `out` (the table's per-row path).
+    pub fn push_amount(self, out: &mut String, bytes: u64) {
+        match self {
+            Units::Kb => push_kb(out, bytes),
+            Units::Bytes => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "{bytes}");
+            }
+            Units::Human => out.push_str(&human(bytes as f64)),
         }
     }
 
@@ -68,6 +84,36 @@ impl Units {
 /// Bytes as KB (1024) with one decimal, rounded to nearest: 300 bytes is "0.3".
 pub fn kb(bytes: f64) -> String {
     format!("{:.1}", bytes / 1024.0)
+}
+
+/// Exactly `kb(bytes as f64)` (`{:.1}` of `bytes / 1024`), appended to `out` with
+/// integers only: 100k rows are 500k amounts per interval, and float formatting was
+/// most of the table's cost. `{:.1}` rounds the exact value of the `f64` half to even;
+/// that `f64` is `bytes` rounded to 53 bits (an integer, exact in `u128`), and
+/// dividing by 1024 is exact, so tenths rounded half to even give the same digits.
+pub fn push_kb(out: &mut String, bytes: u64) {
+    let exact = (bytes as f64) as u128;
+    let scaled = exact * 10;
+    let (mut tenths, rem) = (scaled / 1024, scaled % 1024);
+    if rem > 512 || (rem == 512 && tenths % 2 == 1) {
+        tenths += 1;
+    }
+    let mut buf = [0u8; 48];
+    let mut at = buf.len() - 1;
+    buf[at] = b'0' + (tenths % 10) as u8;
+    at -= 1;
+    buf[at] = b'.';
+    let mut whole = tenths / 10;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (whole % 10) as u8;
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    // ASCII digits and a dot.
+    out.push_str(std::str::from_utf8(&buf[at..]).expect("ASCII"));
 }
 
 const HUMAN_UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
@@ -103,6 +149,32 @@ pub fn per_sec(bytes: u64, secs: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn push_kb_matches_float_formatting_including_ties_and_huge_counts() {
+        let float = |b: u64| format!("{:.1}", b as f64 / 1024.0);
+        let int = |b: u64| {
+            let mut s = String::from("x");
+            push_kb(&mut s, b);
+            s
+        };
+        let big = [
+            1u64 << 40,
+            (1 << 40) + 256,
+            (1 << 40) + 768,
+            (1 << 52) + 512,
+            (1 << 53) + 1,
+            (1 << 53) + 3,
+            u64::MAX,
+            u64::MAX - 1024,
+            1_000_000_007,
+        ];
+        let ties = (0..2000u64).map(|k| 256 + 512 * k);
+        for b in (0..300_000).chain(big).chain(ties) {
+            assert_eq!(int(b), format!("x{}", float(b)), "{b} bytes");
+            assert_eq!(Units::Kb.amount(b), float(b), "{b} bytes");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -239,10 +239,90 @@ fn extra_len(kind: u32, vlen: u32) -> Result<usize> {
     })
 }
 
+/// Raw BTF (little-endian) in which each `(kind, name, id)` of `wanted` is a type of
+/// that kind and name at exactly type id `id`; every other id up to the largest is a
+/// nameless `void *` (12 bytes each). Only `Typedef` and `Func` may be wanted.
+///
+/// Why: aya's `BtfTracePoint::load`/`FExit::load` take a whole `aya::Btf` only to look
+/// up one type id by name and kind. Parsing all of vmlinux BTF for that costs ~10 MB of
+/// peak memory; this stand-in, built from ids this reader already found, has the same
+/// ids for the names asked and costs about 12 bytes + one aya type per id.
+pub fn sparse_btf(wanted: &[(Kind, &str, u32)]) -> Result<Vec<u8>> {
+    let max_id = wanted.iter().map(|w| w.2).max().unwrap_or(0);
+    ensure!(wanted.iter().all(|w| w.2 > 0), "type id 0 is void");
+    let mut strings = vec![0u8];
+    let mut by_id: Vec<(u32, u32, u32)> = Vec::with_capacity(wanted.len());
+    for &(kind, name, id) in wanted {
+        let info = match kind {
+            Kind::Typedef => (Kind::Typedef as u32) << 24,
+            // vlen of a FUNC is its linkage: 1 (global).
+            Kind::Func => ((Kind::Func as u32) << 24) | 1,
+            other => bail!("sparse BTF cannot hold a {other}"),
+        };
+        ensure!(
+            !by_id.iter().any(|&(i, _, _)| i == id),
+            "type id {id} wanted twice"
+        );
+        let name_off = strings.len() as u32;
+        strings.extend_from_slice(name.as_bytes());
+        strings.push(0);
+        by_id.push((id, name_off, info));
+    }
+    const PTR: u32 = 2 << 24;
+    let type_len = max_id as usize * 12;
+    let mut out = Vec::with_capacity(24 + type_len + strings.len());
+    let put = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&v.to_le_bytes());
+    // Header: magic, version 1, flags 0 (as one u32), hdr_len, type_off/len, str_off/len.
+    put(&mut out, u32::from(MAGIC) | (1 << 16));
+    for v in [
+        24,
+        0,
+        type_len as u32,
+        type_len as u32,
+        strings.len() as u32,
+    ] {
+        put(&mut out, v);
+    }
+    for id in 1..=max_id {
+        let (name_off, info) = by_id
+            .iter()
+            .find(|w| w.0 == id)
+            .map_or((0, PTR), |&(_, n, i)| (n, i));
+        // name_off, info, size_or_type (void).
+        for v in [name_off, info, 0] {
+            put(&mut out, v);
+        }
+    }
+    out.extend_from_slice(&strings);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::probe::btf_offsets::VMLINUX_BTF;
+
+    #[test]
+    fn sparse_btf_puts_each_name_at_its_id() {
+        let raw = sparse_btf(&[
+            (Kind::Func, "inet_recvmsg", 9),
+            (Kind::Typedef, "btf_trace_sock_send_length", 3),
+        ])
+        .unwrap();
+        assert_eq!(raw.len(), 24 + 9 * 12 + 1 + 13 + 27);
+        let btf = KernelBtf::from_bytes(raw.clone()).unwrap();
+        assert_eq!(
+            btf.find(Kind::Typedef, "btf_trace_sock_send_length"),
+            Some(3)
+        );
+        assert_eq!(btf.find(Kind::Func, "inet_recvmsg"), Some(9));
+        assert_eq!(btf.find(Kind::Func, "btf_trace_sock_send_length"), None);
+        assert_eq!(btf.type_offsets.len(), 9);
+        aya::Btf::parse(&raw, aya::Endianness::Little).expect("aya parses it");
+        assert!(sparse_btf(&[(Kind::Struct, "sock", 1)]).is_err());
+        assert!(sparse_btf(&[(Kind::Func, "a", 2), (Kind::Func, "b", 2)]).is_err());
+        assert!(sparse_btf(&[(Kind::Func, "a", 0)]).is_err());
+    }
 
     fn kernel() -> Option<KernelBtf> {
         match KernelBtf::from_file(VMLINUX_BTF) {

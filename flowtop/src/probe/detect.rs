@@ -26,6 +26,9 @@ pub struct KernelFacts {
     pub kprobes: Result<(), String>,
     /// The optional hooks ([`hooks::SEND_OPTIONAL`]) this kernel has.
     pub optional_hooks: Vec<&'static str>,
+    /// Kernel BTF type ids of the tp_btf typedefs and fexit functions flowtop may
+    /// load against, found here so loading need not parse the kernel's BTF again.
+    pub btf_ids: Vec<(Kind, &'static str, u32)>,
 }
 
 impl KernelFacts {
@@ -77,15 +80,34 @@ impl KernelFacts {
                 _ => false,
             })
             .collect();
+        let btf_ids = match &btf {
+            Ok(b) => BTF_TYPEDEFS
+                .iter()
+                .map(|&n| (Kind::Typedef, n))
+                .chain(
+                    hooks::SEND
+                        .into_iter()
+                        .chain(hooks::RECV)
+                        .chain(hooks::SEND_OPTIONAL)
+                        .map(|n| (Kind::Func, n)),
+                )
+                .filter_map(|(kind, name)| Some((kind, name, b.find(kind, name)?)))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         Self {
             offsets,
             sock_tracepoints,
             fentry,
             kprobes,
             optional_hooks,
+            btf_ids,
         }
     }
 }
+/// The `btf_trace_<tracepoint>` typedefs tp_btf programs are loaded against.
+pub const BTF_TYPEDEFS: [&str; 2] = ["btf_trace_sock_send_length", "btf_trace_sock_recv_length"];
+
 fn required_hooks() -> impl Iterator<Item = &'static str> {
     hooks::SEND.into_iter().chain(hooks::RECV)
 }

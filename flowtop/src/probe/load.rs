@@ -9,8 +9,9 @@ use aya::{
 use flowtop_common::{globals, hooks, programs, MAP_FLOW_BYTES, MAP_PROC_BYTES};
 
 use super::{
+    btf::{sparse_btf, Kind},
     btf_offsets::KernelOffsets,
-    detect::ensure_tracefs,
+    detect::{ensure_tracefs, BTF_TYPEDEFS},
     select::{Candidate, NoProbe},
     Family, ProgramKind, PROGRAM_KIND_ENV,
 };
@@ -27,6 +28,8 @@ pub struct LoadConfig {
     pub offsets: Option<KernelOffsets>,
     /// The other filters and the flow mode (`--by conn`/`--by cgroup`).
     pub filters: crate::filter::KernelFilters,
+    /// Kernel BTF type ids found at detection ([`super::detect::KernelFacts::btf_ids`]).
+    pub btf_ids: Vec<(Kind, &'static str, u32)>,
 }
 
 /// Programs loaded and attached; dropping this detaches them.
@@ -80,7 +83,7 @@ fn attach_kind(candidate: &Candidate, kind: ProgramKind, cfg: &LoadConfig) -> Re
     let mut ebpf = load_object(cfg)?;
     match (candidate.family, kind) {
         (Family::Tracepoint, ProgramKind::TpBtf) => {
-            let btf = Btf::from_sys_fs().context("reading kernel BTF")?;
+            let btf = btf_for(&cfg.btf_ids, Kind::Typedef, &BTF_TYPEDEFS)?;
             for (prog, hook) in [
                 (programs::TP_BTF_SEND, "sock_send_length"),
                 (programs::TP_BTF_RECV, "sock_recv_length"),
@@ -118,10 +121,15 @@ fn attach_kind(candidate: &Candidate, kind: ProgramKind, cfg: &LoadConfig) -> Re
             }
         }
         (Family::Fentry, ProgramKind::Fexit) => {
-            let btf = Btf::from_sys_fs().context("reading kernel BTF")?;
             let optional = programs::FEXIT_OPTIONAL
                 .iter()
                 .filter(|(_, f)| candidate.extra_hooks.contains(f));
+            let funcs: Vec<&str> = programs::FEXIT
+                .iter()
+                .chain(optional.clone())
+                .map(|&(_, f)| f)
+                .collect();
+            let btf = btf_for(&cfg.btf_ids, Kind::Func, &funcs)?;
             for &(prog, func) in programs::FEXIT.iter().chain(optional) {
                 let p: &mut FExit = program(&mut ebpf, prog)?.try_into()?;
                 p.load(func, &btf)
@@ -158,6 +166,25 @@ fn attach_kind(candidate: &Candidate, kind: ProgramKind, cfg: &LoadConfig) -> Re
         (family, kind) => return Err(anyhow!("{family} has no {kind} programs")),
     }
     Ok(ebpf)
+}
+
+/// An `aya::Btf` in which aya's loaders find `names` (of `kind`) at their kernel
+/// type ids: aya's `BtfTracePoint::load`/`FExit::load` use the `Btf` only for that
+/// lookup. Built from the ids detection found ([`sparse_btf`]), so the kernel's BTF
+/// is not parsed a second time (that full parse was ~10 MB of flowtop's peak RSS);
+/// falls back to the full parse when an id is unknown.
+fn btf_for(ids: &[(Kind, &'static str, u32)], kind: Kind, names: &[&str]) -> Result<Btf> {
+    let wanted: Option<Vec<_>> = names
+        .iter()
+        .map(|n| ids.iter().find(|w| w.0 == kind && w.1 == *n).copied())
+        .collect();
+    match wanted {
+        Some(wanted) => {
+            let raw = sparse_btf(&wanted)?;
+            Btf::parse(&raw, aya::Endianness::Little).context("parsing the sparse BTF")
+        }
+        None => Btf::from_sys_fs().context("reading kernel BTF"),
+    }
 }
 
 /// The kernel's internal "operation not supported" (524), which bpf(2) leaks.
