@@ -77,7 +77,7 @@ impl ExportReader {
     pub fn read(&mut self) -> Result<Update> {
         // The per-process map is read too: it reclaims dead PIDs' keys there, and its
         // losses are reported as a health metric.
-        let procs = self.differ.next(&self.procs.read()?);
+        let procs = self.differ.next(self.procs.read()?);
         let (samples, lost) = self.flows.read()?;
         let flow_keys = samples.iter().filter(|s| !s.reclaimed).count() as u64;
         let (deltas, lost) = self.flow_differ.next(&samples, lost);
