@@ -42,9 +42,16 @@ fn unescape(s: &str) -> String {
         let octal = b
             .get(i + 1..i + 4)
             .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], octal) {
-            (b'\\', Some(d)) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+        // `\ooo` above `\377` is not a byte: kept as it is.
+        let byte = octal.and_then(|d| {
+            u8::try_from(
+                u32::from(d[0] - b'0') * 64 + u32::from(d[1] - b'0') * 8 + u32::from(d[2] - b'0'),
+            )
+            .ok()
+        });
+        match (b[i], byte) {
+            (b'\\', Some(byte)) => {
+                out.push(byte);
                 i += 4;
             }
             (c, _) => {
@@ -61,6 +68,12 @@ fn unescape(s: &str) -> String {
 /// it (`/system.slice`).
 pub fn cgroup_dir(mount: &Path, arg: &str) -> Result<PathBuf> {
     let given = Path::new(arg);
+    if given
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        bail!("--cgroup {arg}: a cgroup path cannot contain '..'");
+    }
     let dir = if given.starts_with(mount) {
         given.to_path_buf()
     } else {

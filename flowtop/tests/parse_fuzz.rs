@@ -20,6 +20,10 @@ fn arg() -> impl Strategy<Value = String> {
         Just("--port".to_string()),
         Just("-r".to_string()),
         Just("1,2,,3".to_string()),
+        Just("--serve".to_string()),
+        Just("--serve-public".to_string()),
+        Just("0.0.0.0:99999".to_string()),
+        Just("[::1]:9464".to_string()),
         Just("-v".to_string()),
         Just("json".to_string()),
         Just("table".to_string()),
@@ -98,4 +102,30 @@ fn damaged_kernel_btf_never_panics() {
             },
         )
         .unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// /proc/self/mountinfo lines of any shape: a mount point or none, never a panic;
+    /// a well-formed cgroup2 line is always found, with `\ooo` escapes decoded.
+    #[test]
+    fn mountinfo_parsing_never_panics(text in "\\PC{0,300}", esc in "(\\\\[0-7]{3}|[a-z/]){1,12}") {
+        let _ = flowtop::identity::cgroup2_mount_in(&text);
+        let line = format!("30 25 0:26 / /sys/fs/{esc} rw,nosuid - cgroup2 cgroup2 rw\n");
+        let both = format!("{}\n{}", text, line);
+        let found = flowtop::identity::cgroup2_mount_in(&both);
+        prop_assert!(found.is_some() || text.contains(" - cgroup2"));
+    }
+
+    /// `--cgroup` arguments: an existing directory under the mount, or a clean error;
+    /// never a path outside the mount.
+    #[test]
+    fn cgroup_arguments_stay_inside_the_mount(arg in "(/?(\\.\\.|[a-z]{1,3}|\\.)){1,5}") {
+        let mount = std::env::temp_dir();
+        if let Ok(dir) = flowtop::identity::cgroup_dir(&mount, &arg) {
+            prop_assert!(dir.starts_with(&mount), "{arg} -> {}", dir.display());
+            prop_assert!(!arg.split('/').any(|c| c == ".."));
+        }
+    }
 }

@@ -67,6 +67,7 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     let t0 = Instant::now();
     let stderr_thread = thread::spawn(move || {
         let mut keys_max = 0u64;
+        let mut keys_seen = Vec::new();
         let mut warnings = Vec::new();
         let mut log = std::fs::File::create(LOG).ok();
         for line in stderr.lines().map_while(Result::ok) {
@@ -84,12 +85,17 @@ pub fn run(args: &SoakArgs) -> Result<()> {
                 .and_then(|s| s.parse::<u64>().ok())
             {
                 keys_max = keys_max.max(n);
+                keys_seen.push(n);
             }
             if line.starts_with("flowtop: warn") || line.starts_with("flowtop: error") {
                 warnings.push(line);
             }
         }
-        (keys_max, warnings)
+        let first_last = (
+            keys_seen.first().copied().unwrap_or(0),
+            keys_seen.last().copied().unwrap_or(0),
+        );
+        (keys_max, first_last, warnings)
     });
     let stdout = BufReader::new(child.stdout.take().expect("piped"));
     let rows_thread = thread::spawn(move || {
@@ -156,7 +162,8 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     stop.store(true, Ordering::Relaxed);
     drain.join().expect("drain thread");
     let (tx_reported, rows_reported) = rows_thread.join().expect("rows thread");
-    let (keys_max, warnings) = stderr_thread.join().expect("stderr thread");
+    let (keys_max, (keys_first, keys_last), warnings) =
+        stderr_thread.join().expect("stderr thread");
 
     let expected = sent_ok * args.bytes as u64;
     println!("soak: {} processes in {spawn_secs:.1} s ({:.0}/s), {} bytes each, flowtop --max-entries {}",
@@ -166,7 +173,11 @@ pub fn run(args: &SoakArgs) -> Result<()> {
         received.load(Ordering::Relaxed)
     );
     println!("soak: tx expected {expected} bytes, reported {tx_reported} in {rows_reported} rows (fewer than processes only where a reused PID sent within one interval)");
-    println!("soak: map keys at most {keys_max} (capacity {}); flowtop peak RSS {rss_start} kB after start, {rss_end} kB at end", args.max_entries);
+    println!(
+        "soak: map keys {keys_first} at the first report, {keys_last} at the last, at most \
+         {keys_max} (capacity {}); flowtop peak RSS {rss_start} kB after start, {rss_end} kB at end",
+        args.max_entries
+    );
     for w in &warnings {
         println!("soak: flowtop said: {w}");
     }
