@@ -1055,7 +1055,7 @@ pub fn run_batch(ctx: &Ctx, scs: &[Scenario]) -> Vec<ScenarioResult> {
 /// `flowtop -p SENDER` while a second, unrelated sender runs at the same time: only the
 /// first one's bytes, and nothing of anyone else, may appear.
 pub fn pid_filter(ctx: &Ctx) -> ScenarioResult {
-    const NAME: &str = "pid_filter";
+    const NAME: &str = PID_FILTER;
     let run = || -> Result<ScenarioResult> {
         let bytes = ctx.bytes / 2 + 5_003;
         let mut pairs = Vec::new();
@@ -1106,7 +1106,7 @@ pub fn pid_filter(ctx: &Ctx) -> ScenarioResult {
 /// rows must add up exactly, and at least `min_intervals` intervals must carry bytes
 /// of the sender. With `count`, flowtop must exit by itself; otherwise SIGINT.
 pub fn steady_intervals(ctx: &Ctx, count: Option<u64>, min_intervals: usize) -> ScenarioResult {
-    const NAME: &str = "steady_intervals";
+    const NAME: &str = STEADY_INTERVALS;
     let run = || -> Result<ScenarioResult> {
         // flowtop first, then the sink: with the fentry and kprobe families, exit
         // probes cannot see a recv() that was already blocked when they attached, so a
@@ -1184,8 +1184,20 @@ pub fn steady_intervals(ctx: &Ctx, count: Option<u64>, min_intervals: usize) -> 
     run().unwrap_or_else(|e| ScenarioResult::error(NAME, &e))
 }
 
+pub const PID_FILTER: &str = "pid_filter";
+pub const STEADY_INTERVALS: &str = "steady_intervals";
+
+/// The name of every result [`run_all`] produces, in its order: what each cell of the
+/// VM matrix must report (`cargo xtask vm-test` fails a cell that lacks one).
+pub fn all_scenario_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = SCENARIOS.iter().map(|s| s.name).collect();
+    names.extend([PID_FILTER, STEADY_INTERVALS, CONN_EXACT, CONN_PORT_FILTER]);
+    names
+}
+
 /// Everything, for one probe family, as the `flowtop-scenarios` binary runs it: the
-/// plain scenarios under one flowtop, then the `-p` and interval scenarios.
+/// plain scenarios under one flowtop, then the `-p`, interval and per-connection
+/// scenarios ([`all_scenario_names`] lists them).
 pub fn run_all(ctx: &Ctx) -> Vec<ScenarioResult> {
     let mut results = run_batch(ctx, SCENARIOS);
     results.push(pid_filter(ctx));
@@ -1203,6 +1215,8 @@ pub const CONN_PORT_FILTER: &str = "conn_port_filter";
 
 /// (proto, laddr, lport): one socket end within one process.
 type EndKey = (String, String, u16);
+/// A row's remote (raddr, rport); None: not known.
+type Remote = Option<(String, u16)>;
 
 fn end_label(proto: &str, laddr: &str, lport: u16, remote: Option<(&str, u16)>) -> String {
     let fam = if laddr.contains(':') { 6 } else { 4 };
@@ -1272,9 +1286,9 @@ pub fn conn_scenarios(ctx: &Ctx) -> Vec<ScenarioResult> {
 pub fn check_conns(name: &str, pid: u32, want: &[ConnTruth], run: &FlowtopRun) -> ScenarioResult {
     let mut why = run.problems();
     // Per end: summed bytes and every remote its rows named.
-    let mut got: BTreeMap<EndKey, (u64, u64, Vec<Option<(String, u16)>>)> = BTreeMap::new();
+    let mut got: BTreeMap<EndKey, (u64, u64, Vec<Remote>)> = BTreeMap::new();
     // Per full row identity: cumulative totals must add up like the intervals.
-    let mut cumulative: BTreeMap<(EndKey, Option<(String, u16)>), (u64, u64)> = BTreeMap::new();
+    let mut cumulative: BTreeMap<(EndKey, Remote), (u64, u64)> = BTreeMap::new();
     for row in run.rows.iter().filter(|r| r.pid == pid) {
         let (Some(proto), Some(laddr), Some(lport)) = (&row.proto, &row.laddr, row.lport) else {
             why.push(format!("row without a connection: {row:?}"));
@@ -1351,7 +1365,7 @@ pub fn check_conns(name: &str, pid: u32, want: &[ConnTruth], run: &FlowtopRun) -
                 w.proto, w.laddr, w.lport, w.rx_bytes, w.tx_bytes
             ));
         }
-        let ok_remote = |r: &Option<(String, u16)>| match (remote, r) {
+        let ok_remote = |r: &Remote| match (remote, r) {
             // Connected: its peer, always.
             (Some((a, p)), Some((ra, rp))) => a == ra && p == *rp,
             (Some(_), None) => false,
