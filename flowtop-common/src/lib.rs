@@ -84,6 +84,9 @@ pub mod globals {
     pub const OFF_SKC_RCV_SADDR: &str = "OFF_SKC_RCV_SADDR";
     pub const OFF_SKC_DPORT: &str = "OFF_SKC_DPORT";
     pub const OFF_SKC_NUM: &str = "OFF_SKC_NUM";
+    /// `struct inet_sock`'s `inet_sport` (offset inside the socket): the local port,
+    /// still set after a TCP socket went to CLOSE (which zeroes `skc_num`).
+    pub const OFF_INET_SPORT: &str = "OFF_INET_SPORT";
     pub const OFF_SKC_V6_DADDR: &str = "OFF_SKC_V6_DADDR";
     pub const OFF_SKC_V6_RCV_SADDR: &str = "OFF_SKC_V6_RCV_SADDR";
 }

@@ -93,6 +93,8 @@ static OFF_SKC_DPORT: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 static OFF_SKC_NUM: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
+static OFF_INET_SPORT: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
 static OFF_SKC_V6_DADDR: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 static OFF_SKC_V6_RCV_SADDR: Global<u32> = Global::new(0);
@@ -101,10 +103,18 @@ static OFF_SKC_V6_RCV_SADDR: Global<u32> = Global::new(0);
 /// socket is bound and connected to. An unconnected UDP socket has no remote here
 /// (zero address and port): the datagram's peer is in the `msghdr`, which these hooks
 /// do not see. A dual-stack IPv6 socket talking IPv4 is stored as IPv4.
+///
+/// The local port comes from `inet_sport`, not `skc_num`: when a TCP socket reaches
+/// CLOSE (the peer's FIN arrives after ours: TIME_WAIT) the kernel releases the port
+/// and zeroes `skc_num`, yet the process still reads the data queued before the FIN,
+/// and those bytes belong to the same connection.
 #[inline(always)]
 pub fn sock_endpoints(sk: *const u8, family: u16, key: &mut FlowKey) -> Option<()> {
     unsafe {
-        key.lport = read_at::<u16>(sk, OFF_SKC_NUM.load())?;
+        key.lport = u16::from_be(read_at::<u16>(sk, OFF_INET_SPORT.load())?);
+        if key.lport == 0 {
+            key.lport = read_at::<u16>(sk, OFF_SKC_NUM.load())?;
+        }
         key.rport = u16::from_be(read_at::<u16>(sk, OFF_SKC_DPORT.load())?);
         if family == AF_INET {
             key.family = AF_INET;

@@ -283,6 +283,21 @@ pub struct Row {
     pub rx_total_bytes: u64,
     pub tx_total_bytes: u64,
     pub total_bytes: u64,
+    /// `--by conn` rows: the grouping and the connection's identity.
+    #[serde(default)]
+    pub by: Option<String>,
+    #[serde(default)]
+    pub proto: Option<String>,
+    #[serde(default)]
+    pub family: Option<String>,
+    #[serde(default)]
+    pub laddr: Option<String>,
+    #[serde(default)]
+    pub lport: Option<u16>,
+    #[serde(default)]
+    pub raddr: Option<String>,
+    #[serde(default)]
+    pub rport: Option<u16>,
 }
 
 /// A running `flowtop --format json -v`.
@@ -486,6 +501,22 @@ pub struct Truth {
     pub tx_bytes: u64,
     #[serde(default)]
     pub parent_pid: Option<u32>,
+    /// `trafficgen conns`: one entry per socket end.
+    #[serde(default)]
+    pub conns: Vec<ConnTruth>,
+}
+
+/// One socket end of `trafficgen conns`, with what its own syscalls returned.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct ConnTruth {
+    pub proto: String,
+    pub laddr: String,
+    pub lport: u16,
+    /// None: an unconnected socket (the UDP server).
+    pub raddr: Option<String>,
+    pub rport: Option<u16>,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
 }
 
 /// A running trafficgen.
@@ -499,10 +530,21 @@ pub struct Gen {
 }
 
 /// What `trafficgen: ready ...` said.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Ready {
     pub pid: u32,
     pub port: Option<u16>,
+    /// The whole line, for mode-specific fields (see [`Ready::field`]).
+    pub line: String,
+}
+
+impl Ready {
+    /// The value of ` NAME=VALUE` on the ready line.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+    }
 }
 
 impl Gen {
@@ -549,7 +591,7 @@ impl Gen {
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| anyhow!("no pid in {line:?}"))?;
         let port = field("port=").and_then(|p| p.parse().ok());
-        Ok(Ready { pid, port })
+        Ok(Ready { pid, port, line })
     }
 
     /// Ends `--wait-go`.
@@ -1013,7 +1055,7 @@ pub fn run_batch(ctx: &Ctx, scs: &[Scenario]) -> Vec<ScenarioResult> {
 /// `flowtop -p SENDER` while a second, unrelated sender runs at the same time: only the
 /// first one's bytes, and nothing of anyone else, may appear.
 pub fn pid_filter(ctx: &Ctx) -> ScenarioResult {
-    const NAME: &str = "pid_filter";
+    const NAME: &str = PID_FILTER;
     let run = || -> Result<ScenarioResult> {
         let bytes = ctx.bytes / 2 + 5_003;
         let mut pairs = Vec::new();
@@ -1064,7 +1106,7 @@ pub fn pid_filter(ctx: &Ctx) -> ScenarioResult {
 /// rows must add up exactly, and at least `min_intervals` intervals must carry bytes
 /// of the sender. With `count`, flowtop must exit by itself; otherwise SIGINT.
 pub fn steady_intervals(ctx: &Ctx, count: Option<u64>, min_intervals: usize) -> ScenarioResult {
-    const NAME: &str = "steady_intervals";
+    const NAME: &str = STEADY_INTERVALS;
     let run = || -> Result<ScenarioResult> {
         // flowtop first, then the sink: with the fentry and kprobe families, exit
         // probes cannot see a recv() that was already blocked when they attached, so a
@@ -1142,13 +1184,225 @@ pub fn steady_intervals(ctx: &Ctx, count: Option<u64>, min_intervals: usize) -> 
     run().unwrap_or_else(|e| ScenarioResult::error(NAME, &e))
 }
 
+pub const PID_FILTER: &str = "pid_filter";
+pub const STEADY_INTERVALS: &str = "steady_intervals";
+
+/// The name of every result [`run_all`] produces, in its order: what each cell of the
+/// VM matrix must report (`cargo xtask vm-test` fails a cell that lacks one).
+pub fn all_scenario_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = SCENARIOS.iter().map(|s| s.name).collect();
+    names.extend([PID_FILTER, STEADY_INTERVALS, CONN_EXACT, CONN_PORT_FILTER]);
+    names
+}
+
 /// Everything, for one probe family, as the `flowtop-scenarios` binary runs it: the
-/// plain scenarios under one flowtop, then the `-p` and interval scenarios.
+/// plain scenarios under one flowtop, then the `-p`, interval and per-connection
+/// scenarios ([`all_scenario_names`] lists them).
 pub fn run_all(ctx: &Ctx) -> Vec<ScenarioResult> {
     let mut results = run_batch(ctx, SCENARIOS);
     results.push(pid_filter(ctx));
     results.push(steady_intervals(ctx, None, 3));
+    results.extend(conn_scenarios(ctx));
     results
+}
+
+// ---------------------------------------------------------------------------
+// Per-connection scenarios (`--by conn` and the connection filters)
+
+/// Names of the two results of [`conn_scenarios`].
+pub const CONN_EXACT: &str = "conn_exact";
+pub const CONN_PORT_FILTER: &str = "conn_port_filter";
+
+/// (proto, laddr, lport): one socket end within one process.
+type EndKey = (String, String, u16);
+/// A row's remote (raddr, rport); None: not known.
+type Remote = Option<(String, u16)>;
+
+fn end_label(proto: &str, laddr: &str, lport: u16, remote: Option<(&str, u16)>) -> String {
+    let fam = if laddr.contains(':') { 6 } else { 4 };
+    match remote {
+        Some((_, rport)) => format!("{proto}{fam}/{lport}>{rport}"),
+        None => format!("{proto}{fam}/{lport}>*"),
+    }
+}
+
+/// One process (`trafficgen conns`) with TCP over 127.0.0.1 and ::1 open at once and
+/// UDP over both, watched by two flowtops started before any byte moves:
+/// - `conn_exact`: `--by conn`; every socket end's row (matched by protocol, local
+///   address and port, remote port) carries exactly the bytes its syscalls returned;
+/// - `conn_port_filter`: `--by conn --port P` (P: the TCP-over-IPv4 server port) shows
+///   exactly both ends of that connection, with the same exact bytes, and nothing of
+///   the process's other connections.
+pub fn conn_scenarios(ctx: &Ctx) -> Vec<ScenarioResult> {
+    let run = || -> Result<Vec<ScenarioResult>> {
+        let bytes = ctx.bytes / 4 + 3_331;
+        let mut gen = Gen::spawn(ctx, &args(&["--wait-go", "conns", &bytes.to_string()]))?;
+        let ready = gen.ready()?;
+        let port: u16 = ready
+            .field("tcp4")
+            .and_then(|p| p.parse().ok())
+            .with_context(|| format!("no tcp4= in {:?}", ready.line))?;
+        let all = Flowtop::start(ctx, &args(&["--by", "conn"]))?;
+        let filtered = Flowtop::start(ctx, &args(&["--by", "conn", "--port", &port.to_string()]))?;
+        gen.go()?;
+        let truth = gen.finish()?;
+        let all = all.stop()?;
+        let filtered = filtered.stop()?;
+        ensure!(
+            truth.conns.len() == 8 && truth.conns.iter().all(|c| c.rx_bytes + c.tx_bytes > 0),
+            "trafficgen conns moved {truth:?}"
+        );
+        let (inside, outside): (Vec<ConnTruth>, Vec<ConnTruth>) = truth
+            .conns
+            .iter()
+            .cloned()
+            .partition(|c| c.proto == "tcp" && (c.lport == port || c.rport == Some(port)));
+        ensure!(inside.len() == 2, "tcp4 connection ends: {inside:?}");
+        let mut filter = check_conns(CONN_PORT_FILTER, truth.pid, &inside, &filtered);
+        filter.expected.push_str(&format!(
+            ";excluded={}",
+            outside
+                .iter()
+                .map(|c| end_label(&c.proto, &c.laddr, c.lport, None))
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+        Ok(vec![
+            check_conns(CONN_EXACT, truth.pid, &truth.conns, &all),
+            filter,
+        ])
+    };
+    run().unwrap_or_else(|e| {
+        [CONN_EXACT, CONN_PORT_FILTER]
+            .iter()
+            .map(|n| ScenarioResult::error(n, &e))
+            .collect()
+    })
+}
+
+/// `run`'s `--by conn` rows of `pid` must be exactly the socket ends `want`: the same
+/// set, and per end the exact bytes. A connected end's rows must all name its peer;
+/// an unconnected end's rows name no remote, or the one peer it talked to.
+pub fn check_conns(name: &str, pid: u32, want: &[ConnTruth], run: &FlowtopRun) -> ScenarioResult {
+    let mut why = run.problems();
+    // Per end: summed bytes and every remote its rows named.
+    let mut got: BTreeMap<EndKey, (u64, u64, Vec<Remote>)> = BTreeMap::new();
+    // Per full row identity: cumulative totals must add up like the intervals.
+    let mut cumulative: BTreeMap<(EndKey, Remote), (u64, u64)> = BTreeMap::new();
+    for row in run.rows.iter().filter(|r| r.pid == pid) {
+        let (Some(proto), Some(laddr), Some(lport)) = (&row.proto, &row.laddr, row.lport) else {
+            why.push(format!("row without a connection: {row:?}"));
+            continue;
+        };
+        if row.by.as_deref() != Some("conn") {
+            why.push(format!("row with by={:?}, wanted conn", row.by));
+        }
+        let want_family = if laddr.contains(':') { "ipv6" } else { "ipv4" };
+        if row.family.as_deref() != Some(want_family) {
+            why.push(format!(
+                "{laddr}: family {:?}, wanted {want_family}",
+                row.family
+            ));
+        }
+        let remote = match (&row.raddr, row.rport) {
+            (Some(a), Some(p)) => Some((a.clone(), p)),
+            (None, None) => None,
+            other => {
+                why.push(format!("half a remote: {other:?}"));
+                None
+            }
+        };
+        let key = (proto.clone(), laddr.clone(), lport);
+        let e = got.entry(key.clone()).or_default();
+        e.0 += row.rx_bytes;
+        e.1 += row.tx_bytes;
+        if !e.2.contains(&remote) {
+            e.2.push(remote.clone());
+        }
+        let c = cumulative.entry((key, remote)).or_default();
+        c.0 += row.rx_bytes;
+        c.1 += row.tx_bytes;
+        if (row.rx_total_bytes, row.tx_total_bytes) != *c || row.total_bytes != c.0 + c.1 {
+            why.push(format!(
+                "interval {} {proto} {laddr}:{lport}: totals rx={} tx={} sum={}, intervals add up to rx={} tx={}",
+                row.interval, row.rx_total_bytes, row.tx_total_bytes, row.total_bytes, c.0, c.1
+            ));
+        }
+    }
+    let mut expected = Vec::new();
+    let mut reported = Vec::new();
+    for w in want {
+        let key = (w.proto.clone(), w.laddr.clone(), w.lport);
+        let remote = w.raddr.as_deref().zip(w.rport);
+        expected.push(format!(
+            "{}:rx={},tx={}",
+            end_label(&w.proto, &w.laddr, w.lport, remote),
+            w.rx_bytes,
+            w.tx_bytes
+        ));
+        let Some((rx, tx, remotes)) = got.remove(&key) else {
+            reported.push(format!(
+                "{}:missing",
+                end_label(&w.proto, &w.laddr, w.lport, remote)
+            ));
+            why.push(format!("no row for {} {}:{}", w.proto, w.laddr, w.lport));
+            continue;
+        };
+        let shown: Vec<String> = remotes
+            .iter()
+            .map(|r| r.as_ref().map_or("*".into(), |(a, p)| format!("{a}:{p}")))
+            .collect();
+        let fam = if w.laddr.contains(':') { 6 } else { 4 };
+        reported.push(format!(
+            "{}{fam}/{}>{}:rx={rx},tx={tx}",
+            w.proto,
+            w.lport,
+            shown.join("|")
+        ));
+        if (rx, tx) != (w.rx_bytes, w.tx_bytes) {
+            why.push(format!(
+                "{} {}:{}: expected rx={} tx={}, flowtop reported rx={rx} tx={tx}",
+                w.proto, w.laddr, w.lport, w.rx_bytes, w.tx_bytes
+            ));
+        }
+        let ok_remote = |r: &Remote| match (remote, r) {
+            // Connected: its peer, always.
+            (Some((a, p)), Some((ra, rp))) => a == ra && p == *rp,
+            (Some(_), None) => false,
+            // Unconnected: no remote, or the peer that talked to it.
+            (None, None) => true,
+            (None, Some((ra, rp))) => want.iter().any(|o| {
+                o.proto == w.proto && o.laddr == *ra && o.lport == *rp && o.rport == Some(w.lport)
+            }),
+        };
+        if let Some(bad) = remotes.iter().find(|r| !ok_remote(r)) {
+            why.push(format!(
+                "{} {}:{}: a row names remote {bad:?}, wanted {remote:?}",
+                w.proto, w.laddr, w.lport
+            ));
+        }
+    }
+    for (k, (rx, tx, _)) in &got {
+        reported.push(format!(
+            "unexpected {}:rx={rx},tx={tx}",
+            end_label(&k.0, &k.1, k.2, None)
+        ));
+        why.push(format!(
+            "row that should not be there: {k:?} rx={rx} tx={tx}"
+        ));
+    }
+    let pass = why.is_empty();
+    ScenarioResult {
+        name: name.into(),
+        expected: expected.join(";"),
+        reported: reported.join(";"),
+        pass,
+        detail: if pass {
+            String::new()
+        } else {
+            format!("{}\nflowtop stderr:\n{}", why.join("\n"), run.stderr)
+        },
+    }
 }
 
 /// For `#[test]`s: panics with the verdict, the reasons and flowtop's stderr.

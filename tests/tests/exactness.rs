@@ -5,7 +5,10 @@
 //! Needs root and a built flowtop (`cargo build -p flowtop`); FLOWTOP_BIN and
 //! FLOWTOP_PROBE (default auto) select the binary and the probe family. Each test runs
 //! its own flowtop and checks only its own PIDs, so tests may run in parallel.
-use flowtop_tests::{assert_pass, pid_filter, run_isolated, scenario, steady_intervals, Ctx};
+use flowtop_tests::{
+    assert_pass, conn_scenarios, pid_filter, run_isolated, scenario, steady_intervals, Ctx,
+    CONN_EXACT, CONN_PORT_FILTER,
+};
 
 fn ctx() -> Ctx {
     Ctx::host(env!("CARGO_BIN_EXE_trafficgen"))
@@ -65,4 +68,23 @@ fn intervals_add_up_exactly_across_boundaries() {
     // `flowtop 1 6` with 4.5 s of traffic: at least four intervals carry the sender's
     // bytes, and their sum is exact (nothing lost or double counted at boundaries).
     assert_pass(&steady_intervals(&ctx(), Some(6), 4));
+}
+
+fn conn(name: &str) {
+    let results = conn_scenarios(&ctx());
+    let r = results
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no result {name}"));
+    assert_pass(r);
+}
+
+#[test]
+fn by_conn_counts_two_simultaneous_tcp_connections_and_udp_exactly_per_connection() {
+    conn(CONN_EXACT);
+}
+
+#[test]
+fn port_filter_keeps_exactly_the_matching_connection_and_excludes_the_others() {
+    conn(CONN_PORT_FILTER);
 }

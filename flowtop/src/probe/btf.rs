@@ -347,6 +347,7 @@ mod tests {
             ("task_struct", &["group_leader"]),
             ("sock", &["__sk_common", "skc_dport"]),
             ("sock", &["__sk_common", "skc_v6_daddr"]),
+            ("inet_sock", &["inet_sport"]),
         ] {
             let a = ours.field_offset(st, path).unwrap();
             let b = crate::probe::btf_offsets::btf_rs_field_offset(&full, st, path).unwrap();

@@ -22,8 +22,11 @@ pub struct KernelOffsets {
     pub skc_rcv_saddr: u32,
     /// `__be16`.
     pub skc_dport: u32,
-    /// `__u16`, host order: the local port.
+    /// `__u16`, host order: the local port while the socket is bound (zeroed when a
+    /// TCP socket reaches CLOSE, e.g. on entering TIME_WAIT with unread data).
     pub skc_num: u32,
+    /// `struct inet_sock`'s `__be16 inet_sport`: the local port, kept after CLOSE.
+    pub inet_sport: u32,
     pub skc_v6_daddr: u32,
     pub skc_v6_rcv_saddr: u32,
 }
@@ -41,6 +44,7 @@ impl KernelOffsets {
             skc_rcv_saddr: skc("skc_rcv_saddr")?,
             skc_dport: skc("skc_dport")?,
             skc_num: skc("skc_num")?,
+            inet_sport: btf.field_offset("inet_sock", &["inet_sport"])?,
             skc_v6_daddr: skc("skc_v6_daddr")?,
             skc_v6_rcv_saddr: skc("skc_v6_rcv_saddr")?,
         })
@@ -121,6 +125,10 @@ mod tests {
         assert_eq!(
             (off.skc_daddr, off.skc_rcv_saddr, off.skc_dport, off.skc_num),
             (0, 4, 12, 14)
+        );
+        assert!(
+            off.inet_sport > off.sock_protocol,
+            "inet_sock extends struct sock"
         );
         assert!(off.skc_v6_daddr > 16 && off.skc_v6_rcv_saddr == off.skc_v6_daddr + 16);
         assert!(btf.field_offset("sock", &["no_such_field"]).is_err());

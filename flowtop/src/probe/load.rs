@@ -253,6 +253,7 @@ fn load_object(cfg: &LoadConfig) -> Result<Ebpf> {
             .override_global(globals::OFF_SKC_RCV_SADDR, &off.skc_rcv_saddr, true)
             .override_global(globals::OFF_SKC_DPORT, &off.skc_dport, true)
             .override_global(globals::OFF_SKC_NUM, &off.skc_num, true)
+            .override_global(globals::OFF_INET_SPORT, &off.inet_sport, true)
             .override_global(globals::OFF_SKC_V6_DADDR, &off.skc_v6_daddr, true)
             .override_global(globals::OFF_SKC_V6_RCV_SADDR, &off.skc_v6_rcv_saddr, true);
     }

@@ -6,7 +6,7 @@
 //! flowtop-scenarios --flowtop PATH --trafficgen PATH --probe auto|tracepoint|fentry|kprobe
 //! SCENARIO tcp4 PASS expected=... reported=...
 //! ...
-//! 10 passed, 0 failed
+//! 12 passed, 0 failed
 //! ```
 //!
 //! Exit status: 0 all passed, 1 any failed, 2 bad arguments.

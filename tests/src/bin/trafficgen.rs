@@ -40,6 +40,15 @@ Modes (ADDR is 127.0.0.1 or ::1; TARGET is HOST:PORT, e.g. 127.0.0.1:4000 or [::
                             ft-short), sends BYTES and exits; the child prints the
                             ground truth (with parent_pid); the parent waits for it
   steady TARGET SECS        send for SECS seconds (fractions allowed) at --rate
+  conns BYTES               one process, several connections at once: TCP over
+                            127.0.0.1 and over ::1 (each client sends about BYTES,
+                            its server answers about BYTES/4; both open together,
+                            sends interleaved), and UDP over 127.0.0.1 and ::1 (a
+                            connected client, an unconnected server that answers
+                            with sendto). Ready line: `ready pid=P tcp4=N tcp6=N
+                            udp4=N udp6=N` (the server ports); the ground truth adds
+                            `conns`: one object per socket end with proto, laddr,
+                            lport, raddr, rport (null: unconnected), rx/tx_bytes
 
 Options:
   --wait-go         after `ready`, block until a line (or EOF) on stdin, or SIGUSR1
@@ -168,6 +177,15 @@ fn run(o: &Opts) -> io::Result<()> {
         "udp-recv" => udp_recv(o, arg(0)?)?,
         "udp-send" => udp_send(o, &target(arg(0)?)?, bytes_arg(1)?)?,
         "short" => return short(o, &target(arg(0)?)?, bytes_arg(1)?),
+        "conns" => {
+            let ends = conns(o, bytes_arg(0)?)?;
+            let moved = ends.iter().fold(Moved::default(), |m, e| Moved {
+                rx: m.rx + e.rx,
+                tx: m.tx + e.tx,
+            });
+            let json: Vec<String> = ends.iter().map(ConnEnd::json).collect();
+            return print_truth_with(moved, None, &format!(",\"conns\":[{}]", json.join(",")));
+        }
         "steady" => {
             let secs: f64 = arg(1)?
                 .parse()
@@ -191,11 +209,12 @@ fn target(s: &str) -> io::Result<SocketAddr> {
 
 /// `ready` on stderr, then (with `--wait-go`) block until the test says go.
 fn ready(o: &Opts, port: Option<u16>) -> io::Result<()> {
-    let pid = std::process::id();
-    match port {
-        Some(p) => eprintln!("trafficgen: ready pid={pid} port={p}"),
-        None => eprintln!("trafficgen: ready pid={pid}"),
-    }
+    ready_with(o, &port.map(|p| format!(" port={p}")).unwrap_or_default())
+}
+
+/// `ready pid=P` followed by `extra` (` key=value` pairs).
+fn ready_with(o: &Opts, extra: &str) -> io::Result<()> {
+    eprintln!("trafficgen: ready pid={}{extra}", std::process::id());
     if o.wait_go {
         wait_for_go()?;
         eprintln!("trafficgen: go");
@@ -268,6 +287,11 @@ fn json_string(s: &str) -> String {
 }
 
 fn print_truth(m: Moved, parent: Option<u32>) -> io::Result<()> {
+    print_truth_with(m, parent, "")
+}
+
+/// The ground-truth line; `extra` is spliced in before the closing brace.
+fn print_truth_with(m: Moved, parent: Option<u32>, extra: &str) -> io::Result<()> {
     let mut line = format!(
         "{{\"pid\":{},\"comm\":{},\"rx_bytes\":{},\"tx_bytes\":{}",
         std::process::id(),
@@ -278,6 +302,7 @@ fn print_truth(m: Moved, parent: Option<u32>) -> io::Result<()> {
     if let Some(p) = parent {
         line.push_str(&format!(",\"parent_pid\":{p}"));
     }
+    line.push_str(extra);
     line.push_str("}\n");
     let mut out = io::stdout().lock();
     out.write_all(line.as_bytes())?;
@@ -591,6 +616,161 @@ fn udp_send(o: &Opts, to: &SocketAddr, bytes: u64) -> io::Result<Moved> {
         }
     }
     Ok(Moved { rx: 0, tx })
+}
+
+// ---- several connections in one process ----
+
+/// One socket end of `conns` and what its own syscalls returned.
+struct ConnEnd {
+    proto: &'static str,
+    local: SocketAddr,
+    /// None: an unconnected socket.
+    remote: Option<SocketAddr>,
+    rx: u64,
+    tx: u64,
+}
+
+impl ConnEnd {
+    fn json(&self) -> String {
+        let (raddr, rport) = match self.remote {
+            Some(r) => (json_string(&r.ip().to_string()), r.port().to_string()),
+            None => ("null".into(), "null".into()),
+        };
+        format!(
+            "{{\"proto\":\"{}\",\"laddr\":{},\"lport\":{},\"raddr\":{raddr},\"rport\":{rport},\"rx_bytes\":{},\"tx_bytes\":{}}}",
+            self.proto,
+            json_string(&self.local.ip().to_string()),
+            self.local.port(),
+            self.rx,
+            self.tx
+        )
+    }
+}
+
+/// Reads to EOF, then answers `reply` bytes and closes: a TCP server end.
+fn serve(s: TcpStream, reply: u64, chunk: usize) -> io::Result<(u64, u64)> {
+    let rx = read_to_eof(s.try_clone()?, chunk, false)?;
+    let tx = send_all(&s, reply, chunk)?;
+    s.shutdown(Shutdown::Write)?;
+    Ok((rx, tx))
+}
+
+fn conns(o: &Opts, bytes: u64) -> io::Result<Vec<ConnEnd>> {
+    // Everything is set up (connected, accepted) before `ready`: the traffic itself,
+    // including every blocking read, starts after flowtop attached.
+    let mut tcp = Vec::new();
+    for (addr, up) in [
+        ("127.0.0.1:0", bytes),
+        ("[::1]:0", bytes + bytes / 2 + 1_001),
+    ] {
+        let l = TcpListener::bind(addr)?;
+        let client = TcpStream::connect(l.local_addr()?)?;
+        let (server, _) = l.accept()?;
+        // Addresses now: once both ends closed, getpeername fails with ENOTCONN.
+        let ends = [
+            (client.local_addr()?, client.peer_addr()?),
+            (server.local_addr()?, server.peer_addr()?),
+        ];
+        tcp.push((
+            l.local_addr()?.port(),
+            client,
+            server,
+            up,
+            up / 4 + 333,
+            ends,
+        ));
+    }
+    let mut udp = Vec::new();
+    for (addr, up) in [
+        ("127.0.0.1:0", bytes / 16 + 111),
+        ("[::1]:0", bytes / 16 + 222),
+    ] {
+        let server = UdpSocket::bind(addr)?;
+        let client = UdpSocket::bind(addr)?;
+        client.connect(server.local_addr()?)?;
+        for s in [&server, &client] {
+            s.set_read_timeout(Some(Duration::from_millis(o.idle_ms)))?;
+        }
+        udp.push((server, client, up));
+    }
+    ready_with(
+        o,
+        &format!(
+            " tcp4={} tcp6={} udp4={} udp6={}",
+            tcp[0].0,
+            tcp[1].0,
+            udp[0].0.local_addr()?.port(),
+            udp[1].0.local_addr()?.port()
+        ),
+    )?;
+    let mut ends = Vec::new();
+    // TCP: both connections open at once, the clients' sends interleaved chunk by chunk.
+    let mut servers = Vec::new();
+    for (_, _, server, _, reply, _) in &tcp {
+        let (s, reply, chunk) = (server.try_clone()?, *reply, o.chunk);
+        servers.push(thread::spawn(move || serve(s, reply, chunk)));
+    }
+    let mut sent = [0u64; 2];
+    while tcp.iter().zip(&sent).any(|(c, s)| *s < c.3) {
+        for (c, s) in tcp.iter().zip(sent.iter_mut()) {
+            if *s < c.3 {
+                *s += send_all(&c.1, (c.3 - *s).min(o.chunk as u64), o.chunk)?;
+            }
+        }
+    }
+    for ((_, client, _, _, _, addrs), (handle, tx)) in tcp.iter().zip(servers.into_iter().zip(sent))
+    {
+        client.shutdown(Shutdown::Write)?;
+        let rx = read_to_eof(client.try_clone()?, o.chunk, false)?;
+        let (srx, stx) = handle
+            .join()
+            .map_err(|_| invalid("server thread panicked".into()))??;
+        ends.push(ConnEnd {
+            proto: "tcp",
+            local: addrs[0].0,
+            remote: Some(addrs[0].1),
+            rx,
+            tx,
+        });
+        ends.push(ConnEnd {
+            proto: "tcp",
+            local: addrs[1].0,
+            remote: Some(addrs[1].1),
+            rx: srx,
+            tx: stx,
+        });
+    }
+    // UDP in lockstep (datagram, answer of half its size), so none is dropped.
+    for (server, client, up) in &udp {
+        let (mut c, mut s) = (Moved::default(), Moved::default());
+        let buf = pattern(o.dgram);
+        let mut rbuf = vec![0u8; 65536];
+        let mut left = *up;
+        while left > 0 {
+            let want = left.min(o.dgram as u64) as usize;
+            c.tx += client.send(&buf[..want])? as u64;
+            left -= want as u64;
+            let (n, peer) = server.recv_from(&mut rbuf)?;
+            s.rx += n as u64;
+            s.tx += server.send_to(&buf[..n.div_ceil(2)], peer)? as u64;
+            c.rx += client.recv(&mut rbuf)? as u64;
+        }
+        ends.push(ConnEnd {
+            proto: "udp",
+            local: client.local_addr()?,
+            remote: Some(client.peer_addr()?),
+            rx: c.rx,
+            tx: c.tx,
+        });
+        ends.push(ConnEnd {
+            proto: "udp",
+            local: server.local_addr()?,
+            remote: None,
+            rx: s.rx,
+            tx: s.tx,
+        });
+    }
+    Ok(ends)
 }
 
 // ---- short-lived child ----

@@ -19,6 +19,8 @@ pub enum Cell {
     /// The family must work: its scenarios ran.
     Ran {
         scenarios: Vec<Scenario>,
+        /// Scenarios of `flowtop_tests::all_scenario_names` the cell did not report.
+        missing: Vec<String>,
         rc: Option<i32>,
         /// For `auto`: the family it attached, and the one it had to.
         chose: Option<(String, String)>,
@@ -36,10 +38,12 @@ impl Cell {
         match self {
             Cell::Ran {
                 scenarios,
+                missing,
                 rc,
                 chose,
             } => {
                 !scenarios.is_empty()
+                    && missing.is_empty()
                     && scenarios.iter().all(|s| s.pass)
                     && *rc == Some(0)
                     && chose.as_ref().is_none_or(|(got, want)| got == want)
@@ -52,7 +56,10 @@ impl Cell {
     fn summary(&self) -> String {
         match self {
             Cell::Ran {
-                scenarios, chose, ..
+                scenarios,
+                missing,
+                chose,
+                ..
             } => {
                 let ok = scenarios.iter().filter(|s| s.pass).count();
                 let sum = |f: fn(&Scenario) -> &str| -> u64 {
@@ -67,7 +74,7 @@ impl Cell {
                 let rel = if exp == rep { "=" } else { "≠" };
                 format!(
                     "{verdict}{chose} {ok}/{}, expected {exp} B {rel} reported {rep} B",
-                    scenarios.len()
+                    scenarios.len() + missing.len()
                 )
             }
             Cell::Absent { rc, .. } => {
@@ -152,12 +159,18 @@ impl KernelRun {
             match cell {
                 None => out.push(format!("{k} {family}: no result")),
                 Some(c) if !c.passed() => out.push(format!("{k} {family}: {}", c.summary())),
-                Some(Cell::Ran { scenarios, .. }) => {
-                    for s in scenarios.iter().filter(|s| !s.pass) {
-                        out.push(format!("{k} {family} {}: FAIL", s.name));
-                    }
-                }
                 Some(_) => {}
+            }
+            if let Some(Cell::Ran {
+                scenarios, missing, ..
+            }) = cell
+            {
+                for s in scenarios.iter().filter(|s| !s.pass) {
+                    out.push(format!("{k} {family} {}: FAIL", s.name));
+                }
+                for m in missing {
+                    out.push(format!("{k} {family} {m}: missing"));
+                }
             }
         }
         out
@@ -181,8 +194,14 @@ fn parse_ran(lines: &[&str], family: &str, spec: &KernelSpec) -> Option<Cell> {
     if family == "auto" && chose.is_none() {
         chose = Some(("none".to_string(), spec.auto.to_string()));
     }
+    let missing = flowtop_tests::all_scenario_names()
+        .into_iter()
+        .filter(|n| !scenarios.iter().any(|s| s.name == *n))
+        .map(str::to_string)
+        .collect();
     (rc.is_some() || !scenarios.is_empty()).then_some(Cell::Ran {
         scenarios,
+        missing,
         rc,
         chose,
     })
@@ -322,19 +341,32 @@ mod tests {
         }
     }
 
-    const GOOD: [&str; 11] = [
-        "[    1.0] random kernel line",
-        "VMTEST KERNEL 6.1.0-56-cloud-amd64 cpus=2",
-        "VMTEST fentry SCENARIO tcp4 PASS expected=100 reported=100",
-        "VMTEST fentry EXIT rc=0",
-        "VMTEST kprobe SCENARIO tcp4 PASS expected=100 reported=100",
-        "VMTEST kprobe EXIT rc=0",
-        "VMTEST auto CHOSE fentry",
-        "VMTEST auto SCENARIO tcp4 PASS expected=100 reported=100",
-        "VMTEST auto EXIT rc=0",
-        "VMTEST tracepoint ABSENT rc=1 clean=yes msg=flowtop: no usable probe: tracepoint: ...",
-        "VMTEST VERDICT success",
-    ];
+    /// A 6.1 boot where every cell reports every scenario, passing.
+    fn good() -> Vec<String> {
+        let mut lines = vec![
+            "[    1.0] random kernel line".to_string(),
+            "VMTEST KERNEL 6.1.0-56-cloud-amd64 cpus=2".to_string(),
+            "VMTEST auto CHOSE fentry".to_string(),
+        ];
+        for fam in ["fentry", "kprobe", "auto"] {
+            for name in flowtop_tests::all_scenario_names() {
+                lines.push(format!(
+                    "VMTEST {fam} SCENARIO {name} PASS expected=100 reported=100"
+                ));
+            }
+            lines.push(format!("VMTEST {fam} EXIT rc=0"));
+        }
+        lines.push(
+            "VMTEST tracepoint ABSENT rc=1 clean=yes msg=flowtop: no usable probe: tracepoint: ..."
+                .to_string(),
+        );
+        lines.push("VMTEST VERDICT success".to_string());
+        lines
+    }
+
+    fn refs(lines: &[String]) -> Vec<&str> {
+        lines.iter().map(String::as_str).collect()
+    }
 
     #[test]
     fn sums_structured_byte_values() {
@@ -347,19 +379,40 @@ mod tests {
 
     #[test]
     fn all_good_passes() {
-        let run = KernelRun::judge(SPEC, "pkg", &console(&GOOD));
+        let run = KernelRun::judge(SPEC, "pkg", &console(&refs(&good())));
         assert_eq!(run.failures(), Vec::<String>::new());
         assert_eq!(run.release.as_deref(), Some("6.1.0-56-cloud-amd64"));
         let t = table(&[run]);
         assert!(t.contains("not supported: fails cleanly (exit 1)"), "{t}");
-        assert!(t.contains("PASS (chose fentry) 1/1"), "{t}");
+        let n = flowtop_tests::all_scenario_names().len();
+        assert!(t.contains(&format!("PASS (chose fentry) {n}/{n}")), "{t}");
+    }
+
+    #[test]
+    fn a_cell_without_the_connection_scenarios_fails() {
+        let lines: Vec<String> = good()
+            .into_iter()
+            .filter(|l| !l.starts_with("VMTEST kprobe SCENARIO conn_"))
+            .collect();
+        let f = KernelRun::judge(SPEC, "pkg", &console(&refs(&lines))).failures();
+        assert!(
+            f.contains(&"6.1 kprobe conn_exact: missing".to_string()),
+            "{f:?}"
+        );
+        assert!(f.iter().any(|m| m.starts_with("6.1 kprobe: FAIL")), "{f:?}");
     }
 
     #[test]
     fn missing_verdict_wrong_auto_and_inexact_bytes_fail() {
-        let mut lines: Vec<&str> = GOOD[..GOOD.len() - 1].to_vec();
-        lines[4] = "VMTEST kprobe SCENARIO tcp4 FAIL expected=100 reported=99";
-        lines[6] = "VMTEST auto CHOSE kprobe";
+        let good = good();
+        let mut lines: Vec<&str> = refs(&good[..good.len() - 1]);
+        for l in &mut lines {
+            if l.starts_with("VMTEST kprobe SCENARIO tcp4 ") {
+                *l = "VMTEST kprobe SCENARIO tcp4 FAIL expected=100 reported=99";
+            } else if l.starts_with("VMTEST auto CHOSE") {
+                *l = "VMTEST auto CHOSE kprobe";
+            }
+        }
         let f = KernelRun::judge(SPEC, "pkg", &console(&lines)).failures();
         assert!(f.iter().any(|m| m.contains("no verdict")), "{f:?}");
         assert!(f.iter().any(|m| m.starts_with("6.1 kprobe")), "{f:?}");
@@ -368,9 +421,9 @@ mod tests {
 
     #[test]
     fn a_family_that_never_reported_fails_and_so_does_a_dirty_absent() {
-        let lines: Vec<&str> = GOOD
-            .iter()
-            .copied()
+        let good = good();
+        let lines: Vec<&str> = refs(&good)
+            .into_iter()
             .filter(|l| !l.starts_with("VMTEST kprobe"))
             .map(|l| {
                 if l.contains("ABSENT") {
