@@ -25,9 +25,8 @@ mod report;
 
 use report::KernelRun;
 
-/// The guest's `/init` and the stand-in scenario runner (see the scripts).
+/// The guest's `/init` (see the script).
 const INIT_SH: &str = include_str!("vm/init.sh");
-const STANDIN_SH: &str = include_str!("vm/standin.sh");
 
 /// Static binaries go to their own target directory: a `--target` build with
 /// `+crt-static` must not invalidate the host's dynamic builds.
@@ -277,13 +276,8 @@ fn apt_package_names(prefix: &str) -> Result<Vec<String>> {
 /// The guest's programs: name in /bin -> path on the host.
 type Binaries = Vec<(String, PathBuf)>;
 
-/// Wanted in the guest; the scenario binaries are optional until the tests package
-/// provides them (the init script then falls back to its stand-in).
-const GUEST_BINS: [(&str, bool); 3] = [
-    ("flowtop", true),
-    ("flowtop-scenarios", false),
-    ("trafficgen", false),
-];
+/// The guest's programs, all required.
+const GUEST_BINS: [&str; 3] = ["flowtop", "flowtop-scenarios", "trafficgen"];
 
 /// Builds flowtop and the test binaries statically (glibc, `+crt-static`): the guest
 /// has no libc. aya-build's nested eBPF build sets its own CARGO_ENCODED_RUSTFLAGS,
@@ -309,7 +303,7 @@ fn build_static(root: &Path) -> Result<Binaries> {
         if let Some(exe) = msg.get("executable").and_then(|e| e.as_str()) {
             let path = PathBuf::from(exe);
             let name = path.file_name().unwrap_or_default().to_string_lossy();
-            if GUEST_BINS.iter().any(|(n, _)| *n == name) {
+            if GUEST_BINS.contains(&&*name) {
                 bins.push((name.into_owned(), path));
             }
         }
@@ -321,20 +315,16 @@ fn existing_binaries(root: &Path) -> Result<Binaries> {
     let dir = root.join("target").join(TARGET).join("release");
     let bins = GUEST_BINS
         .iter()
-        .map(|(n, _)| (n.to_string(), dir.join(n)))
+        .map(|n| (n.to_string(), dir.join(n)))
         .filter(|(_, p)| p.exists())
         .collect();
     check_binaries(bins)
 }
 
 fn check_binaries(bins: Binaries) -> Result<Binaries> {
-    for (name, required) in GUEST_BINS {
-        let found = bins.iter().any(|(n, _)| n == name);
-        if required && !found {
+    for name in GUEST_BINS {
+        if !bins.iter().any(|(n, _)| n == name) {
             bail!("the build produced no {name} binary");
-        }
-        if !found {
-            eprintln!("xtask: no {name} binary yet; the guest uses its stand-in scenarios");
         }
     }
     for (name, path) in &bins {
@@ -362,7 +352,7 @@ fn is_dynamic(path: &Path) -> Result<bool> {
     }))
 }
 
-/// newc cpio, gzip-compressed: busybox, /init, the stand-in and the binaries.
+/// newc cpio, gzip-compressed: busybox, /init and the binaries.
 fn build_initramfs(bins: &Binaries, out: &Path) -> Result<()> {
     let mut archive = cpio::Writer::default();
     for dir in [
@@ -371,7 +361,6 @@ fn build_initramfs(bins: &Binaries, out: &Path) -> Result<()> {
         archive.dir(dir);
     }
     archive.file("init", 0o755, INIT_SH.as_bytes());
-    archive.file("standin.sh", 0o644, STANDIN_SH.as_bytes());
     archive.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n");
     archive.file("etc/group", 0o644, b"root:x:0:\n");
     let busybox = fs::read("/bin/busybox").context("reading /bin/busybox")?;

@@ -33,12 +33,8 @@ ok=1
 echo "VMTEST KERNEL $(uname -r) cpus=$(nproc)"
 
 run_scenarios() { # $1: probe family (or auto)
-    if [ -x /bin/flowtop-scenarios ]; then
-        flowtop-scenarios --flowtop /bin/flowtop --trafficgen /bin/trafficgen --probe "$1" --timeout 180 \
-            > /tmp/scen.out 2>&1
-    else
-        sh /standin.sh "$1" > /tmp/scen.out 2>&1
-    fi
+    flowtop-scenarios --flowtop /bin/flowtop --trafficgen /bin/trafficgen --probe "$1" --timeout 180 \
+        > /tmp/scen.out 2>&1
     rc=$?
     sed -n "s/^\(SCENARIO .*\)/VMTEST $1 \1/p" /tmp/scen.out
     if [ $rc -ne 0 ]; then
