@@ -10,6 +10,7 @@
 #   VMTEST <family> EXIT rc=N            exit status of the scenario runner
 #   VMTEST auto CHOSE <family>
 #   VMTEST <family> ABSENT rc=N clean=yes|no msg=<first line of stderr>
+#   VMTEST <family> COST ns_per_call=N runs=N run_ns=N   (informational, see measure_cost)
 #   VMTEST VERDICT success|failure       exactly once, last
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -44,8 +45,36 @@ run_scenarios() { # $1: probe family (or auto)
     [ $rc -eq 0 ] || ok=0
 }
 
+# Per-call cost of a family's programs, from the kernel's BPF run-time statistics:
+# 64-byte TCP sends over loopback (each one send and about one receive call), and
+# the run time of every program flowtop holds (fdinfo run_time_ns / run_cnt),
+# divided by the number of send calls. Emulated CPU, so only the order of the
+# families on one kernel means anything; kprobe's trap cost is not in run_time_ns.
+SENDS=20000
+measure_cost() { # $1: probe family
+    echo 1 > /proc/sys/kernel/bpf_stats_enabled
+    flowtop --probe "$1" -v --format json > /dev/null 2> /tmp/cost.err &
+    fpid=$!
+    i=0; while ! grep -qs "counting with probe family" /tmp/cost.err && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+    trafficgen tcp-sink 127.0.0.1 > /dev/null 2> /tmp/sink.err &
+    spid=$!
+    i=0; while ! grep -qs "port=" /tmp/sink.err && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+    port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' /tmp/sink.err | head -n 1)
+    trafficgen --chunk 64 tcp-source "127.0.0.1:$port" $((SENDS * 64)) > /dev/null 2>&1
+    wait $spid
+    cat /proc/$fpid/fdinfo/* 2>/dev/null | awk -v f="$1" -v sends=$SENDS '
+        /^run_time_ns:/ { t += $2 } /^run_cnt:/ { c += $2 }
+        END { if (c > 0) printf "VMTEST %s COST ns_per_call=%d runs=%d run_ns=%d\n", f, t / sends, c, t / c;
+              else printf "VMTEST %s COST none\n", f }'
+    kill -INT $fpid; wait $fpid
+    echo 0 > /proc/sys/kernel/bpf_stats_enabled
+}
+
 for fam in $FAMILIES; do
     run_scenarios "$fam"
+done
+for fam in $FAMILIES; do
+    measure_cost "$fam"
 done
 
 if [ -n "$AUTO" ]; then

@@ -96,6 +96,9 @@ pub struct KernelRun {
     /// (family, cell) in the order of the table's columns; missing cells are failures.
     pub cells: Vec<(String, Option<Cell>)>,
     pub verdicts: Vec<String>,
+    /// (family, `ns_per_call=.. runs=.. run_ns=..`) from the guest's cost
+    /// measurement: informational, never a failure.
+    pub costs: Vec<(String, String)>,
     pub panicked: bool,
     pub timed_out: bool,
 }
@@ -115,6 +118,7 @@ impl KernelRun {
             release: None,
             cells: Vec::new(),
             verdicts: Vec::new(),
+            costs: Vec::new(),
             panicked: console.panicked,
             timed_out: console.timed_out,
         };
@@ -123,6 +127,8 @@ impl KernelRun {
                 run.verdicts.push(v.to_string());
             } else if let Some(r) = line.strip_prefix("KERNEL ") {
                 run.release = r.split_whitespace().next().map(str::to_string);
+            } else if let Some((family, cost)) = line.split_once(" COST ") {
+                run.costs.push((family.to_string(), cost.to_string()));
             }
         }
         for family in COLUMNS {
@@ -286,6 +292,7 @@ pub fn table(runs: &[KernelRun]) -> String {
     for run in runs {
         let _ = writeln!(out, "- {}: Debian package `{}`", run.label, run.package);
     }
+    out.push_str(&cost_table(runs));
     let _ = writeln!(
         out,
         "\n| kernel | family | scenario | result | expected | reported |"
@@ -323,6 +330,37 @@ pub fn table(runs: &[KernelRun]) -> String {
                 None => {}
             }
         }
+    }
+    out
+}
+
+/// Per-call cost of each family's programs in the guests (kernel BPF stats, emulated
+/// CPU: compare families within one kernel only).
+fn cost_table(runs: &[KernelRun]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nBPF program time per 64-byte TCP send (one send and about one receive call), \
+         from `kernel.bpf_stats_enabled` in the guest; emulated CPU (TCG), so compare \
+         families within one kernel; kprobe's trap cost is not included:\n"
+    );
+    let _ = writeln!(out, "| kernel | {} |", COLUMNS[..3].join(" | "));
+    let _ = writeln!(out, "|---|{}", "---|".repeat(3));
+    for run in runs {
+        let _ = write!(out, "| {} |", run.label);
+        for family in &COLUMNS[..3] {
+            let text = run
+                .costs
+                .iter()
+                .find(|(f, _)| f == family)
+                .and_then(|(_, c)| {
+                    c.split_whitespace()
+                        .find_map(|w| w.strip_prefix("ns_per_call="))
+                })
+                .map_or("-".to_string(), |ns| format!("{ns} ns"));
+            let _ = write!(out, " {text} |");
+        }
+        out.push('\n');
     }
     out
 }
