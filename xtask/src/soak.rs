@@ -32,9 +32,14 @@ pub struct SoakArgs {
     bytes: usize,
     /// flowtop's --max-entries: small (the default is 16384), to prove keys are
     /// reclaimed. It must hold the processes that start and exit while flowtop waits
-    /// for a CPU between reclaim sweeps (up to ~0.3 s here at ~3,500 exits/s on 2 busy cores)
-    #[arg(long, default_value_t = 2048)]
+    /// for a CPU between reclaim sweeps: rate x that wait. Seen here: waits of up to
+    /// ~0.4 s with a VM running beside the soak, so at 2,000/s about 800 keys.
+    #[arg(long, default_value_t = 4096)]
     max_entries: u32,
+    /// Process starts per second at most (a busy build or CI host; unpaced, 2 cores
+    /// fork ~5,000/s)
+    #[arg(long, default_value_t = 2000)]
+    rate: u64,
     /// Children alive at once
     #[arg(long, default_value_t = 32)]
     batch: u64,
@@ -140,6 +145,11 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     let mut sent_ok = 0u64;
     let mut done = 0u64;
     while done < args.procs {
+        // Pace: batch k may start only after k * batch / rate seconds.
+        let due = Duration::from_secs_f64(done as f64 / args.rate.max(1) as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            thread::sleep(wait);
+        }
         let n = args.batch.min(args.procs - done);
         let mut pids = Vec::with_capacity(n as usize);
         for _ in 0..n {
