@@ -225,7 +225,7 @@ fn rfc3339_secs(t: &str) -> f64 {
 #[test]
 fn stdout_full_for_seconds_loses_nothing() {
     use std::{
-        io::{BufRead as _, BufReader, Read as _},
+        io::Read as _,
         os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     };
     let ctx = ctx();
@@ -264,22 +264,7 @@ fn stdout_full_for_seconds_loses_nothing() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("flowtop");
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let stderr = ft.stderr.take().unwrap();
-    let err_thread = thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("counting with probe family") {
-                let _ = ready_tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("flowtop ready");
+    let err_thread = wait_until_counting(&mut ft);
     // Traffic, then three more intervals in which flowtop cannot write at all.
     let expects = (scenario("tcp4").traffic)(&ctx).expect("traffic");
     thread::sleep(Duration::from_millis(3500));
@@ -350,26 +335,7 @@ fn a_full_map_counts_what_it_cannot_store_as_unrecorded() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("flowtop");
-    let stderr = ft.stderr.take().unwrap();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let err_thread = thread::spawn(move || {
-        use std::io::BufRead as _;
-        let mut all = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if line.contains("counting with probe family") {
-                let _ = ready_tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("ready");
+    let err_thread = wait_until_counting(&mut ft);
     src.go().unwrap();
     let (src_truth, sink_truth) = (src.finish().unwrap(), sink.finish().unwrap());
     thread::sleep(Duration::from_millis(200));
@@ -406,4 +372,27 @@ fn a_full_map_counts_what_it_cannot_store_as_unrecorded() {
         stderr.contains("map full"),
         "a warning on stderr says so: {stderr}"
     );
+}
+
+/// For a flowtop started by hand (`-v`, stderr piped): waits until it counts, and
+/// returns the thread that collects the rest of its stderr.
+fn wait_until_counting(ft: &mut Child) -> thread::JoinHandle<String> {
+    use std::io::{BufRead as _, BufReader};
+    let stderr = ft.stderr.take().expect("stderr piped");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let collector = thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains(flowtop_tests::READY_MARKER) {
+                let _ = ready_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("flowtop did not start counting within 30 s");
+    collector
 }
