@@ -61,24 +61,26 @@ impl KernelFacts {
                 }),
             Err(e) => Err(e.clone()),
         };
-        let kernel_funcs = KernelFunctions::read();
-        let kprobes = kprobes_available().and_then(|()| match &kernel_funcs {
-            Some(k) => required_hooks().find(|f| !k.has(f)).map_or(Ok(()), |f| {
-                Err(format!(
-                    "kernel function {f} cannot be probed (not in {})",
-                    k.source
-                ))
-            }),
-            // Without the symbol lists, let the attach itself decide.
-            None => Ok(()),
+        // The kernel's function list (tracefs or /proc/kallsyms, ~100k lines: tens of
+        // milliseconds) is only read when there is no BTF to ask: BTF describes every
+        // function of vmlinux, and the attach itself is the final word anyway.
+        let kernel_funcs = match &btf {
+            Ok(b) => KernelFunctions::Btf(b),
+            Err(_) => KernelFunctions::read(),
+        };
+        let kprobes = kprobes_available().and_then(|()| {
+            required_hooks()
+                .find(|f| kernel_funcs.lacks(f))
+                .map_or(Ok(()), |f| {
+                    Err(format!(
+                        "kernel function {f} cannot be probed (not in {})",
+                        kernel_funcs.source()
+                    ))
+                })
         });
         let optional_hooks = hooks::SEND_OPTIONAL
             .into_iter()
-            .filter(|f| match (&btf, &kernel_funcs) {
-                (Ok(b), _) if btf_has_func(b, f) => true,
-                (_, Some(k)) => k.has(f),
-                _ => false,
-            })
+            .filter(|f| kernel_funcs.has(f))
             .collect();
         let btf_ids = match &btf {
             Ok(b) => BTF_TYPEDEFS
@@ -134,42 +136,62 @@ fn kprobes_available() -> Result<(), String> {
     }
 }
 
-/// Names of the kernel functions that can be probed: tracefs's
-/// `available_filter_functions` when tracefs is mounted, else `/proc/kallsyms`.
-struct KernelFunctions {
-    source: &'static str,
-    text: String,
+/// Where the names of the kernel's functions come from: its BTF when it has one,
+/// else tracefs's `available_filter_functions` (when mounted) or `/proc/kallsyms`,
+/// else nowhere (then the attach decides).
+enum KernelFunctions<'a> {
+    Btf(&'a KernelBtf),
+    Listed { source: &'static str, text: String },
+    Unknown,
 }
 
-impl KernelFunctions {
-    fn read() -> Option<Self> {
+impl KernelFunctions<'_> {
+    fn read() -> Self {
         let filter_functions = TRACEFS_DIRS.iter().find_map(|d| {
             std::fs::read_to_string(Path::new(d).join("available_filter_functions")).ok()
         });
         match filter_functions {
-            Some(text) => Some(Self {
+            Some(text) => Self::Listed {
                 source: "available_filter_functions",
                 text,
-            }),
-            None => std::fs::read_to_string("/proc/kallsyms")
-                .ok()
-                .map(|text| Self {
+            },
+            None => match std::fs::read_to_string("/proc/kallsyms") {
+                Ok(text) => Self::Listed {
                     source: "/proc/kallsyms",
                     text,
-                }),
+                },
+                Err(_) => Self::Unknown,
+            },
         }
     }
 
-    /// `available_filter_functions` lines are `name [module]`; kallsyms lines are
-    /// `address type name [module]`.
+    fn source(&self) -> &'static str {
+        match self {
+            Self::Btf(_) => "the kernel's BTF",
+            Self::Listed { source, .. } => source,
+            Self::Unknown => "any list",
+        }
+    }
+
+    /// Known to exist. `available_filter_functions` lines are `name [module]`;
+    /// kallsyms lines are `address type name [module]`.
     fn has(&self, name: &str) -> bool {
-        self.text.lines().any(|line| {
-            let mut words = line.split_whitespace();
-            match self.source {
-                "/proc/kallsyms" => words.nth(2) == Some(name),
-                _ => words.next() == Some(name),
-            }
-        })
+        match self {
+            Self::Btf(b) => btf_has_func(b, name),
+            Self::Listed { source, text } => text.lines().any(|line| {
+                let mut words = line.split_whitespace();
+                match *source {
+                    "/proc/kallsyms" => words.nth(2) == Some(name),
+                    _ => words.next() == Some(name),
+                }
+            }),
+            Self::Unknown => false,
+        }
+    }
+
+    /// Known to be missing (nothing is, without a list).
+    fn lacks(&self, name: &str) -> bool {
+        !matches!(self, Self::Unknown) && !self.has(name)
     }
 }
 

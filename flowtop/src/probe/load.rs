@@ -227,11 +227,12 @@ fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
 }
 
 fn load_object(cfg: &LoadConfig) -> Result<Ebpf> {
-    let mut loader = EbpfLoader::new();
     // No CO-RE relocations in the object (offsets arrive as globals), so aya need not
     // parse the kernel's BTF here; only tp_btf/fentry loads need it (see attach_kind).
+    // `with_btf` is flowtop's patch to aya (vendor/aya): `EbpfLoader::new()` would
+    // parse all of the kernel's BTF first, ~30 ms and ~15 MB for nothing.
+    let mut loader = EbpfLoader::with_btf(None);
     loader
-        .btf(None)
         .map_max_entries(MAP_PROC_BYTES, cfg.max_entries)
         .override_global(globals::FILTER_TGID, &cfg.filter_tgid, true);
     // FLOW_BYTES is only written with a flow mode: otherwise keep it one entry small.
