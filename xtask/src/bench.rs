@@ -34,6 +34,9 @@ use flowtop::{
 };
 use flowtop_common::{ProcCounters, Unrecorded, COMM_LEN};
 
+mod floor;
+use floor::{Floor, FloorKind};
+
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Alternating rounds per measurement (medians are taken over these)
@@ -132,6 +135,8 @@ enum Monitor {
     /// flowtop with default settings, or forced to one program kind.
     Flowtop(Option<&'static str>),
     Bpftrace,
+    /// No-op programs on the same hooks: the least any monitor there can cost.
+    Floor(FloorKind),
 }
 
 impl Monitor {
@@ -141,6 +146,7 @@ impl Monitor {
             Monitor::Flowtop(None) => "flowtop".into(),
             Monitor::Flowtop(Some(kind)) => format!("flowtop {kind}"),
             Monitor::Bpftrace => "bpftrace one-liner".into(),
+            Monitor::Floor(kind) => kind.label().into(),
         }
     }
 }
@@ -172,6 +178,7 @@ impl Bench<'_> {
         if self.bpftrace {
             monitors.push(Monitor::Bpftrace);
         }
+        monitors.push(Monitor::Floor(FloorKind::TpBtf));
         let _server = IperfServer::start()?;
         // Warm-up (page cache, CPU frequency, iperf3 server): not counted.
         iperf(&WORKLOADS[0], 1)?;
@@ -241,6 +248,10 @@ impl Bench<'_> {
         if self.bpftrace {
             monitors.push(Monitor::Bpftrace);
         }
+        monitors.extend([
+            Monitor::Floor(FloorKind::TpBtf),
+            Monitor::Floor(FloorKind::RawTp),
+        ]);
         let _server = IperfServer::start()?;
         println!(
             "## Per-event cost\n\nKernel BPF run-time statistics (`kernel.bpf_stats_enabled`) \
@@ -257,9 +268,8 @@ impl Bench<'_> {
         for round in 0..self.args.rounds {
             for i in rotated(monitors.len(), round) {
                 let running = self.start(monitors[i])?;
-                let pid = running.as_ref().map(|r| r.child.id()).unwrap_or(0);
                 let r = iperf(&WORKLOADS[0], self.args.secs);
-                let stats = prog_stats(pid);
+                let stats = running.prog_stats();
                 stop(running)?;
                 r?;
                 let (time_ns, count) = stats?;
@@ -291,15 +301,16 @@ impl Bench<'_> {
         let (mut ready, mut rss, mut exit) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..self.args.starts {
             let t0 = Instant::now();
-            let running = self
-                .start(Monitor::Flowtop(None))?
-                .expect("flowtop runs a process");
+            let running = self.start(Monitor::Flowtop(None))?;
+            let Active::Process(process) = &running else {
+                bail!("flowtop did not start a process");
+            };
             ready.push(t0.elapsed().as_secs_f64() * 1e3);
             // Past the first report, so the reading buffers exist.
             thread::sleep(Duration::from_millis(1300));
-            rss.push(peak_rss_kib(running.child.id())? as f64 / 1024.0);
+            rss.push(peak_rss_kib(process.child.id())? as f64 / 1024.0);
             let t1 = Instant::now();
-            stop(Some(running))?;
+            stop(running)?;
             exit.push(t1.elapsed().as_secs_f64() * 1e3);
         }
         println!(
@@ -326,9 +337,10 @@ impl Bench<'_> {
     }
 
     /// Starts `m` and returns once it counts (None for bare).
-    fn start(&self, m: Monitor) -> Result<Option<Running>> {
+    fn start(&self, m: Monitor) -> Result<Active> {
         let (mut cmd, ready_marker, from_stderr) = match m {
-            Monitor::Bare => return Ok(None),
+            Monitor::Bare => return Ok(Active::Bare),
+            Monitor::Floor(kind) => return Ok(Active::Floor(Floor::attach(kind)?)),
             Monitor::Flowtop(kind) => {
                 let mut cmd = Command::new(&self.flowtop);
                 cmd.arg("-v");
@@ -377,9 +389,27 @@ impl Bench<'_> {
             for _ in lines {}
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(())) => Ok(Some(running)),
+            Ok(Ok(())) => Ok(Active::Process(running)),
             Ok(Err(out)) => Err(anyhow!("{} did not start:\n{out}", m.label())),
             Err(_) => Err(anyhow!("{} did not start within 30 s", m.label())),
+        }
+    }
+}
+
+/// What runs beside the traffic, once started.
+enum Active {
+    Bare,
+    Process(Running),
+    Floor(Floor),
+}
+
+impl Active {
+    /// `(run_time_ns, run_cnt)` of the monitor's BPF programs.
+    fn prog_stats(&self) -> Result<(u64, u64)> {
+        match self {
+            Active::Bare => bail!("no programs run bare"),
+            Active::Process(r) => prog_stats(r.child.id()),
+            Active::Floor(f) => f.stats(),
         }
     }
 }
@@ -398,8 +428,8 @@ impl Drop for Running {
     }
 }
 
-fn stop(running: Option<Running>) -> Result<()> {
-    let Some(mut r) = running else {
+fn stop(running: Active) -> Result<()> {
+    let Active::Process(mut r) = running else {
         return Ok(());
     };
     // SAFETY: signalling our own child, which has not been reaped.

@@ -35,9 +35,14 @@ struct BatchAttr {
     flags: u64,
 }
 
-fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<()> {
-    // SAFETY: `attr` is one of the `union bpf_attr` members above, whose pointers the
-    // callers set to buffers of the sizes the kernel will read or write.
+/// `bpf(cmd, attr, sizeof attr)`: the non-negative result (0, or a new file
+/// descriptor for commands that create one), or the error.
+///
+/// # Safety
+/// `attr` must be the `union bpf_attr` member `cmd` reads, with every pointer in it
+/// set to memory of the size the kernel will read or write, alive for the call.
+pub unsafe fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
+    // SAFETY: the caller's contract.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
@@ -49,7 +54,7 @@ fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<()> {
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
-        Ok(())
+        Ok(rc)
     }
 }
 
@@ -63,7 +68,9 @@ pub fn lookup_and_delete(fd: RawFd, key: &[u8], value: &mut [u8]) -> io::Result<
         value: value.as_mut_ptr() as u64,
         flags: 0,
     };
-    sys_bpf(BPF_MAP_LOOKUP_AND_DELETE_ELEM, &mut attr)
+    // SAFETY: a `map_elem` attr; `key` and `value` are the caller's buffers, which the
+    // callers size for the map's key and (per-CPU) value.
+    unsafe { sys_bpf(BPF_MAP_LOOKUP_AND_DELETE_ELEM, &mut attr) }.map(drop)
 }
 
 /// Size of one value slot in per-CPU buffers: the kernel rounds each CPU's value up
@@ -120,8 +127,9 @@ pub fn lookup_batch(
         elem_flags: 0,
         flags: 0,
     };
-    match sys_bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) {
-        Ok(()) => {
+    // SAFETY: a `batch` attr whose buffers hold `capacity` keys and values.
+    match unsafe { sys_bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) } {
+        Ok(_) => {
             cursor.token = out;
             cursor.started = true;
             Ok(attr.count)
