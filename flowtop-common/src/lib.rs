@@ -60,6 +60,9 @@ pub mod globals {
     pub const FILTER_PID_MAP: &str = "FILTER_PID_MAP";
     /// `[u8; 16]`: only count processes with this name (NUL-padded); all NUL = any.
     pub const FILTER_COMM: &str = "FILTER_COMM";
+    /// `u32`: 1 = write the process name on every event (when no rename hook could
+    /// be attached); 0 = only at key creation and on `task:task_rename`.
+    pub const COMM_EACH_EVENT: &str = "COMM_EACH_EVENT";
     /// `u32`: 1 = only count tasks under the cgroup in `FILTER_CGROUP` slot 0.
     pub const FILTER_CGROUP_ON: &str = "FILTER_CGROUP_ON";
     /// `u16`: only this (effective, see [`super::FlowKey::family`]) address family; 0 = any.
@@ -115,6 +118,12 @@ pub mod programs {
     /// fentry family, attached only where the kernel has the function (before 6.5).
     pub const FEXIT_OPTIONAL: [(&str, &str); 1] = [("fexit_inet_sendpage", "inet_sendpage")];
 
+    /// Every family: `task:task_rename` (exec and `prctl(PR_SET_NAME)`) as a raw
+    /// tracepoint, so the name follows the process without a read per event.
+    pub const RAW_TP_TASK_RENAME: &str = "raw_tp_task_rename";
+    /// The tracepoint it attaches to.
+    pub const TASK_RENAME: &str = "task_rename";
+
     /// kprobe family: entry and return programs, each attached to several functions.
     pub const KPROBE_SEND: &str = "kprobe_send";
     pub const KRETPROBE_SEND: &str = "kretprobe_send";
@@ -165,7 +174,11 @@ pub mod net {
 pub struct ProcCounters {
     pub rx_bytes: u64,
     pub tx_bytes: u64,
-    /// Name of the thread-group leader, written when the bytes moved (NUL-padded).
+    /// When `comm` was written on this CPU (`bpf_ktime_get_ns`, 0: never): the name
+    /// is only taken when the key is created and when the process renames itself
+    /// (exec, `prctl(PR_SET_NAME)`), each time on one CPU, so the newest CPU's wins.
+    pub comm_ns: u64,
+    /// Name of the thread-group leader (NUL-padded).
     pub comm: [u8; COMM_LEN],
 }
 

@@ -1,7 +1,7 @@
 //! The one accounting function every probe family calls.
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid},
+    helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     maps::PerCpuHashMap,
     Global,
 };
@@ -42,6 +42,9 @@ static FILTER_PORT: Global<u16> = Global::new(0);
 /// `flow_mode` bits: what to key `FLOW_BYTES` by (0: leave it alone).
 #[unsafe(no_mangle)]
 static FLOW_MODE: Global<u32> = Global::new(0);
+/// 1: take the process name on every event (no `task_rename` hook attached).
+#[unsafe(no_mangle)]
+static COMM_EACH_EVENT: Global<u32> = Global::new(0);
 /// 1: read addresses and ports from `struct sock` (conn mode, `--port`, `-4`/`-6`).
 #[unsafe(no_mangle)]
 static READ_ADDRS: Global<u32> = Global::new(0);
@@ -77,9 +80,8 @@ pub fn account(sk: *const u8, family: u16, protocol: u16, ret: i64, flags: i32, 
     if FILTER_PID_MAP.load() != 0 && unsafe { FILTER_PIDS.get(&tgid) }.is_none() {
         return;
     }
-    let comm = process_comm(pid_tgid);
     let want = FILTER_COMM.load();
-    if want[0] != 0 && !same_comm(&want, &comm) {
+    if want[0] != 0 && !same_comm(&want, &process_comm(pid_tgid)) {
         return;
     }
     if FILTER_CGROUP_ON.load() != 0 && !FILTER_CGROUP.current_task_under_cgroup(0).unwrap_or(false)
@@ -92,11 +94,11 @@ pub fn account(sk: *const u8, family: u16, protocol: u16, ret: i64, flags: i32, 
         // so these modes pay nothing for flows (the verifier drops the rest).
         let want_family = FILTER_FAMILY.load();
         if want_family == 0 || want_family == family {
-            add_bytes(&PROC_BYTES, &tgid, bytes, dir, comm, UNRECORDED_PROC);
+            add_bytes(&PROC_BYTES, &tgid, bytes, dir, pid_tgid, UNRECORDED_PROC);
         }
         return;
     }
-    account_flow(sk, tgid, family, protocol, bytes, dir, comm, mode);
+    account_flow(sk, pid_tgid, family, protocol, bytes, dir, mode);
 }
 
 /// The rest of [`account`] when addresses are read or a flow map is kept.
@@ -104,14 +106,14 @@ pub fn account(sk: *const u8, family: u16, protocol: u16, ret: i64, flags: i32, 
 #[inline(always)]
 fn account_flow(
     sk: *const u8,
-    tgid: u32,
+    pid_tgid: u64,
     family: u16,
     protocol: u16,
     bytes: u64,
     dir: Direction,
-    comm: [u8; COMM_LEN],
     mode: u32,
 ) {
+    let tgid = (pid_tgid >> 32) as u32;
     let mut key = FlowKey {
         tgid,
         family,
@@ -135,7 +137,7 @@ fn account_flow(
     if want_family != 0 && want_family != key.family {
         return;
     }
-    add_bytes(&PROC_BYTES, &tgid, bytes, dir, comm, UNRECORDED_PROC);
+    add_bytes(&PROC_BYTES, &tgid, bytes, dir, pid_tgid, UNRECORDED_PROC);
     if mode == 0 {
         return;
     }
@@ -150,7 +152,7 @@ fn account_flow(
     if mode & flow_mode::CGROUP != 0 {
         key.cgroup = unsafe { bpf_get_current_cgroup_id() };
     }
-    add_bytes(&FLOW_BYTES, &key, bytes, dir, comm, UNRECORDED_FLOW);
+    add_bytes(&FLOW_BYTES, &key, bytes, dir, pid_tgid, UNRECORDED_FLOW);
 }
 
 /// Task names compared as two u64 (no memcmp in eBPF).
@@ -163,20 +165,25 @@ fn same_comm(a: &[u8; COMM_LEN], b: &[u8; COMM_LEN]) -> bool {
 
 /// Adds to `map[key]` on this CPU, inserting it if new; what cannot be stored goes
 /// to `UNRECORDED[slot]`.
+///
+/// The process name is only read when the key is created (and by `rename.rs` when
+/// the process renames itself): reading it on every event cost ~75 ns of ~165 ns
+/// (`cargo xtask bench --parts events`, multi-threaded iperf3).
 #[inline(always)]
 fn add_bytes<K>(
     map: &PerCpuHashMap<K, ProcCounters>,
     key: &K,
     bytes: u64,
     dir: Direction,
-    comm: [u8; COMM_LEN],
+    pid_tgid: u64,
     slot: u32,
 ) {
-    if add_to_existing(map, key, bytes, dir, comm) {
+    if add_to_existing(map, key, bytes, dir, pid_tgid) {
         return;
     }
     let mut fresh = ProcCounters {
-        comm,
+        comm: process_comm(pid_tgid),
+        comm_ns: unsafe { bpf_ktime_get_ns() },
         ..ProcCounters::default()
     };
     add(&mut fresh, bytes, dir);
@@ -189,7 +196,7 @@ fn add_bytes<K>(
         }
         return;
     }
-    if add_to_existing(map, key, bytes, dir, comm) {
+    if add_to_existing(map, key, bytes, dir, pid_tgid) {
         return;
     }
     if let Some(lost) = UNRECORDED.get_ptr_mut(slot) {
@@ -207,7 +214,7 @@ fn add_to_existing<K>(
     key: &K,
     bytes: u64,
     dir: Direction,
-    comm: [u8; COMM_LEN],
+    pid_tgid: u64,
 ) -> bool {
     match map.get_ptr_mut(key) {
         Some(counters) => {
@@ -215,7 +222,10 @@ fn add_to_existing<K>(
             // nest on these hooks, so a plain add is exact.
             let counters = unsafe { &mut *counters };
             add(counters, bytes, dir);
-            counters.comm = comm;
+            if COMM_EACH_EVENT.load() != 0 {
+                counters.comm = process_comm(pid_tgid);
+                counters.comm_ns = unsafe { bpf_ktime_get_ns() };
+            }
             true
         }
         None => false,

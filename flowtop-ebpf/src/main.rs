@@ -11,6 +11,7 @@ mod fentry;
 mod kernel;
 mod kprobe;
 mod maps;
+mod rename;
 mod tracepoint;
 
 #[cfg(not(test))]

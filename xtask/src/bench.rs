@@ -655,6 +655,7 @@ fn interval_times(n: u32, cpus: usize, reps: usize, key_by_key: bool) -> Result<
             .map(|c| ProcCounters {
                 rx_bytes: pid as u64 * 1000 + c,
                 tx_bytes: pid as u64 * 10 + c,
+                comm_ns: c,
                 comm,
             })
             .collect();

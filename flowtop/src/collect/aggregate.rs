@@ -199,13 +199,20 @@ pub fn by_pid(procs: &[ProcRow]) -> Vec<Row> {
         .collect()
 }
 
-/// `--by conn`: flows as they are (each flow key belongs to one process).
-pub fn by_conn(flows: &[FlowDelta]) -> Vec<Row> {
+/// `--by conn`: flows as they are (each flow key belongs to one process), named as
+/// their process is in `procs`: the kernel renames only the per-process key when a
+/// process renames itself (exec), and every flow's bytes also reach that key.
+pub fn by_conn(flows: &[FlowDelta], procs: &[ProcRow]) -> Vec<Row> {
+    let names: HashMap<u32, &str> = procs.iter().map(|p| (p.pid, p.comm.as_str())).collect();
     flows
         .iter()
         .map(|f| Row {
             pid: Some(f.key.tgid),
-            comm: Some(f.comm.clone()),
+            comm: Some(
+                names
+                    .get(&f.key.tgid)
+                    .map_or_else(|| f.comm.clone(), |n| n.to_string()),
+            ),
             conn: Some(Conn::from_key(&f.key)),
             ..Row::new(f.interval, f.total)
         })

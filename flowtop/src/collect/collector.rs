@@ -84,7 +84,7 @@ impl Collector {
                     tx: unrecorded.tx + lost.tx,
                 };
                 if by == GroupBy::Conn {
-                    aggregate::by_conn(&flows)
+                    aggregate::by_conn(&flows, &procs.rows)
                 } else {
                     let names = &mut self.names;
                     aggregate::by_cgroup(&mut self.cgroups, &flows, |id| match names {

@@ -350,19 +350,20 @@ fn sum_cpus(pid: u32, per_cpu: &[ProcCounters], reclaimed: bool) -> ProcSample {
     }
 }
 
-/// One key's per-CPU counters summed, with a name from any CPU that has one (every
-/// map of `ProcCounters` values is read this way).
+/// One key's per-CPU counters summed, with the name the newest CPU wrote (every map
+/// of `ProcCounters` values is read this way): the kernel writes a name at key
+/// creation and at each rename, each time on the CPU it runs on.
 pub(crate) fn sum_per_cpu(per_cpu: &[ProcCounters]) -> (Bytes, String) {
     let mut bytes = Bytes::default();
-    let mut comm: &[u8] = &[];
+    let mut newest: Option<&ProcCounters> = None;
     for c in per_cpu {
         bytes.rx += c.rx_bytes;
         bytes.tx += c.tx_bytes;
-        if comm.is_empty() && c.comm[0] != 0 {
-            comm = &c.comm;
+        if c.comm[0] != 0 && newest.is_none_or(|n| c.comm_ns > n.comm_ns) {
+            newest = Some(c);
         }
     }
-    (bytes, comm_to_string(comm))
+    (bytes, comm_to_string(newest.map_or(&[], |c| &c.comm[..])))
 }
 
 /// The NUL-padded kernel name as text (lossy: names are bytes, not UTF-8).
@@ -397,6 +398,23 @@ mod tests {
             false,
         );
         assert_eq!(s.bytes, Bytes { rx: 7, tx: 4 });
+        assert_eq!(s.comm, "curl");
+    }
+
+    #[test]
+    fn the_newest_name_wins() {
+        let named = |comm, ns| ProcCounters {
+            comm_ns: ns,
+            ..counters(1, 0, comm)
+        };
+        // Created as "bash" on CPU 2, renamed to "curl" by exec on CPU 0.
+        let s = sum_cpus(
+            9,
+            &[named("curl", 20), named("", 0), named("bash", 10)],
+            false,
+        );
+        assert_eq!(s.comm, "curl");
+        let s = sum_cpus(9, &[named("bash", 10), named("curl", 20)], false);
         assert_eq!(s.comm, "curl");
     }
 

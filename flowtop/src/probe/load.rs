@@ -79,8 +79,37 @@ pub fn attach_first(candidates: &[Candidate], cfg: &LoadConfig) -> Result<Attach
     Err(no)
 }
 
+/// The counting programs of `kind`, plus the rename hook that keeps process names
+/// current. Without that hook (a kernel where it does not attach) the programs are
+/// loaded again to take the name on every event instead, which costs more per event
+/// but never shows a stale name.
 fn attach_kind(candidate: &Candidate, kind: ProgramKind, cfg: &LoadConfig) -> Result<Ebpf> {
-    let mut ebpf = load_object(cfg)?;
+    let mut ebpf = attach_counting(candidate, kind, cfg, false)?;
+    match attach_rename_hook(&mut ebpf) {
+        Ok(()) => Ok(ebpf),
+        Err(e) => {
+            log::info!("{e:#}: taking process names on every event instead");
+            drop(ebpf);
+            attach_counting(candidate, kind, cfg, true)
+        }
+    }
+}
+
+/// `task:task_rename` as a raw tracepoint (no BTF or tracefs needed, Linux 4.17+).
+fn attach_rename_hook(ebpf: &mut Ebpf) -> Result<()> {
+    let p: &mut RawTracePoint = program(ebpf, programs::RAW_TP_TASK_RENAME)?.try_into()?;
+    p.load()
+        .and_then(|()| p.attach(programs::TASK_RENAME).map(drop))
+        .with_context(|| format!("attaching raw_tp/{}", programs::TASK_RENAME))
+}
+
+fn attach_counting(
+    candidate: &Candidate,
+    kind: ProgramKind,
+    cfg: &LoadConfig,
+    comm_each_event: bool,
+) -> Result<Ebpf> {
+    let mut ebpf = load_object(cfg, comm_each_event)?;
     match (candidate.family, kind) {
         (Family::Tracepoint, ProgramKind::TpBtf) => {
             let btf = btf_for(&cfg.btf_ids, Kind::Typedef, &BTF_TYPEDEFS)?;
@@ -226,7 +255,7 @@ fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
     false
 }
 
-fn load_object(cfg: &LoadConfig) -> Result<Ebpf> {
+fn load_object(cfg: &LoadConfig, comm_each_event: bool) -> Result<Ebpf> {
     // No CO-RE relocations in the object (offsets arrive as globals), so aya need not
     // parse the kernel's BTF here; only tp_btf/fentry loads need it (see attach_kind).
     // `with_btf` is flowtop's patch to aya (vendor/aya): `EbpfLoader::new()` would
@@ -243,6 +272,8 @@ fn load_object(cfg: &LoadConfig) -> Result<Ebpf> {
     };
     loader.map_max_entries(MAP_FLOW_BYTES, flow_entries);
     cfg.filters.set_globals(&mut loader);
+    let comm_each_event = u32::from(comm_each_event);
+    loader.override_global(globals::COMM_EACH_EVENT, &comm_each_event, true);
     if let Some(off) = &cfg.offsets {
         loader
             .override_global(globals::OFF_SOCK_FAMILY, &off.sock_family, true)
