@@ -682,39 +682,92 @@ impl Expect {
     }
 }
 
+/// How a scenario ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// It could not run on this machine (the reason is the result's `detail`), so it
+    /// proved nothing: never counted as a pass.
+    Skip,
+}
+
 /// One scenario's verdict.
 #[derive(Debug, Clone)]
 pub struct ScenarioResult {
     pub name: String,
     pub expected: String,
     pub reported: String,
-    pub pass: bool,
-    /// Why it failed, and flowtop's stderr.
+    pub verdict: Verdict,
+    /// Why it failed, and flowtop's stderr; for a skip, why it could not run.
     pub detail: String,
 }
 
 impl ScenarioResult {
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Pass
+    }
+
     fn error(name: &str, e: &anyhow::Error) -> ScenarioResult {
         ScenarioResult {
             name: name.into(),
             expected: "-".into(),
             reported: format!("error: {}", one_line(&format!("{e:#}"))),
-            pass: false,
+            verdict: Verdict::Fail,
             detail: format!("{e:#}"),
         }
     }
+
+    /// PASS when `why` is empty, else FAIL with the reasons and flowtop's stderr.
+    fn judged(
+        name: &str,
+        expected: &[String],
+        reported: &[String],
+        why: &[String],
+        run: &FlowtopRun,
+    ) -> ScenarioResult {
+        let pass = why.is_empty();
+        ScenarioResult {
+            name: name.into(),
+            expected: expected.join(";"),
+            reported: reported.join(";"),
+            verdict: if pass { Verdict::Pass } else { Verdict::Fail },
+            detail: if pass {
+                String::new()
+            } else {
+                format!("{}\nflowtop stderr:\n{}", why.join("\n"), run.stderr)
+            },
+        }
+    }
+
+    /// Turns a PASS into a FAIL for `why` (a check on top of [`check`]'s).
+    fn fail(&mut self, why: &str) {
+        self.verdict = Verdict::Fail;
+        self.detail.push('\n');
+        self.detail.push_str(why);
+    }
 }
 
+/// `SCENARIO <name> PASS|FAIL expected=.. reported=..`, or
+/// `SCENARIO <name> SKIP reason=..` (the reason is the rest of the line).
 impl fmt::Display for ScenarioResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "SCENARIO {} {} expected={} reported={}",
-            self.name,
-            if self.pass { "PASS" } else { "FAIL" },
-            self.expected,
-            self.reported
-        )
+        match self.verdict {
+            Verdict::Skip => write!(
+                f,
+                "SCENARIO {} SKIP reason={}",
+                self.name,
+                one_line(&self.detail)
+            ),
+            Verdict::Pass | Verdict::Fail => write!(
+                f,
+                "SCENARIO {} {} expected={} reported={}",
+                self.name,
+                if self.passed() { "PASS" } else { "FAIL" },
+                self.expected,
+                self.reported
+            ),
+        }
     }
 }
 
@@ -769,18 +822,7 @@ pub fn check(
             why.push(format!("-p {pid}, yet rows for other PIDs {others:?}"));
         }
     }
-    let pass = why.is_empty();
-    ScenarioResult {
-        name: name.into(),
-        expected: expected.join(";"),
-        reported: reported.join(";"),
-        pass,
-        detail: if pass {
-            String::new()
-        } else {
-            format!("{}\nflowtop stderr:\n{}", why.join("\n"), run.stderr)
-        },
-    }
+    ScenarioResult::judged(name, &expected, &reported, &why, run)
 }
 
 // ---------------------------------------------------------------------------
@@ -1164,18 +1206,16 @@ pub fn steady_intervals(ctx: &Ctx, count: Option<u64>, min_intervals: usize) -> 
             intervals.values().map(|v| v.1).collect::<Vec<_>>()
         ));
         if with_bytes < min_intervals {
-            res.pass = false;
-            res.detail.push_str(&format!(
-                "\nsender had bytes in {with_bytes} intervals, wanted at least {min_intervals} \
+            res.fail(&format!(
+                "sender had bytes in {with_bytes} intervals, wanted at least {min_intervals} \
                  (traffic took {traffic_took:?})"
             ));
         }
         if let Some(c) = count {
             let last = run.rows.iter().map(|r| r.interval).max().unwrap_or(0);
             if last > c {
-                res.pass = false;
-                res.detail.push_str(&format!(
-                    "\nflowtop {c} reports, yet a row has interval {last}"
+                res.fail(&format!(
+                    "flowtop {c} reports, yet a row has interval {last}"
                 ));
             }
         }
@@ -1391,22 +1431,17 @@ pub fn check_conns(name: &str, pid: u32, want: &[ConnTruth], run: &FlowtopRun) -
             "row that should not be there: {k:?} rx={rx} tx={tx}"
         ));
     }
-    let pass = why.is_empty();
-    ScenarioResult {
-        name: name.into(),
-        expected: expected.join(";"),
-        reported: reported.join(";"),
-        pass,
-        detail: if pass {
-            String::new()
-        } else {
-            format!("{}\nflowtop stderr:\n{}", why.join("\n"), run.stderr)
-        },
-    }
+    ScenarioResult::judged(name, &expected, &reported, &why, run)
 }
 
-/// For `#[test]`s: panics with the verdict, the reasons and flowtop's stderr.
+/// For `#[test]`s: panics with the verdict, the reasons and flowtop's stderr. A SKIP
+/// (this machine cannot run the scenario) is printed with its reason and returns, as
+/// the other host tests skip: `cargo test` has no skipped state.
 pub fn assert_pass(r: &ScenarioResult) {
     eprintln!("{r}");
-    assert!(r.pass, "{r}\n{}", r.detail);
+    if r.verdict == Verdict::Skip {
+        eprintln!("skipped: {}", r.detail);
+        return;
+    }
+    assert!(r.passed(), "{r}\n{}", r.detail);
 }
