@@ -1231,7 +1231,8 @@ pub const STEADY_INTERVALS: &str = "steady_intervals";
 /// VM matrix must report (`cargo xtask vm-test` fails a cell that lacks one).
 pub fn all_scenario_names() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = SCENARIOS.iter().map(|s| s.name).collect();
-    names.extend([PID_FILTER, STEADY_INTERVALS, CONN_EXACT, CONN_PORT_FILTER]);
+    names.extend([PID_FILTER, STEADY_INTERVALS]);
+    names.extend(conn_scenario_names());
     names
 }
 
@@ -1249,9 +1250,56 @@ pub fn run_all(ctx: &Ctx) -> Vec<ScenarioResult> {
 // ---------------------------------------------------------------------------
 // Per-connection scenarios (`--by conn` and the connection filters)
 
-/// Names of the two results of [`conn_scenarios`].
+/// The first result of [`conn_scenarios`]; the others are [`CONN_FILTERS`]'.
 pub const CONN_EXACT: &str = "conn_exact";
 pub const CONN_PORT_FILTER: &str = "conn_port_filter";
+pub const CONN_IPV4_FILTER: &str = "conn_ipv4_filter";
+pub const CONN_IPV6_FILTER: &str = "conn_ipv6_filter";
+pub const CONN_TCP_FILTER: &str = "conn_tcp_filter";
+pub const CONN_UDP_FILTER: &str = "conn_udp_filter";
+
+/// A connection filter of [`conn_scenarios`]: its result's name, flowtop's options
+/// (given P, the TCP-over-IPv4 server port) and the socket ends it must keep.
+pub struct ConnFilter {
+    pub name: &'static str,
+    options: fn(u16) -> Vec<String>,
+    keeps: fn(&ConnTruth, u16) -> bool,
+}
+
+pub const CONN_FILTERS: [ConnFilter; 5] = [
+    ConnFilter {
+        name: CONN_PORT_FILTER,
+        options: |port| args(&["--port", &port.to_string()]),
+        keeps: |c, port| c.lport == port || c.rport == Some(port),
+    },
+    ConnFilter {
+        name: CONN_IPV4_FILTER,
+        options: |_| args(&["-4"]),
+        keeps: |c, _| !c.laddr.contains(':'),
+    },
+    ConnFilter {
+        name: CONN_IPV6_FILTER,
+        options: |_| args(&["-6"]),
+        keeps: |c, _| c.laddr.contains(':'),
+    },
+    ConnFilter {
+        name: CONN_TCP_FILTER,
+        options: |_| args(&["--tcp"]),
+        keeps: |c, _| c.proto == "tcp",
+    },
+    ConnFilter {
+        name: CONN_UDP_FILTER,
+        options: |_| args(&["--udp"]),
+        keeps: |c, _| c.proto == "udp",
+    },
+];
+
+/// The names of [`conn_scenarios`]' results, in order.
+pub fn conn_scenario_names() -> Vec<&'static str> {
+    let mut names = vec![CONN_EXACT];
+    names.extend(CONN_FILTERS.iter().map(|f| f.name));
+    names
+}
 
 /// (proto, laddr, lport): one socket end within one process.
 type EndKey = (String, String, u16);
@@ -1267,12 +1315,14 @@ fn end_label(proto: &str, laddr: &str, lport: u16, remote: Option<(&str, u16)>) 
 }
 
 /// One process (`trafficgen conns`) with TCP over 127.0.0.1 and ::1 open at once and
-/// UDP over both, watched by two flowtops started before any byte moves:
+/// UDP over both (eight socket ends), watched by one flowtop per result, all started
+/// before any byte moves:
 /// - `conn_exact`: `--by conn`; every socket end's row (matched by protocol, local
 ///   address and port, remote port) carries exactly the bytes its syscalls returned;
-/// - `conn_port_filter`: `--by conn --port P` (P: the TCP-over-IPv4 server port) shows
-///   exactly both ends of that connection, with the same exact bytes, and nothing of
-///   the process's other connections.
+/// - each of [`CONN_FILTERS`]: `--by conn` with the filter (`--port P`, P the
+///   TCP-over-IPv4 server port: both ends of that connection; `-4`, `-6`, `--tcp`,
+///   `--udp`: four ends each) shows exactly the ends it keeps, with the same exact
+///   bytes, and nothing of the process's other ends.
 pub fn conn_scenarios(ctx: &Ctx) -> Vec<ScenarioResult> {
     let run = || -> Result<Vec<ScenarioResult>> {
         let bytes = ctx.bytes / 4 + 3_331;
@@ -1282,38 +1332,54 @@ pub fn conn_scenarios(ctx: &Ctx) -> Vec<ScenarioResult> {
             .field("tcp4")
             .and_then(|p| p.parse().ok())
             .with_context(|| format!("no tcp4= in {:?}", ready.line))?;
-        let all = Flowtop::start(ctx, &args(&["--by", "conn"]))?;
-        let filtered = Flowtop::start(ctx, &args(&["--by", "conn", "--port", &port.to_string()]))?;
+        let by_conn = |extra: Vec<String>| {
+            let mut a = args(&["--by", "conn"]);
+            a.extend(extra);
+            Flowtop::start(ctx, &a)
+        };
+        let all = by_conn(vec![])?;
+        let filtered = CONN_FILTERS
+            .iter()
+            .map(|f| by_conn((f.options)(port)))
+            .collect::<Result<Vec<_>>>()?;
         gen.go()?;
         let truth = gen.finish()?;
         let all = all.stop()?;
-        let filtered = filtered.stop()?;
+        let filtered = filtered
+            .into_iter()
+            .map(Flowtop::stop)
+            .collect::<Result<Vec<_>>>()?;
         ensure!(
             truth.conns.len() == 8 && truth.conns.iter().all(|c| c.rx_bytes + c.tx_bytes > 0),
             "trafficgen conns moved {truth:?}"
         );
-        let (inside, outside): (Vec<ConnTruth>, Vec<ConnTruth>) = truth
-            .conns
-            .iter()
-            .cloned()
-            .partition(|c| c.proto == "tcp" && (c.lport == port || c.rport == Some(port)));
-        ensure!(inside.len() == 2, "tcp4 connection ends: {inside:?}");
-        let mut filter = check_conns(CONN_PORT_FILTER, truth.pid, &inside, &filtered);
-        filter.expected.push_str(&format!(
-            ";excluded={}",
-            outside
+        let mut results = vec![check_conns(CONN_EXACT, truth.pid, &truth.conns, &all)];
+        for (f, run) in CONN_FILTERS.iter().zip(&filtered) {
+            let (inside, outside): (Vec<ConnTruth>, Vec<ConnTruth>) = truth
+                .conns
                 .iter()
-                .map(|c| end_label(&c.proto, &c.laddr, c.lport, None))
-                .collect::<Vec<_>>()
-                .join(",")
-        ));
-        Ok(vec![
-            check_conns(CONN_EXACT, truth.pid, &truth.conns, &all),
-            filter,
-        ])
+                .cloned()
+                .partition(|c| (f.keeps)(c, port));
+            ensure!(
+                !inside.is_empty() && !outside.is_empty(),
+                "{}: keeps {inside:?}, drops {outside:?}: proves nothing",
+                f.name
+            );
+            let mut res = check_conns(f.name, truth.pid, &inside, run);
+            res.expected.push_str(&format!(
+                ";excluded={}",
+                outside
+                    .iter()
+                    .map(|c| end_label(&c.proto, &c.laddr, c.lport, None))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ));
+            results.push(res);
+        }
+        Ok(results)
     };
     run().unwrap_or_else(|e| {
-        [CONN_EXACT, CONN_PORT_FILTER]
+        conn_scenario_names()
             .iter()
             .map(|n| ScenarioResult::error(n, &e))
             .collect()
