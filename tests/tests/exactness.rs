@@ -8,9 +8,9 @@
 use std::sync::OnceLock;
 
 use flowtop_tests::{
-    assert_pass, conn_scenarios, pid_filter, run_isolated, scenario, steady_intervals, Ctx,
-    ScenarioResult, CONN_EXACT, CONN_IPV4_FILTER, CONN_IPV6_FILTER, CONN_PORT_FILTER,
-    CONN_TCP_FILTER, CONN_UDP_FILTER,
+    assert_pass, cgroup_filter, comm_filter, conn_scenarios, pid_filter, pid_list_filter,
+    run_isolated, scenario, steady_intervals, Ctx, ScenarioResult, CONN_EXACT, CONN_IPV4_FILTER,
+    CONN_IPV6_FILTER, CONN_PORT_FILTER, CONN_TCP_FILTER, CONN_UDP_FILTER,
 };
 
 fn ctx() -> Ctx {
@@ -64,6 +64,21 @@ fn sendfile_to_a_tcp_socket_is_counted() {
 #[test]
 fn pid_filter_shows_only_that_process() {
     assert_pass(&pid_filter(&ctx()));
+}
+
+#[test]
+fn pid_list_filter_shows_exactly_two_of_three_senders() {
+    assert_pass(&pid_list_filter(&ctx()));
+}
+
+#[test]
+fn comm_filter_shows_exactly_the_processes_of_that_name() {
+    assert_pass(&comm_filter(&ctx()));
+}
+
+#[test]
+fn cgroup_filter_shows_exactly_the_processes_in_and_below_that_cgroup() {
+    assert_pass(&cgroup_filter(&ctx()));
 }
 
 #[test]
