@@ -5,9 +5,12 @@
 //! Needs root and a built flowtop (`cargo build -p flowtop`); FLOWTOP_BIN and
 //! FLOWTOP_PROBE (default auto) select the binary and the probe family. Each test runs
 //! its own flowtop and checks only its own PIDs, so tests may run in parallel.
+use std::sync::OnceLock;
+
 use flowtop_tests::{
-    assert_pass, conn_scenarios, pid_filter, run_isolated, scenario, steady_intervals, Ctx,
-    CONN_EXACT, CONN_PORT_FILTER,
+    assert_pass, cgroup_filter, comm_filter, conn_scenarios, pid_filter, pid_list_filter,
+    run_isolated, scenario, steady_intervals, Ctx, ScenarioResult, CONN_EXACT, CONN_IPV4_FILTER,
+    CONN_IPV6_FILTER, CONN_PORT_FILTER, CONN_TCP_FILTER, CONN_UDP_FILTER,
 };
 
 fn ctx() -> Ctx {
@@ -64,15 +67,33 @@ fn pid_filter_shows_only_that_process() {
 }
 
 #[test]
+fn pid_list_filter_shows_exactly_two_of_three_senders() {
+    assert_pass(&pid_list_filter(&ctx()));
+}
+
+#[test]
+fn comm_filter_shows_exactly_the_processes_of_that_name() {
+    assert_pass(&comm_filter(&ctx()));
+}
+
+#[test]
+fn cgroup_filter_shows_exactly_the_processes_in_and_below_that_cgroup() {
+    assert_pass(&cgroup_filter(&ctx()));
+}
+
+#[test]
 fn intervals_add_up_exactly_across_boundaries() {
     // `flowtop 1 6` with 4.5 s of traffic: at least four intervals carry the sender's
     // bytes, and their sum is exact (nothing lost or double counted at boundaries).
     assert_pass(&steady_intervals(&ctx(), Some(6), 4));
 }
 
+/// One result of [`conn_scenarios`]; its one traffic run (a flowtop per result) serves
+/// every test that asks.
 fn conn(name: &str) {
-    let results = conn_scenarios(&ctx());
-    let r = results
+    static RESULTS: OnceLock<Vec<ScenarioResult>> = OnceLock::new();
+    let r = RESULTS
+        .get_or_init(|| conn_scenarios(&ctx()))
         .iter()
         .find(|r| r.name == name)
         .unwrap_or_else(|| panic!("no result {name}"));
@@ -87,4 +108,24 @@ fn by_conn_counts_two_simultaneous_tcp_connections_and_udp_exactly_per_connectio
 #[test]
 fn port_filter_keeps_exactly_the_matching_connection_and_excludes_the_others() {
     conn(CONN_PORT_FILTER);
+}
+
+#[test]
+fn ipv4_filter_keeps_exactly_the_ipv4_tcp_and_udp_ends() {
+    conn(CONN_IPV4_FILTER);
+}
+
+#[test]
+fn ipv6_filter_keeps_exactly_the_ipv6_tcp_and_udp_ends() {
+    conn(CONN_IPV6_FILTER);
+}
+
+#[test]
+fn tcp_filter_keeps_exactly_the_tcp_ends_of_both_families() {
+    conn(CONN_TCP_FILTER);
+}
+
+#[test]
+fn udp_filter_keeps_exactly_the_udp_ends_of_both_families() {
+    conn(CONN_UDP_FILTER);
 }

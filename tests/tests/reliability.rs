@@ -84,7 +84,7 @@ fn two_instances_at_once_both_report_exactly() {
     );
     for (which, run) in [("first", &ra), ("second", &rb)] {
         let res = check(&format!("two_instances/{which}"), &expects, run, None);
-        assert!(res.pass, "{res}\n{}", res.detail);
+        assert!(res.passed(), "{res}\n{}", res.detail);
     }
 }
 
@@ -116,7 +116,7 @@ fn only_cap_bpf_and_no_new_privs_remain_after_attach() {
     let expects = (sc.traffic)(&ctx).expect("traffic");
     let run = ft.stop().expect("stops");
     let res = check("after_drop", &expects, &run, None);
-    assert!(res.pass, "{res}\n{}", res.detail);
+    assert!(res.passed(), "{res}\n{}", res.detail);
 }
 
 /// Busy loops on every CPU (twice over) until dropped.
@@ -154,7 +154,7 @@ fn exact_and_on_time_with_every_cpu_busy() {
     let _hog = CpuHog::start();
     // Exactness over interval boundaries while the CPUs are saturated.
     let res = steady_intervals(&ctx, Some(6), 4);
-    assert!(res.pass, "{res}\n{}", res.detail);
+    assert!(res.passed(), "{res}\n{}", res.detail);
     // Timing: the `time` of successive intervals must stay within 10% of 1 s.
     let mut ft = Command::new(&ctx.flowtop)
         .args(["--format", "json", "1", "5"])
@@ -303,7 +303,7 @@ fn stdout_full_for_seconds_loses_nothing() {
         stderr,
     };
     let res = check("stdout_full", &expects, &run, None);
-    assert!(res.pass, "{res}\n{}", res.detail);
+    assert!(res.passed(), "{res}\n{}", res.detail);
 }
 
 #[test]

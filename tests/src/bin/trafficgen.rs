@@ -53,6 +53,8 @@ Modes (ADDR is 127.0.0.1 or ::1; TARGET is HOST:PORT, e.g. 127.0.0.1:4000 or [::
 Options:
   --wait-go         after `ready`, block until a line (or EOF) on stdin, or SIGUSR1
   --name NAME       set the process name (prctl PR_SET_NAME) before moving bytes
+  --cgroup DIR      first of all, move this process into the cgroup v2 directory
+                    DIR (write its PID to DIR/cgroup.procs)
   --conns N         connections a sink accepts (default 1)
   --chunk N         bytes per send/recv call (default 16384)
   --dgram N         UDP payload per datagram (default 1200)
@@ -66,6 +68,7 @@ static GO: AtomicBool = AtomicBool::new(false);
 struct Opts {
     wait_go: bool,
     name: Option<String>,
+    cgroup: Option<String>,
     conns: usize,
     chunk: usize,
     dgram: usize,
@@ -79,6 +82,7 @@ fn parse_args(argv: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         wait_go: false,
         name: None,
+        cgroup: None,
         conns: 1,
         chunk: 16384,
         dgram: 1200,
@@ -98,6 +102,7 @@ fn parse_args(argv: &[String]) -> Result<Opts, String> {
         match a.as_str() {
             "--wait-go" => o.wait_go = true,
             "--name" => o.name = Some(value(a)?),
+            "--cgroup" => o.cgroup = Some(value(a)?),
             "--conns" => o.conns = num(&value(a)?, a)?,
             "--chunk" => o.chunk = num(&value(a)?, a)?,
             "--dgram" => o.dgram = num(&value(a)?, a)?,
@@ -154,6 +159,12 @@ struct Moved {
 }
 
 fn run(o: &Opts) -> io::Result<()> {
+    if let Some(dir) = &o.cgroup {
+        let procs = std::path::Path::new(dir).join("cgroup.procs");
+        std::fs::write(&procs, std::process::id().to_string()).map_err(|e| {
+            io::Error::new(e.kind(), format!("joining cgroup {}: {e}", procs.display()))
+        })?;
+    }
     if let Some(name) = &o.name {
         set_process_name(name)?;
     }

@@ -22,6 +22,9 @@ mount -t tmpfs tmpfs /tmp
 mount -t bpf bpffs /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
+# For the cgroup_filter scenario (it makes its cgroups below /, and SKIPs without a
+# cgroup2 mount, which fails the cell); flowtop finds the mount in mountinfo.
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
 # The scenarios' traffic goes to 127.0.0.1 and ::1; wait until ::1 is usable (DAD).
 i=0; while ! ip -6 addr show dev lo | grep -q '::1' && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done

@@ -4,13 +4,17 @@ use std::fmt::Write as _;
 
 use super::{Console, KernelSpec};
 
-/// One `SCENARIO <name> PASS|FAIL expected=.. reported=..` line.
+/// One `SCENARIO <name> PASS|FAIL expected=.. reported=..` or
+/// `SCENARIO <name> SKIP reason=..` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scenario {
     pub name: String,
     pub pass: bool,
     pub expected: String,
     pub reported: String,
+    /// A SKIP's reason: the guest could not run it, so it proved nothing and the cell
+    /// fails (the guests are set up for every scenario).
+    pub skipped: Option<String>,
 }
 
 /// One kernel x family cell.
@@ -71,9 +75,13 @@ impl Cell {
                     Some((got, _)) => format!(" (chose {got})"),
                     None => String::new(),
                 };
+                let skipped = match scenarios.iter().filter(|s| s.skipped.is_some()).count() {
+                    0 => String::new(),
+                    n => format!(" ({n} skipped)"),
+                };
                 let rel = if exp == rep { "=" } else { "≠" };
                 format!(
-                    "{verdict}{chose} {ok}/{}, expected {exp} B {rel} reported {rep} B",
+                    "{verdict}{chose} {ok}/{}{skipped}, expected {exp} B {rel} reported {rep} B",
                     scenarios.len() + missing.len()
                 )
             }
@@ -172,7 +180,10 @@ impl KernelRun {
             }) = cell
             {
                 for s in scenarios.iter().filter(|s| !s.pass) {
-                    out.push(format!("{k} {family} {}: FAIL", s.name));
+                    match &s.skipped {
+                        Some(why) => out.push(format!("{k} {family} {}: SKIP ({why})", s.name)),
+                        None => out.push(format!("{k} {family} {}: FAIL", s.name)),
+                    }
                 }
                 for m in missing {
                     out.push(format!("{k} {family} {m}: missing"));
@@ -213,11 +224,17 @@ fn parse_ran(lines: &[&str], family: &str, spec: &KernelSpec) -> Option<Cell> {
     })
 }
 
-/// `<name> PASS|FAIL expected=E reported=R`
+/// `<name> PASS|FAIL expected=E reported=R` or `<name> SKIP reason=WHY`
 fn parse_scenario(rest: &str) -> Option<Scenario> {
     let mut words = rest.split_whitespace();
     let name = words.next()?.to_string();
-    let pass = words.next()? == "PASS";
+    let status = words.next()?;
+    let pass = status == "PASS";
+    let skipped = (status == "SKIP").then(|| {
+        rest.split_once(" reason=")
+            .map_or("no reason given", |(_, why)| why)
+            .to_string()
+    });
     let (mut expected, mut reported) = (String::new(), String::new());
     for w in words {
         if let Some(v) = w.strip_prefix("expected=") {
@@ -231,6 +248,7 @@ fn parse_scenario(rest: &str) -> Option<Scenario> {
         pass,
         expected,
         reported,
+        skipped,
     })
 }
 
@@ -303,14 +321,15 @@ pub fn table(runs: &[KernelRun]) -> String {
             match cell {
                 Some(Cell::Ran { scenarios, .. }) => {
                     for s in scenarios {
+                        let (result, reported) = match (&s.skipped, s.pass) {
+                            (Some(why), _) => ("SKIP", why.replace('|', "/")),
+                            (None, true) => ("PASS", s.reported.clone()),
+                            (None, false) => ("FAIL", s.reported.clone()),
+                        };
                         let _ = writeln!(
                             out,
-                            "| {} | {family} | {} | {} | {} | {} |",
-                            run.label,
-                            s.name,
-                            if s.pass { "PASS" } else { "FAIL" },
-                            s.expected,
-                            s.reported
+                            "| {} | {family} | {} | {result} | {} | {reported} |",
+                            run.label, s.name, s.expected
                         );
                     }
                 }
@@ -438,6 +457,36 @@ mod tests {
             "{f:?}"
         );
         assert!(f.iter().any(|m| m.starts_with("6.1 kprobe: FAIL")), "{f:?}");
+    }
+
+    #[test]
+    fn a_skipped_scenario_fails_its_cell_with_the_reason() {
+        let lines: Vec<String> = good()
+            .into_iter()
+            .map(|l| {
+                if l.starts_with("VMTEST fentry SCENARIO pid_filter ") {
+                    "VMTEST fentry SCENARIO pid_filter SKIP reason=cannot run here".to_string()
+                } else {
+                    l
+                }
+            })
+            .collect();
+        let run = KernelRun::judge(SPEC, "pkg", &console(&refs(&lines)));
+        let f = run.failures();
+        assert!(
+            f.contains(&"6.1 fentry pid_filter: SKIP (cannot run here)".to_string()),
+            "{f:?}"
+        );
+        let n = flowtop_tests::all_scenario_names().len();
+        let t = table(&[run]);
+        assert!(
+            t.contains(&format!("FAIL {}/{n} (1 skipped)", n - 1)),
+            "{t}"
+        );
+        assert!(
+            t.contains("| pid_filter | SKIP |  | cannot run here |"),
+            "{t}"
+        );
     }
 
     #[test]
