@@ -182,12 +182,6 @@ impl Cli {
                  bytes (keys ending in _bytes)",
             ));
         }
-        if self.by != GroupBy::Pid && self.format == Format::Csv {
-            return Err(Cli::command().error(
-                ErrorKind::ArgumentConflict,
-                "--by conn|comm|cgroup supports --format table and json (csv only --by pid)",
-            ));
-        }
         if let Some(addr) = self.serve {
             if !addr.ip().is_loopback() && !self.serve_public {
                 return Err(Cli::command().error(
@@ -320,6 +314,10 @@ mod tests {
     fn units_only_with_the_table() {
         assert!(parse(&["--units", "human"]).unwrap().validate().is_ok());
         assert!(parse(&["--format", "csv"]).unwrap().validate().is_ok());
+        for by in ["conn", "comm", "cgroup"] {
+            let c = parse(&["--format", "csv", "--by", by]).unwrap();
+            assert!(c.validate().is_ok(), "csv --by {by}");
+        }
         let err = parse(&["--format", "json", "--units", "kb"])
             .unwrap()
             .validate()

@@ -179,18 +179,25 @@ impl Helper {
     }
 }
 
-/// A running flowtop whose JSON rows are collected on SIGINT.
+/// A running flowtop whose output is collected when it exits.
 struct Flowtop {
     child: Child,
     stdout: mpsc::Receiver<String>,
 }
 
 impl Flowtop {
-    /// Starts flowtop and returns once it counts.
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(FLOWTOP)
-            .args(["-v", "--format", "json"])
+    /// Starts flowtop (`--format json` unless `args` name a format) with `envs` and
+    /// returns once it counts.
+    fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(FLOWTOP);
+        cmd.arg("-v");
+        if !args.contains(&"--format") {
+            cmd.args(["--format", "json"]);
+        }
+        let mut child = cmd
             .args(args)
+            .env_remove("COLUMNS")
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -227,22 +234,25 @@ impl Flowtop {
         }
     }
 
-    /// SIGINT, then every JSON row printed.
-    fn stop(mut self) -> Vec<Value> {
+    /// SIGINT (flowtop prints the partial interval), then everything it printed.
+    fn stop(self) -> String {
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.finish()
+    }
+
+    /// Waits for flowtop to exit by itself (COUNT reports); everything it printed.
+    fn finish(mut self) -> String {
         let status = self.child.wait().unwrap();
         assert!(status.success(), "flowtop exited with {status}");
-        let out = self.stdout.recv_timeout(Duration::from_secs(10)).unwrap();
-        out.lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
+        self.stdout.recv_timeout(Duration::from_secs(10)).unwrap()
     }
 }
 
-/// Runs the helpers under every flowtop at once; returns each flowtop's rows.
-fn run(helpers: Vec<Helper>, flowtops: &[&[&str]]) -> Vec<Vec<Value>> {
-    let running: Vec<Flowtop> = flowtops.iter().map(|a| Flowtop::start(a)).collect();
+/// Runs the helpers under every flowtop at once (each with `envs`); returns what
+/// each flowtop printed.
+fn run_text(helpers: Vec<Helper>, flowtops: &[&[&str]], envs: &[(&str, &str)]) -> Vec<String> {
+    let running: Vec<Flowtop> = flowtops.iter().map(|a| Flowtop::start(a, envs)).collect();
     let mut helpers = helpers;
     for h in &mut helpers {
         h.go();
@@ -251,6 +261,54 @@ fn run(helpers: Vec<Helper>, flowtops: &[&[&str]]) -> Vec<Vec<Value>> {
         h.wait();
     }
     running.into_iter().map(Flowtop::stop).collect()
+}
+
+/// [`run_text`], each flowtop's rows parsed (JSON Lines, or CSV with `--format csv`).
+fn run(helpers: Vec<Helper>, flowtops: &[&[&str]]) -> Vec<Vec<Value>> {
+    let texts = run_text(helpers, flowtops, &[]);
+    flowtops
+        .iter()
+        .zip(texts)
+        .map(|(args, text)| match args.contains(&"csv") {
+            true => csv_rows(&text),
+            false => json_rows(&text),
+        })
+        .collect()
+}
+
+fn json_rows(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// CSV lines (parsed with the csv crate) as JSON objects keyed by the header, so
+/// the same checks read both formats: numbers become numbers, empty fields null
+/// (no test process has a numeric name).
+fn csv_rows(text: &str) -> Vec<Value> {
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let header = rdr.headers().unwrap().clone();
+    rdr.records()
+        .map(|rec| {
+            let rec = rec.unwrap();
+            assert_eq!(rec.len(), header.len(), "{rec:?}");
+            let fields = header.iter().zip(rec.iter()).map(|(k, v)| {
+                let v = match v.parse::<u64>() {
+                    Ok(n) => Value::from(n),
+                    Err(_) if v.is_empty() => Value::Null,
+                    Err(_) => Value::from(v),
+                };
+                (k.to_string(), v)
+            });
+            Value::Object(fields.collect())
+        })
+        .collect()
+}
+
+/// The CSV header flowtop printed.
+fn csv_header(text: &str) -> Vec<String> {
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    rdr.headers().unwrap().iter().map(String::from).collect()
 }
 
 fn u(v: &Value, k: &str) -> u64 {
@@ -341,6 +399,15 @@ fn client_ports(got: &HashMap<ConnId, (u64, u64)>, p: Ports) -> [u16; 4] {
     ]
 }
 
+/// Asserts that the `--by conn` rows of the helper `pid` are exactly its
+/// connections with their bytes; returns them (for checking other output of the run).
+fn exact_conns(rows: &[Value], pid: u32, ports: Ports) -> HashMap<ConnId, (u64, u64)> {
+    let got = conn_rows(rows, pid);
+    let want = expected_conns(ports, &client_ports(&got, ports));
+    assert_eq!(got, want);
+    want
+}
+
 fn is_root() -> bool {
     // SAFETY: no arguments.
     let root = unsafe { libc::geteuid() } == 0;
@@ -352,15 +419,12 @@ fn is_root() -> bool {
 
 #[test]
 fn by_conn_counts_each_connection_exactly() {
-    if !is_root() {
+    let Some(h) = root_and_helper("ft-conn") else {
         return;
-    }
-    let h = Helper::spawn("ft-conn");
+    };
     let (pid, ports) = (h.pid(), h.ports);
     let out = run(vec![h], &[&["--by", "conn"]]);
-    let got = conn_rows(&out[0], pid);
-    let want = expected_conns(ports, &client_ports(&got, ports));
-    assert_eq!(got, want);
+    exact_conns(&out[0], pid, ports);
     let row = out[0].iter().find(|r| r["pid"] == pid).unwrap();
     assert_eq!(row["comm"], "ft-conn");
     assert_eq!(row["by"], "conn");
@@ -482,7 +546,10 @@ impl TestCgroup {
             .find_map(|l| l.strip_prefix("0::"))?
             .trim_end_matches('/')
             .to_string();
-        let path = format!("{own}/flowtop-test-{}", std::process::id());
+        // One per test: tests of this binary run in parallel.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = format!("{own}/flowtop-test-{}-{n}", std::process::id());
         let dir = PathBuf::from(format!("{mount}{path}"));
         std::fs::create_dir(&dir).unwrap();
         Some(TestCgroup { dir, path })
@@ -493,6 +560,23 @@ impl TestCgroup {
     }
 }
 
+/// A helper named `name`, or None (and a note) when not root.
+fn root_and_helper(name: &str) -> Option<Helper> {
+    is_root().then(|| Helper::spawn(name))
+}
+
+/// A test cgroup, or None (and a note) when not root or without cgroup v2.
+fn root_and_cgroup() -> Option<TestCgroup> {
+    if !is_root() {
+        return None;
+    }
+    let cg = TestCgroup::create();
+    if cg.is_none() {
+        eprintln!("skipped: no cgroup v2");
+    }
+    cg
+}
+
 impl Drop for TestCgroup {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir(&self.dir);
@@ -501,11 +585,7 @@ impl Drop for TestCgroup {
 
 #[test]
 fn cgroup_grouping_and_filter_are_exact() {
-    if !is_root() {
-        return;
-    }
-    let Some(cg) = TestCgroup::create() else {
-        eprintln!("skipped: no cgroup v2");
+    let Some(cg) = root_and_cgroup() else {
         return;
     };
     let inside = Helper::spawn("ft-inside");
@@ -536,4 +616,245 @@ fn cgroup_grouping_and_filter_are_exact() {
     );
     assert_eq!(per_cgroup(&out[2]), HashMap::from([(cg.path.clone(), all)]));
     drop(cg);
+}
+
+/// The per-process CSV header (its literal keys are checked in output_formats.rs)
+/// followed by `more`.
+fn keys_then(more: &[&str]) -> Vec<String> {
+    let opts = flowtop::output::OutputOptions::default();
+    let core = flowtop::output::columns::record_columns(&opts);
+    let core = core.into_iter().map(|c| c.key());
+    core.chain(more.iter().copied()).map(String::from).collect()
+}
+
+#[test]
+fn csv_of_every_grouping_adds_up_to_the_bytes_moved() {
+    let Some(cg) = root_and_cgroup() else {
+        return;
+    };
+    let h = Helper::spawn("ft-csv");
+    cg.enter(h.pid());
+    let (pid, ports) = (h.pid(), h.ports);
+    let args: [&[&str]; 3] = [
+        &["--by", "conn", "--format", "csv"],
+        &["--by", "comm", "--format", "csv"],
+        &["--by", "cgroup", "--format", "csv", "--summary"],
+    ];
+    let texts = run_text(vec![h], &args, &[]);
+    assert_eq!(
+        csv_header(&texts[0]),
+        keys_then(&["proto", "family", "laddr", "lport", "raddr", "rport"])
+    );
+    assert_eq!(csv_header(&texts[1]), keys_then(&["processes"]));
+    assert_eq!(
+        csv_header(&texts[2]),
+        keys_then(&[
+            "cgroup",
+            "processes",
+            "rows",
+            "all_rx_bytes",
+            "all_tx_bytes",
+            "unrecorded_rx_bytes",
+            "unrecorded_tx_bytes",
+            "unrecorded_bytes"
+        ])
+    );
+    let conn = csv_rows(&texts[0]);
+    exact_conns(&conn, pid, ports);
+    assert!(conn
+        .iter()
+        .filter(|r| r["pid"] == pid)
+        .all(|r| r["comm"] == "ft-csv"));
+    let all = (HELPER_BYTES, HELPER_BYTES);
+    let comm = csv_rows(&texts[1]);
+    let per_comm = sum_by(&comm, |r| r["comm"].as_str().map(String::from));
+    assert_eq!(per_comm["ft-csv"], all);
+    let mine: Vec<&Value> = comm.iter().filter(|r| r["comm"] == "ft-csv").collect();
+    assert!(mine
+        .iter()
+        .all(|r| r["pid"].is_null() && r["processes"] == 1));
+    let cgroup = csv_rows(&texts[2]);
+    let per_cgroup = sum_by(&cgroup, |r| r["cgroup"].as_str().map(String::from));
+    assert_eq!(per_cgroup.get(&cg.path), Some(&all), "{per_cgroup:?}");
+    for r in cgroup.iter().filter(|r| r["cgroup"] == *cg.path) {
+        assert!(r["pid"].is_null() && r["comm"].is_null(), "{r}");
+        assert_eq!(r["processes"], 1);
+        assert!(u(r, "rows") >= 1 && u(r, "all_rx_bytes") >= u(r, "rx_bytes"));
+    }
+}
+
+/// The header of `--by conn --units bytes`.
+const CONN_HEADER_IN_BYTES: [&str; 10] = [
+    "PID",
+    "COMM",
+    "PROTO",
+    "LADDR:LPORT",
+    "RADDR:RPORT",
+    "RX_BYTES",
+    "TX_BYTES",
+    "RXSUM_BYTES",
+    "TXSUM_BYTES",
+    "SUM_BYTES",
+];
+
+/// `127.0.0.1:80`, `[::1]:80` from a connection's address and port.
+fn endpoint(addr: &str, port: u64) -> String {
+    match addr.contains(':') {
+        true => format!("[{addr}]:{port}"),
+        false => format!("{addr}:{port}"),
+    }
+}
+
+/// The table cell a connection's end may be shown as: itself, or its end after `…`.
+fn shows(cell: &str, endpoint: &str) -> bool {
+    cell == endpoint
+        || cell
+            .strip_prefix('…')
+            .is_some_and(|end| endpoint.ends_with(end))
+}
+
+/// Interval bytes of `--by conn --units bytes` table rows of `pid`, by the
+/// connection in `want` each row shows (every row must show exactly one).
+fn table_conn_rows(
+    text: &str,
+    pid: u32,
+    want: &HashMap<ConnId, (u64, u64)>,
+) -> HashMap<ConnId, (u64, u64)> {
+    let mut got = HashMap::new();
+    for line in text.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.first() != Some(&pid.to_string().as_str()) {
+            continue;
+        }
+        let matching: Vec<&ConnId> = want
+            .keys()
+            .filter(|(proto, laddr, lport, raddr, rport)| {
+                let remote = match (raddr, rport) {
+                    (Some(a), Some(p)) => endpoint(a, *p),
+                    _ => "*".into(),
+                };
+                w[2] == proto && shows(w[3], &endpoint(laddr, *lport)) && shows(w[4], &remote)
+            })
+            .collect();
+        assert_eq!(matching.len(), 1, "{line:?} matches {matching:?}");
+        let e: &mut (u64, u64) = got.entry(matching[0].clone()).or_default();
+        e.0 += w[5].parse::<u64>().unwrap();
+        e.1 += w[6].parse::<u64>().unwrap();
+    }
+    got
+}
+
+#[test]
+fn grouped_table_in_bytes_adds_up_and_rate_is_per_second() {
+    let Some(mut h) = root_and_helper("ft-units") else {
+        return;
+    };
+    let (pid, ports) = (h.pid(), h.ports);
+    let conn_table = Flowtop::start(
+        &["--by", "conn", "--units", "bytes", "--format", "table"],
+        &[],
+    );
+    let conn_json = Flowtop::start(&["--by", "conn"], &[]);
+    // One full two-second interval, then flowtop exits by itself: rates divide by
+    // the measured length, at least 2 s.
+    let comm_rate = Flowtop::start(
+        &[
+            "--by", "comm", "--units", "bytes", "--rate", "-T", "--format", "table", "2", "1",
+        ],
+        &[],
+    );
+    h.go();
+    h.wait();
+    let table = conn_table.stop();
+    let want = exact_conns(&json_rows(&conn_json.stop()), pid, ports);
+    let rate = comm_rate.finish();
+
+    let headers: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|l| l.starts_with("PID"))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert!(!headers.is_empty(), "{table}");
+    for h in headers {
+        assert_eq!(h, CONN_HEADER_IN_BYTES);
+    }
+    assert!(
+        table.lines().any(|l| l.contains(" connections, RX ")),
+        "summary line: {table}"
+    );
+    assert_eq!(table_conn_rows(&table, pid, &want), want);
+
+    let lines: Vec<Vec<&str>> = rate
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let header = lines.iter().find(|w| w.first() == Some(&"TIME")).unwrap();
+    assert_eq!(
+        header[1..],
+        [
+            "PROCS",
+            "COMM",
+            "RX_BYTES/s",
+            "TX_BYTES/s",
+            "RXSUM_BYTES",
+            "TXSUM_BYTES",
+            "SUM_BYTES"
+        ]
+    );
+    let rows: Vec<&Vec<&str>> = lines
+        .iter()
+        .filter(|w| w.get(2) == Some(&"ft-units"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{rate}");
+    let n = |i: usize| rows[0][i].parse::<u64>().unwrap();
+    assert_eq!(rows[0][1], "1", "one process");
+    assert_eq!(
+        (n(5), n(6), n(7)),
+        (HELPER_BYTES, HELPER_BYTES, 2 * HELPER_BYTES)
+    );
+    // bytes / seconds with 2.0 <= seconds < 2.2, rounded to whole bytes.
+    for per_sec in [n(3), n(4)] {
+        let (lo, hi) = (HELPER_BYTES as f64 / 2.2, HELPER_BYTES as f64 / 2.0 + 1.0);
+        assert!(
+            (lo..=hi).contains(&(per_sec as f64)),
+            "{per_sec} B/s for {HELPER_BYTES} bytes in 2 s\n{rate}"
+        );
+    }
+}
+
+#[test]
+fn conn_table_fits_a_narrow_terminal() {
+    let Some(h) = root_and_helper("ft-narrow") else {
+        return;
+    };
+    let (pid, ports) = (h.pid(), h.ports);
+    let p = pid.to_string();
+    let args = [
+        "--by", "conn", "--units", "bytes", "-p", &p, "--format", "table",
+    ];
+    let json_args = ["--by", "conn", "-p", &p];
+    let out = run_text(vec![h], &[&args, &json_args], &[("COLUMNS", "64")]);
+    let want = exact_conns(&json_rows(&out[1]), pid, ports);
+    let table = &out[0];
+    for line in table.lines() {
+        assert!(line.chars().count() <= 64, "wider than COLUMNS: {line:?}");
+    }
+    // 131 columns at full width: the padding goes, COMM is shortened, the three
+    // totals are dropped, then both addresses lose a little, never their port.
+    let header = table.lines().find(|l| l.starts_with("PID")).unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        CONN_HEADER_IN_BYTES[..7]
+    );
+    let rows: Vec<&str> = table.lines().filter(|l| l.starts_with(&p)).collect();
+    assert!(
+        rows.iter()
+            .all(|l| l.split_whitespace().nth(1) == Some("ft-…")),
+        "{table}"
+    );
+    assert!(
+        rows.iter().any(|l| l.contains("….0.1:")),
+        "an IPv4 address keeps its end: {table}"
+    );
+    assert_eq!(table_conn_rows(table, pid, &want), want);
 }
