@@ -144,9 +144,10 @@ paths shortened (keeping their end), then the other amounts dropped.
 time, interval, pid, comm, rx_bytes, tx_bytes, rx_total_bytes, tx_total_bytes,
 total_bytes, in that order; groupings add (JSON only) by and their fields (proto,
 family, laddr, lport, raddr, rport; processes; cgroup, processes); options only append
-keys. With \fB\-\-summary\fR, JSON adds
-one object per interval with only time, interval and a nested summary object; CSV
-adds summary columns to every row.
+keys (\fB\-\-rate\fR: seconds, rx_bytes_per_sec, tx_bytes_per_sec;
+\fB\-\-show\-nspid\fR: nspid, also an NSPID column after PID in the table). With
+\fB\-\-summary\fR, JSON adds one object per interval with only time, interval and a
+nested summary object; CSV adds summary columns to every row.
 .SH ENVIRONMENT
 .TP
 \fBNO_COLOR\fR
@@ -196,6 +197,7 @@ mod tests {
             "no\\-header",
             "clear",
             "format",
+            "show\\-nspid",
         ] {
             assert!(
                 man.contains(&format!("\\-\\-{flag}")),

@@ -107,7 +107,7 @@ impl OutputOptions {
         Self {
             format: cli.format,
             by: cli.by,
-            nspid: false,
+            nspid: cli.show_nspid,
             units: cli.units.unwrap_or_default(),
             rate: cli.rate,
             timestamp: cli.timestamp,
@@ -262,7 +262,7 @@ mod tests {
         assert!(o.rate && o.timestamp && !o.header);
         let d = resolve(&[], &Term::default());
         assert_eq!((d.units, d.by, d.nspid), (Units::Kb, GroupBy::Pid, false));
-        let o = resolve(&["--by", "conn"], &Term::default());
-        assert_eq!(o.by, GroupBy::Conn);
+        let o = resolve(&["--by", "conn", "--show-nspid"], &Term::default());
+        assert_eq!((o.by, o.nspid), (GroupBy::Conn, true));
     }
 }
