@@ -21,12 +21,13 @@ Examples:
   flowtop --by conn --tcp --port 443   # per connection, only TCP to/from port 443
   flowtop --by cgroup -r 5             # the five busiest cgroups (containers, services)
   flowtop --by comm -c nginx           # all nginx processes as one row
+  flowtop --by conn --show-nspid       # with each process's PID in its container
   flowtop --format json | jq 'select(.tx_bytes > 1000000)'
   flowtop --serve 9464   # Prometheus exporter on http://127.0.0.1:9464/metrics
   flowtop --probe tracepoint -v   # force a probe family, log what was attached";
 
 /// Report-printing options that mean nothing to `--serve`.
-const SERVE_CONFLICTS: [&str; 13] = [
+const SERVE_CONFLICTS: [&str; 14] = [
     "interval",
     "count",
     "by",
@@ -40,6 +41,7 @@ const SERVE_CONFLICTS: [&str; 13] = [
     "summary",
     "no_summary",
     "clear",
+    "show_nspid",
 ];
 
 /// `0.1.0 (commit abc1234)` from a git checkout, else the crate version (build.rs).
@@ -137,6 +139,12 @@ pub struct Cli {
     #[arg(short = 'S', long, overrides_with = "summary")]
     pub no_summary: bool,
 
+    /// Add the PID each process has inside its innermost PID namespace (as seen in
+    /// its container): an NSPID column after PID, csv/json key nspid; read once per
+    /// process from /proc/PID/status, - (json: null) when unknown. --by pid and conn
+    #[arg(long)]
+    pub show_nspid: bool,
+
     /// Redraw the screen each interval, like top (table on a terminal only)
     #[arg(short = 'C', long)]
     pub clear: bool,
@@ -182,10 +190,10 @@ impl Cli {
                  bytes (keys ending in _bytes)",
             ));
         }
-        if self.by != GroupBy::Pid && self.format == Format::Csv {
+        if self.show_nspid && matches!(self.by, GroupBy::Comm | GroupBy::Cgroup) {
             return Err(Cli::command().error(
                 ErrorKind::ArgumentConflict,
-                "--by conn|comm|cgroup supports --format table and json (csv only --by pid)",
+                "--show-nspid needs rows that are processes: --by pid or --by conn",
             ));
         }
         if let Some(addr) = self.serve {
@@ -320,12 +328,35 @@ mod tests {
     fn units_only_with_the_table() {
         assert!(parse(&["--units", "human"]).unwrap().validate().is_ok());
         assert!(parse(&["--format", "csv"]).unwrap().validate().is_ok());
+        for by in ["conn", "comm", "cgroup"] {
+            let c = parse(&["--format", "csv", "--by", by]).unwrap();
+            assert!(c.validate().is_ok(), "csv --by {by}");
+        }
         let err = parse(&["--format", "json", "--units", "kb"])
             .unwrap()
             .validate()
             .unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("exact bytes"), "{err}");
+    }
+
+    #[test]
+    fn show_nspid_only_where_rows_have_a_pid() {
+        for ok in [&["--show-nspid"][..], &["--show-nspid", "--by", "conn"]] {
+            let c = parse(ok).unwrap();
+            assert!(c.show_nspid && c.validate().is_ok(), "{ok:?}");
+        }
+        assert!(!parse(&[]).unwrap().show_nspid);
+        for by in ["comm", "cgroup"] {
+            let err = parse(&["--show-nspid", "--by", by])
+                .unwrap()
+                .validate()
+                .unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().contains("--by pid or --by conn"), "{err}");
+        }
+        let err = parse(&["--serve", "9464", "--show-nspid"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod collect;
 pub mod filter;
 pub mod identity;
+pub mod nspid;
 pub mod output;
 pub mod privileges;
 pub mod probe;

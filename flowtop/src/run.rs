@@ -58,13 +58,16 @@ pub fn run(cli: &Cli) -> Result<()> {
     if let Some(listener) = listener {
         return serve(cli, listener, attached);
     }
-    let reader = Collector::new(
+    let mut reader = Collector::new(
         &mut attached.ebpf,
         cli.by,
         cli.sort,
         cli.rows,
         cli.max_entries,
     )?;
+    if cli.show_nspid {
+        reader.show_nspids();
+    }
     privileges::drop_after_attach().context("dropping capabilities after attaching")?;
     log::debug!(
         "capabilities now {:#x}, no_new_privs set",

@@ -134,11 +134,20 @@ first: RX and TX for this interval (per second with \fB\-\-rate\fR), RXSUM, TXSU
 and SUM since flowtop started. Column names follow \fB\-\-units\fR. A summary line
 precedes each table (\fB\-S\fR hides it).
 .PP
+\fB\-\-by conn\fR adds PROTO, LADDR:LPORT and RADDR:RPORT after PID and COMM;
+\fB\-\-by comm\fR shows PROCS COMM; \fB\-\-by cgroup\fR the amounts, then the
+CGROUP path. Every output option and format applies to each grouping. A line never
+exceeds COLUMNS: names are shortened, then the totals dropped, then addresses and
+paths shortened (keeping their end), then the other amounts dropped.
+.PP
 \fB\-\-format csv\fR and \fB\-\-format json\fR carry exact byte counts with the keys
 time, interval, pid, comm, rx_bytes, tx_bytes, rx_total_bytes, tx_total_bytes,
-total_bytes, in that order; options only append keys. With \fB\-\-summary\fR, JSON adds
-one object per interval with only time, interval and a nested summary object; CSV
-adds summary columns to every row.
+total_bytes, in that order; groupings add (JSON only) by and their fields (proto,
+family, laddr, lport, raddr, rport; processes; cgroup, processes); options only append
+keys (\fB\-\-rate\fR: seconds, rx_bytes_per_sec, tx_bytes_per_sec;
+\fB\-\-show\-nspid\fR: nspid, also an NSPID column after PID in the table). With
+\fB\-\-summary\fR, JSON adds one object per interval with only time, interval and a
+nested summary object; CSV adds summary columns to every row.
 .SH ENVIRONMENT
 .TP
 \fBNO_COLOR\fR
@@ -188,6 +197,7 @@ mod tests {
             "no\\-header",
             "clear",
             "format",
+            "show\\-nspid",
         ] {
             assert!(
                 man.contains(&format!("\\-\\-{flag}")),

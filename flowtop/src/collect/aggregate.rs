@@ -128,6 +128,9 @@ pub fn endpoint(addr: IpAddr, port: u16) -> String {
 pub struct Row {
     /// Host PID (pid, conn); None for groups of processes.
     pub pid: Option<u32>,
+    /// PID in the process's innermost PID namespace (`--show-nspid`, rows with a
+    /// PID); None when unknown.
+    pub nspid: Option<u32>,
     /// Process name (None for cgroups).
     pub comm: Option<String>,
     /// Processes that moved bytes in this row this interval.
@@ -143,6 +146,7 @@ impl Row {
     fn new(interval: Bytes, total: Bytes) -> Self {
         Self {
             pid: None,
+            nspid: None,
             comm: None,
             processes: 1,
             conn: None,
@@ -177,6 +181,7 @@ impl Report {
                 .iter()
                 .map(|r| ProcRow {
                     pid: r.pid.unwrap_or(0),
+                    nspid: r.nspid,
                     comm: r.comm.clone().unwrap_or_default(),
                     interval: r.interval,
                     total: r.total,
@@ -398,6 +403,7 @@ mod tests {
     fn proc_row(pid: u32, comm: &str, rx: u64, tx: u64) -> ProcRow {
         ProcRow {
             pid,
+            nspid: None,
             comm: comm.into(),
             interval: Bytes { rx, tx },
             total: Bytes { rx, tx },

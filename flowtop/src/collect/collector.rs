@@ -10,7 +10,10 @@ use super::{
     read::MapReader,
     Bytes,
 };
-use crate::identity::{self, CgroupNames};
+use crate::{
+    identity::{self, CgroupNames},
+    nspid::NsPids,
+};
 
 pub struct Collector {
     by: GroupBy,
@@ -23,6 +26,8 @@ pub struct Collector {
     comms: Groups<String>,
     cgroups: Groups<u64>,
     names: Option<CgroupNames>,
+    /// `--show-nspid` only.
+    nspids: Option<NsPids>,
 }
 
 impl Collector {
@@ -55,7 +60,13 @@ impl Collector {
             comms: Groups::default(),
             cgroups: Groups::default(),
             names,
+            nspids: None,
         })
+    }
+
+    /// `--show-nspid`: rows with a PID get the PID in its innermost namespace.
+    pub fn show_nspids(&mut self) {
+        self.nspids = Some(NsPids::default());
     }
 
     /// Between reports: reclaims exited processes' keys early when the per-process map
@@ -73,7 +84,18 @@ impl Collector {
     pub fn report(&mut self) -> Result<Report> {
         // The per-process map is read in every mode: it keeps PID reclaiming and the
         // map-full warning the same everywhere.
-        let procs = self.differ.next(self.procs.read()?);
+        let snapshot = self.procs.read()?;
+        // Processes whose keys were reclaimed: they exited.
+        let exited: Vec<u32> = match self.nspids {
+            Some(_) => snapshot
+                .procs
+                .iter()
+                .filter(|p| p.reclaimed)
+                .map(|p| p.pid)
+                .collect(),
+            None => Vec::new(),
+        };
+        let procs = self.differ.next(snapshot);
         let mut unrecorded = procs.unrecorded;
         let rows = match (&mut self.flows, self.by) {
             (Some((reader, differ)), by) => {
@@ -96,13 +118,22 @@ impl Collector {
             (None, GroupBy::Comm) => aggregate::by_comm(&mut self.comms, &procs.rows),
             (None, _) => aggregate::by_pid(&procs.rows),
         };
-        Ok(aggregate::finish(
+        let mut report = aggregate::finish(
             procs.index,
             self.by,
             rows,
             self.sort,
             self.limit,
             unrecorded,
-        ))
+        );
+        if let Some(nspids) = &mut self.nspids {
+            // Only the rows shown; an exited process's last row still gets its
+            // cached value, then it is forgotten.
+            for row in &mut report.rows {
+                row.nspid = row.pid.and_then(|pid| nspids.get(pid));
+            }
+            nspids.forget(exited);
+        }
+        Ok(report)
     }
 }

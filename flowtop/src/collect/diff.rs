@@ -14,6 +14,9 @@ use super::{Bytes, Snapshot};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcRow {
     pub pid: u32,
+    /// PID in the process's innermost PID namespace (`--show-nspid`; filled in by
+    /// the collector, None when unknown or not asked for).
+    pub nspid: Option<u32>,
     pub comm: String,
     /// Bytes moved during this interval.
     pub interval: Bytes,
@@ -70,6 +73,7 @@ impl Differ {
             if delta.total() > 0 {
                 rows.push(ProcRow {
                     pid: sample.pid,
+                    nspid: None,
                     comm: sample.comm,
                     interval: delta,
                     total: seen.total,

@@ -1,25 +1,27 @@
 //! The column model every printer shares.
 //!
 //! A [`Column`] knows its machine key (JSON key and CSV header), its table header
-//! (which follows `--units` and `--rate`), its alignment and width in the table, how
-//! it may be truncated when the terminal is narrow, and how to get its [`Value`] from
-//! a row. Printers only walk a list of columns, so a new column (PROTO, LADDR:LPORT,
-//! RADDR:RPORT, CGROUP for `--by`) is one enum variant plus one entry in
-//! [`record_columns`]/[`table_columns`]; no printer changes.
+//! (which follows `--units` and `--rate`), how the table fits it into a narrow
+//! terminal ([`Fit`], [`Stage`]), and how to get its [`Value`] from any row ([`RowData`]).
+//! Printers only walk a list of columns ([`record_columns`], [`table_columns`]; the
+//! groupings' own columns are in [`super::grouped`]), so every `--by` gets units,
+//! rates, `-T`, width fitting and every format from the same code.
 use std::{borrow::Cow, time::SystemTime};
 
-use super::{units::per_sec, OutputOptions, Stamp};
-use crate::collect::{
-    diff::{IntervalReport, ProcRow},
-    Bytes,
+use super::{
+    frame::RowData,
+    grouped::{by_name, record_fields, table_lead, table_tail},
+    units::per_sec,
+    Format, OutputOptions, Stamp,
 };
+use crate::collect::aggregate::{Conn, GroupBy};
 
 /// One cell before formatting. The table formats bytes with `--units`; CSV and JSON
 /// write exact integers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value<'a> {
     Text(Cow<'a, str>),
-    /// A plain count (PID, interval number, processes).
+    /// A plain count (PID, interval number, processes, port).
     Int(u64),
     /// An amount of bytes.
     Bytes(u64),
@@ -29,6 +31,8 @@ pub enum Value<'a> {
     Seconds(f64),
     /// When the interval ended.
     Time(SystemTime),
+    /// Not known or not applicable: `-` in the table, empty in CSV, `null` in JSON.
+    Null,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +46,34 @@ pub enum Align {
 pub enum Shrink {
     /// Keep the beginning: `systemd-resolv…` (names).
     KeepStart,
-    /// Keep the end: `…168.1.20:443` (addresses: the port matters most).
+    /// Keep the end: `…168.1.20:443` (addresses: the port matters most; cgroup
+    /// paths: the leaf names the service or container).
     KeepEnd,
+}
+
+/// When a column gives up room in a narrow terminal, earliest first. Padding of
+/// the shrinkable columns goes before all of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Names (COMM) are shortened to their minimum.
+    Names,
+    /// The since-start totals are dropped, from the right.
+    Totals,
+    /// Addresses and cgroup paths are shortened: they say which row it is.
+    Places,
+    /// The interval's amounts (and NSPID) are dropped, from the right.
+    Amounts,
+}
+
+/// How the table places a column and fits it into a narrow terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fit {
+    pub align: Align,
+    /// Whether, how and down to what width the column may be shortened; a
+    /// shrinkable column is never dropped.
+    pub shrink: Option<(Shrink, usize)>,
+    /// When it is shortened or dropped; None: never (PID, TIME, PROTO, PROCS).
+    pub stage: Option<Stage>,
 }
 
 /// A per-row column.
@@ -52,6 +82,8 @@ pub enum Column {
     Time,
     Interval,
     Pid,
+    /// The PID inside the process's innermost PID namespace (`--show-nspid`).
+    Nspid,
     Comm,
     Rx,
     Tx,
@@ -62,12 +94,30 @@ pub enum Column {
     Seconds,
     RxRate,
     TxRate,
+    /// JSON: what a row is (`--by`).
+    By,
+    Proto,
+    Family,
+    Laddr,
+    Lport,
+    /// Null when the remote is not known (unconnected UDP).
+    Raddr,
+    Rport,
+    /// Table: `LADDR:LPORT`.
+    Local,
+    /// Table: `RADDR:RPORT`, `*` when not known.
+    Remote,
+    Cgroup,
+    /// Processes in a group that moved bytes this interval (table: PROCS).
+    Processes,
 }
 
 /// What a column's value is computed from.
-pub struct RowCtx<'a> {
-    pub report: &'a IntervalReport,
-    pub row: &'a ProcRow,
+pub struct RowCtx<'a, R> {
+    /// 1-based interval number.
+    pub index: u64,
+    pub by: GroupBy,
+    pub row: &'a R,
     pub stamp: &'a Stamp,
 }
 
@@ -78,6 +128,7 @@ impl Column {
             Column::Time => "time",
             Column::Interval => "interval",
             Column::Pid => "pid",
+            Column::Nspid => "nspid",
             Column::Comm => "comm",
             Column::Rx => "rx_bytes",
             Column::Tx => "tx_bytes",
@@ -87,6 +138,17 @@ impl Column {
             Column::Seconds => "seconds",
             Column::RxRate => "rx_bytes_per_sec",
             Column::TxRate => "tx_bytes_per_sec",
+            Column::By => "by",
+            Column::Proto => "proto",
+            Column::Family => "family",
+            Column::Laddr => "laddr",
+            Column::Lport => "lport",
+            Column::Raddr => "raddr",
+            Column::Rport => "rport",
+            Column::Local => "local",
+            Column::Remote => "remote",
+            Column::Cgroup => "cgroup",
+            Column::Processes => "processes",
         }
     }
 
@@ -94,155 +156,138 @@ impl Column {
     pub fn header(self, opts: &OutputOptions) -> String {
         let unit = opts.units.header_suffix();
         match self {
-            Column::Time => "TIME".into(),
-            Column::Interval => "INTERVAL".into(),
-            Column::Pid => "PID".into(),
-            Column::Comm => "COMM".into(),
             Column::Rx => format!("RX{unit}"),
             Column::Tx => format!("TX{unit}"),
             Column::RxTotal => format!("RXSUM{unit}"),
             Column::TxTotal => format!("TXSUM{unit}"),
             Column::Total => format!("SUM{unit}"),
-            Column::Seconds => "SECONDS".into(),
             Column::RxRate => format!("RX{unit}/s"),
             Column::TxRate => format!("TX{unit}/s"),
-        }
-    }
-
-    pub fn align(self) -> Align {
-        match self {
-            Column::Time | Column::Pid | Column::Comm => Align::Left,
-            _ => Align::Right,
+            Column::Local => "LADDR:LPORT".into(),
+            Column::Remote => "RADDR:RPORT".into(),
+            Column::Processes => "PROCS".into(),
+            other => other.key().to_ascii_uppercase(),
         }
     }
 
     /// Table width when the values are short (values may widen it).
     pub fn width(self) -> usize {
         match self {
-            Column::Time => 8,
-            Column::Pid => 7,
+            Column::Time | Column::Interval => 8,
+            Column::Pid | Column::Nspid => 7,
             Column::Comm => 16,
-            Column::Interval => 8,
+            Column::Proto | Column::Processes => 5,
+            // `255.255.255.255:65535`
+            Column::Local | Column::Remote => 21,
+            Column::Cgroup => 6,
             _ => 10,
         }
     }
 
-    /// Whether, how and down to what width the table may shorten this column.
-    pub fn shrink(self) -> Option<(Shrink, usize)> {
-        match self {
-            Column::Comm => Some((Shrink::KeepStart, 4)),
-            _ => None,
+    pub fn fit(self) -> Fit {
+        use Column::*;
+        let align = match self {
+            Time | Pid | Nspid | Comm | Proto | Local | Remote | Cgroup | Processes => Align::Left,
+            _ => Align::Right,
+        };
+        let (shrink, stage) = match self {
+            Comm => (Some((Shrink::KeepStart, 4)), Some(Stage::Names)),
+            RxTotal | TxTotal | Total => (None, Some(Stage::Totals)),
+            Local | Remote => (Some((Shrink::KeepEnd, 10)), Some(Stage::Places)),
+            Cgroup => (Some((Shrink::KeepEnd, 12)), Some(Stage::Places)),
+            Rx | Tx | RxRate | TxRate | Nspid => (None, Some(Stage::Amounts)),
+            _ => (None, None),
+        };
+        Fit {
+            align,
+            shrink,
+            stage,
         }
     }
 
-    pub fn value<'a>(self, ctx: &RowCtx<'a>) -> Value<'a> {
+    pub fn value<'a, R: RowData>(self, ctx: &RowCtx<'a, R>) -> Value<'a> {
         let secs = ctx.stamp.elapsed.as_secs_f64();
         let row = ctx.row;
+        let int = |n: Option<u32>| n.map_or(Value::Null, |n| Value::Int(n.into()));
         match self {
             Column::Time => Value::Time(ctx.stamp.at),
-            Column::Interval => Value::Int(ctx.report.index),
-            Column::Pid => Value::Int(row.pid.into()),
-            Column::Comm => Value::Text(Cow::Borrowed(&row.comm)),
-            Column::Rx => Value::Bytes(row.interval.rx),
-            Column::Tx => Value::Bytes(row.interval.tx),
-            Column::RxTotal => Value::Bytes(row.total.rx),
-            Column::TxTotal => Value::Bytes(row.total.tx),
-            Column::Total => Value::Bytes(row.total.total()),
+            Column::Interval => Value::Int(ctx.index),
+            Column::Pid => int(row.pid()),
+            Column::Nspid => int(row.nspid()),
+            Column::Comm => text(row.comm()),
+            Column::Rx => Value::Bytes(row.interval().rx),
+            Column::Tx => Value::Bytes(row.interval().tx),
+            Column::RxTotal => Value::Bytes(row.total().rx),
+            Column::TxTotal => Value::Bytes(row.total().tx),
+            Column::Total => Value::Bytes(row.total().total()),
             Column::Seconds => Value::Seconds(secs),
-            Column::RxRate => Value::Rate(per_sec(row.interval.rx, secs)),
-            Column::TxRate => Value::Rate(per_sec(row.interval.tx, secs)),
+            Column::RxRate => Value::Rate(per_sec(row.interval().rx, secs)),
+            Column::TxRate => Value::Rate(per_sec(row.interval().tx, secs)),
+            Column::By => Value::Text(Cow::Borrowed(by_name(ctx.by))),
+            Column::Cgroup => text(row.cgroup()),
+            Column::Processes => Value::Int(row.processes().into()),
+            _ => row.conn().map_or(Value::Null, |c| self.conn_value(c)),
+        }
+    }
+
+    /// The connection columns (`--by conn`).
+    fn conn_value(self, c: &Conn) -> Value<'static> {
+        let owned = |s: String| Value::Text(Cow::Owned(s));
+        match self {
+            Column::Proto => owned(c.proto()),
+            Column::Family => Value::Text(Cow::Borrowed(c.family_name())),
+            Column::Laddr => owned(c.laddr.to_string()),
+            Column::Lport => Value::Int(c.lport.into()),
+            Column::Raddr => c.remote.map_or(Value::Null, |(a, _)| owned(a.to_string())),
+            Column::Rport => c.remote.map_or(Value::Null, |(_, p)| Value::Int(p.into())),
+            Column::Local => owned(c.local()),
+            Column::Remote => owned(c.remote()),
+            _ => Value::Null,
         }
     }
 }
 
+fn text(s: Option<&str>) -> Value<'_> {
+    s.map_or(Value::Null, |s| Value::Text(Cow::Borrowed(s)))
+}
+
 /// Keys of every JSON row and CSV line, in order. The first nine are the stable
-/// contract; options only ever append.
+/// contract; then, for groupings, `by` (JSON only: a CSV file holds one grouping)
+/// and the grouping's fields; options only ever append (`--rate`, `--show-nspid`).
 pub fn record_columns(opts: &OutputOptions) -> Vec<Column> {
     use Column::*;
     let mut cols = vec![Time, Interval, Pid, Comm, Rx, Tx, RxTotal, TxTotal, Total];
+    if opts.by != GroupBy::Pid && opts.format == Format::Json {
+        cols.push(By);
+    }
+    cols.extend(record_fields(opts.by));
     if opts.rate {
         cols.extend([Seconds, RxRate, TxRate]);
+    }
+    if opts.nspid {
+        cols.push(Nspid);
     }
     cols
 }
 
-/// The table's columns: `[TIME] PID COMM RX TX RXSUM TXSUM SUM`, RX/TX per second
-/// with `--rate`.
+/// The table's columns: `[TIME]`, what a row is (`PID [NSPID] COMM` for processes,
+/// see [`table_lead`]), `RX TX` (per second with `--rate`), `RXSUM TXSUM SUM`, and
+/// for cgroups the path last.
 pub fn table_columns(opts: &OutputOptions) -> Vec<Column> {
     use Column::*;
     let mut cols = Vec::new();
     if opts.timestamp {
         cols.push(Time);
     }
-    cols.extend([Pid, Comm]);
+    cols.extend(table_lead(opts.by, opts.nspid));
     if opts.rate {
         cols.extend([RxRate, TxRate]);
     } else {
         cols.extend([Rx, Tx]);
     }
     cols.extend([RxTotal, TxTotal, Total]);
+    cols.extend(table_tail(opts.by));
     cols
-}
-
-/// One interval across all processes: the table's summary line, the JSON summary
-/// object, the CSV summary columns.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
-    pub processes: usize,
-    /// Bytes of all listed processes this interval.
-    pub all: Bytes,
-    /// Bytes the kernel could not attribute to a process (map full).
-    pub unrecorded: Bytes,
-    pub seconds: f64,
-}
-
-impl Summary {
-    pub fn of(report: &IntervalReport, stamp: &Stamp) -> Self {
-        let all = report.rows.iter().fold(Bytes::default(), |acc, r| Bytes {
-            rx: acc.rx + r.interval.rx,
-            tx: acc.tx + r.interval.tx,
-        });
-        Self {
-            processes: report.rows.len(),
-            all,
-            unrecorded: report.unrecorded,
-            seconds: stamp.elapsed.as_secs_f64(),
-        }
-    }
-
-    /// Names for the machine formats, in order (values from [`Summary::values`]).
-    pub fn keys(rate: bool) -> Vec<&'static str> {
-        let mut keys = vec![
-            "processes",
-            "all_rx_bytes",
-            "all_tx_bytes",
-            "unrecorded_rx_bytes",
-            "unrecorded_tx_bytes",
-            "unrecorded_bytes",
-        ];
-        if rate {
-            keys.extend(["all_rx_bytes_per_sec", "all_tx_bytes_per_sec"]);
-        }
-        keys
-    }
-
-    pub fn values(&self, rate: bool) -> Vec<Value<'static>> {
-        let mut values = vec![
-            Value::Int(self.processes as u64),
-            Value::Bytes(self.all.rx),
-            Value::Bytes(self.all.tx),
-            Value::Bytes(self.unrecorded.rx),
-            Value::Bytes(self.unrecorded.tx),
-            Value::Bytes(self.unrecorded.total()),
-        ];
-        if rate {
-            values.extend([
-                Value::Rate(per_sec(self.all.rx, self.seconds)),
-                Value::Rate(per_sec(self.all.tx, self.seconds)),
-            ]);
-        }
-        values
-    }
 }
 
 #[cfg(test)]
@@ -250,11 +295,15 @@ pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::output::units::Units;
+    use crate::{
+        collect::{diff::ProcRow, Bytes},
+        output::units::Units,
+    };
 
     pub fn row(pid: u32, comm: &str, rx: u64, tx: u64, rxt: u64, txt: u64) -> ProcRow {
         ProcRow {
             pid,
+            nspid: None,
             comm: comm.into(),
             interval: Bytes { rx, tx },
             total: Bytes { rx: rxt, tx: txt },
@@ -268,40 +317,78 @@ pub(crate) mod tests {
         }
     }
 
+    /// The stable contract: the first keys of every JSON row and CSV line.
+    pub const CORE_KEYS: [&str; 9] = [
+        "time",
+        "interval",
+        "pid",
+        "comm",
+        "rx_bytes",
+        "tx_bytes",
+        "rx_total_bytes",
+        "tx_total_bytes",
+        "total_bytes",
+    ];
+
+    fn keys(o: &OutputOptions) -> Vec<&'static str> {
+        record_columns(o).into_iter().map(Column::key).collect()
+    }
+
+    fn headers(o: &OutputOptions) -> Vec<String> {
+        table_columns(o).into_iter().map(|c| c.header(o)).collect()
+    }
+
     #[test]
     fn record_keys_start_with_the_stable_contract_and_options_append() {
-        let base = [
-            "time",
-            "interval",
-            "pid",
-            "comm",
-            "rx_bytes",
-            "tx_bytes",
-            "rx_total_bytes",
-            "tx_total_bytes",
-            "total_bytes",
-        ];
-        let keys = |o: &OutputOptions| -> Vec<&str> {
-            record_columns(o).into_iter().map(Column::key).collect()
-        };
         let mut opts = OutputOptions::default();
-        assert_eq!(keys(&opts), base);
+        assert_eq!(keys(&opts), CORE_KEYS);
         opts.rate = true;
         opts.timestamp = true;
         opts.units = Units::Human;
         let with_rate = keys(&opts);
-        assert_eq!(with_rate[..9], base);
+        assert_eq!(with_rate[..9], CORE_KEYS);
         assert_eq!(
             with_rate[9..],
             ["seconds", "rx_bytes_per_sec", "tx_bytes_per_sec"]
+        );
+        opts.nspid = true;
+        assert_eq!(
+            keys(&opts)[9..],
+            ["seconds", "rx_bytes_per_sec", "tx_bytes_per_sec", "nspid"]
+        );
+    }
+
+    #[test]
+    fn groupings_add_their_fields_after_the_core_keys_and_by_only_in_json() {
+        let opts = |by, format| OutputOptions {
+            by,
+            format,
+            ..OutputOptions::default()
+        };
+        let conn = keys(&opts(GroupBy::Conn, Format::Csv));
+        assert_eq!(conn[..9], CORE_KEYS);
+        assert_eq!(
+            conn[9..],
+            ["proto", "family", "laddr", "lport", "raddr", "rport"]
+        );
+        let json = keys(&opts(GroupBy::Conn, Format::Json));
+        assert_eq!(json[9], "by");
+        assert_eq!(json[10..], conn[9..]);
+        assert_eq!(keys(&opts(GroupBy::Comm, Format::Csv))[9..], ["processes"]);
+        assert_eq!(
+            keys(&opts(GroupBy::Cgroup, Format::Json))[9..],
+            ["by", "cgroup", "processes"]
+        );
+        let mut o = opts(GroupBy::Conn, Format::Csv);
+        (o.rate, o.nspid) = (true, true);
+        assert_eq!(
+            keys(&o)[15..],
+            ["seconds", "rx_bytes_per_sec", "tx_bytes_per_sec", "nspid"]
         );
     }
 
     #[test]
     fn table_headers_follow_units_rate_and_timestamp() {
-        let headers = |o: &OutputOptions| -> Vec<String> {
-            table_columns(o).into_iter().map(|c| c.header(o)).collect()
-        };
         let mut opts = OutputOptions::default();
         assert_eq!(
             headers(&opts),
@@ -330,16 +417,53 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn values_come_from_the_row_and_rates_from_the_measured_interval() {
-        let report = IntervalReport {
-            index: 4,
-            rows: vec![row(7, "curl", 3000, 1000, 9000, 2000)],
-            unrecorded: Bytes::default(),
+    fn grouped_table_layouts_with_units_rate_and_nspid() {
+        let mut opts = OutputOptions {
+            by: GroupBy::Conn,
+            nspid: true,
+            ..OutputOptions::default()
         };
+        let conn = headers(&opts);
+        assert_eq!(
+            conn[..6],
+            [
+                "PID",
+                "NSPID",
+                "COMM",
+                "PROTO",
+                "LADDR:LPORT",
+                "RADDR:RPORT"
+            ]
+        );
+        assert_eq!(conn[6..], headers(&OutputOptions::default())[2..]);
+        opts.by = GroupBy::Comm;
+        opts.units = Units::Bytes;
+        assert_eq!(headers(&opts)[..3], ["PROCS", "COMM", "RX_BYTES"]);
+        opts.by = GroupBy::Cgroup;
+        opts.rate = true;
+        opts.timestamp = true;
+        assert_eq!(
+            headers(&opts),
+            [
+                "TIME",
+                "RX_BYTES/s",
+                "TX_BYTES/s",
+                "RXSUM_BYTES",
+                "TXSUM_BYTES",
+                "SUM_BYTES",
+                "CGROUP"
+            ]
+        );
+    }
+
+    #[test]
+    fn values_come_from_the_row_and_rates_from_the_measured_interval() {
+        let mut r = row(7, "curl", 3000, 1000, 9000, 2000);
         let st = stamp(2);
         let ctx = RowCtx {
-            report: &report,
-            row: &report.rows[0],
+            index: 4,
+            by: GroupBy::Pid,
+            row: &r,
             stamp: &st,
         };
         assert_eq!(Column::Interval.value(&ctx), Value::Int(4));
@@ -349,20 +473,16 @@ pub(crate) mod tests {
         assert_eq!(Column::RxRate.value(&ctx), Value::Rate(1500.0));
         assert_eq!(Column::TxRate.value(&ctx), Value::Rate(500.0));
         assert_eq!(Column::Seconds.value(&ctx), Value::Seconds(2.0));
-    }
-
-    #[test]
-    fn summary_adds_up_the_interval() {
-        let report = IntervalReport {
-            index: 1,
-            rows: vec![row(1, "a", 10, 20, 10, 20), row(2, "b", 1, 2, 5, 5)],
-            unrecorded: Bytes { rx: 7, tx: 0 },
+        assert_eq!(Column::Nspid.value(&ctx), Value::Null);
+        assert_eq!(Column::Proto.value(&ctx), Value::Null, "no connection");
+        let (index, by) = (ctx.index, ctx.by);
+        r.nspid = Some(3);
+        let ctx = RowCtx {
+            index,
+            by,
+            row: &r,
+            stamp: &st,
         };
-        let s = Summary::of(&report, &stamp(1));
-        assert_eq!(s.processes, 2);
-        assert_eq!(s.all, Bytes { rx: 11, tx: 22 });
-        assert_eq!(s.unrecorded, Bytes { rx: 7, tx: 0 });
-        assert_eq!(Summary::keys(false).len(), s.values(false).len());
-        assert_eq!(Summary::keys(true).len(), s.values(true).len());
+        assert_eq!(Column::Nspid.value(&ctx), Value::Int(3));
     }
 }

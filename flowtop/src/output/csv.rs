@@ -1,20 +1,22 @@
-//! CSV: a header line (unless `--no-header`), then one line per process per
-//! interval, with the same keys, order and exact values as the JSON rows. Fields
-//! are quoted when needed (a COMM may contain commas, quotes or spaces).
+//! CSV: a header line (unless `--no-header`), then one line per row per interval,
+//! with the same keys, order and exact values as the JSON rows (for `--by
+//! conn|comm|cgroup` without `by`: a CSV file holds one grouping). Fields are
+//! quoted when needed (a COMM may contain commas, quotes or spaces); unknown values
+//! (`pid` of a group, `raddr` of an unconnected socket) are empty.
 //!
 //! A CSV file is one rectangular table, so `--summary` does not add lines of another
 //! shape: it appends the interval's summary as extra columns repeated on every row
-//! (`processes`, `all_rx_bytes`, `all_tx_bytes`, `unrecorded_rx_bytes`, `unrecorded_bytes`,
-//! `unrecorded_tx_bytes`). Summing a column still counts each byte once. An interval
-//! in which no process moved bytes has no lines; use `--format json --summary` for a
-//! line per interval.
+//! (`processes`, or `rows` for groupings, `all_rx_bytes`, `all_tx_bytes`,
+//! `unrecorded_rx_bytes`, `unrecorded_tx_bytes`, `unrecorded_bytes`). Summing a
+//! column still counts each byte once. An interval in which nothing moved has no
+//! lines; use `--format json --summary` for a line per interval.
 use std::io;
 
 use super::{
-    columns::{record_columns, Column, RowCtx, Summary, Value},
-    OutputOptions, Printer, Stamp,
+    columns::{record_columns, Column, Value},
+    frame::{Frame, RowData, Summary},
+    FramePrinter, OutputOptions, Stamp,
 };
-use crate::collect::diff::IntervalReport;
 
 pub struct CsvPrinter<W: io::Write> {
     out: csv::Writer<W>,
@@ -38,7 +40,7 @@ impl<W: io::Write> CsvPrinter<W> {
     pub fn header(opts: &OutputOptions) -> Vec<&'static str> {
         let mut keys: Vec<&str> = record_columns(opts).into_iter().map(Column::key).collect();
         if opts.summary {
-            keys.extend(Summary::keys(opts.rate));
+            keys.extend(Summary::keys(opts.by, opts.rate));
         }
         keys
     }
@@ -50,6 +52,7 @@ fn field(value: &Value<'_>) -> String {
         Value::Int(n) | Value::Bytes(n) => n.to_string(),
         Value::Rate(f) | Value::Seconds(f) => f.to_string(),
         Value::Time(t) => humantime::format_rfc3339_millis(*t).to_string(),
+        Value::Null => String::new(),
     }
 }
 
@@ -60,8 +63,8 @@ fn to_io(e: csv::Error) -> io::Error {
     }
 }
 
-impl<W: io::Write> Printer for CsvPrinter<W> {
-    fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()> {
+impl<W: io::Write> FramePrinter for CsvPrinter<W> {
+    fn frame<R: RowData>(&mut self, frame: &Frame<'_, R>, stamp: &Stamp) -> io::Result<()> {
         if self.header_due {
             self.out
                 .write_record(Self::header(&self.opts))
@@ -69,13 +72,12 @@ impl<W: io::Write> Printer for CsvPrinter<W> {
             self.header_due = false;
         }
         let summary: Vec<String> = if self.opts.summary {
-            let s = Summary::of(report, stamp);
+            let s = Summary::of(frame, stamp);
             s.values(self.opts.rate).iter().map(field).collect()
         } else {
             Vec::new()
         };
-        for row in &report.rows {
-            let ctx = RowCtx { report, row, stamp };
+        for ctx in frame.contexts(self.opts.by, stamp) {
             let fields = self
                 .columns
                 .iter()
@@ -85,25 +87,17 @@ impl<W: io::Write> Printer for CsvPrinter<W> {
         }
         self.out.flush()
     }
-
-    /// Unreachable: `Cli::validate` refuses csv with `--by` other than pid.
-    fn grouped(
-        &mut self,
-        _report: &crate::collect::aggregate::Report,
-        _stamp: &Stamp,
-    ) -> io::Result<()> {
-        Err(io::Error::other(
-            "csv output of --by conn|comm|cgroup is not supported",
-        ))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{
-        collect::Bytes,
-        output::columns::tests::{row, stamp},
+        collect::{diff::IntervalReport, Bytes},
+        output::{
+            columns::tests::{row, stamp, CORE_KEYS},
+            Printer as _,
+        },
     };
 
     fn render(opts: OutputOptions, reports: &[IntervalReport]) -> String {
@@ -150,20 +144,7 @@ mod tests {
         assert_eq!(text.lines().count(), 4, "{text}");
         assert!(text.contains("\"web, \"\"front\"\"\""), "{text}");
         let (header, rows) = parse(&text);
-        assert_eq!(
-            header,
-            [
-                "time",
-                "interval",
-                "pid",
-                "comm",
-                "rx_bytes",
-                "tx_bytes",
-                "rx_total_bytes",
-                "tx_total_bytes",
-                "total_bytes"
-            ]
-        );
+        assert_eq!(header, CORE_KEYS);
         assert_eq!(
             rows[0],
             [

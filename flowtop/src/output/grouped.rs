@@ -1,192 +1,92 @@
-//! Output of `--by conn|comm|cgroup` (and of any [`Report`]), for the table and JSON
-//! printers. `--by pid` keeps the per-process printers' exact layout.
+//! The columns of each `--by`: every grouping is printed by the same printers and
+//! column model as `--by pid`, so `--units`, `--rate`, `-T`, `--no-header`, the
+//! summary and width fitting apply to all of them, in every format.
 //!
-//! Table layouts:
-//! - conn: `PID COMM PROTO LADDR:LPORT RADDR:RPORT RX_KB TX_KB RXSUM_KB TXSUM_KB SUM_KB`
-//! - comm: `PROCS COMM RX_KB TX_KB RXSUM_KB TXSUM_KB SUM_KB` (PROCS: processes of that
-//!   name that moved bytes this interval)
-//! - cgroup: `RX_KB TX_KB RXSUM_KB TXSUM_KB SUM_KB CGROUP` (the path last: it can be long)
+//! Table layouts (amount names follow `--units`/`--rate`, `-T` adds TIME first):
+//! - pid: `PID [NSPID] COMM RX_KB TX_KB RXSUM_KB TXSUM_KB SUM_KB`
+//! - conn: `PID [NSPID] COMM PROTO LADDR:LPORT RADDR:RPORT RX_KB ... SUM_KB`
+//! - comm: `PROCS COMM RX_KB ... SUM_KB` (PROCS: processes of that name that moved
+//!   bytes this interval)
+//! - cgroup: `RX_KB ... SUM_KB CGROUP` (the path last: it can be long)
 //!
-//! When `-r` hid rows, a last line gives their number and the interval's bytes of all rows.
+//! When `-r` hid rows, a last line gives their number and the interval's bytes of
+//! all rows. A narrow terminal shortens COMM (keeping its start), the addresses and
+//! the cgroup path (keeping their end: the port, the leaf cgroup), then drops the
+//! amount columns from the right.
 //!
-//! JSON rows have the core keys (`pid` and `comm` are null for groups of processes),
-//! then `by`, then the grouping's fields: conn: `proto`, `family`, `laddr`, `lport`,
-//! `raddr`, `rport` (both null when the remote is not known); comm: `processes`;
-//! cgroup: `cgroup`, `processes`.
-use std::{io, time::SystemTime};
+//! JSON rows and CSV lines have the core keys (`pid` and `comm` null/empty for
+//! groups of processes), then (JSON only) `by`, then the grouping's fields: conn:
+//! `proto`, `family`, `laddr`, `lport`, `raddr`, `rport` (both null when the remote
+//! is not known); comm: `processes`; cgroup: `cgroup`, `processes`.
+use super::columns::Column;
+use crate::collect::aggregate::GroupBy;
 
-use serde::Serialize;
-
-/// KB with one decimal, as the per-process table prints them.
-fn kb(bytes: u64) -> String {
-    super::units::kb(bytes as f64)
-}
-use crate::collect::aggregate::{GroupBy, Report, Row};
-
-const SUMS: [&str; 5] = ["RX_KB", "TX_KB", "RXSUM_KB", "TXSUM_KB", "SUM_KB"];
-
-fn sums(r: &Row) -> String {
-    format!(
-        "{:>10} {:>10} {:>10} {:>10} {:>10}",
-        kb(r.interval.rx),
-        kb(r.interval.tx),
-        kb(r.total.rx),
-        kb(r.total.tx),
-        kb(r.total.total())
-    )
-}
-
-pub fn table(out: &mut impl io::Write, report: &Report) -> io::Result<()> {
-    if report.index > 1 {
-        writeln!(out)?;
-    }
-    let [rx, tx, rxs, txs, sum] = SUMS;
-    let sums_header = format!("{rx:>10} {tx:>10} {rxs:>10} {txs:>10} {sum:>10}");
-    match report.by {
-        GroupBy::Conn => {
-            let ends: Vec<(String, String, String)> = report
-                .rows
-                .iter()
-                .map(|r| {
-                    r.conn
-                        .as_ref()
-                        .map(|c| (c.proto(), c.local(), c.remote()))
-                        .unwrap_or_default()
-                })
-                .collect();
-            let lw = ends.iter().map(|e| e.1.len()).max().unwrap_or(0).max(21);
-            let rw = ends.iter().map(|e| e.2.len()).max().unwrap_or(0).max(21);
-            writeln!(
-                out,
-                "{:<7} {:<16} {:<5} {:<lw$} {:<rw$} {sums_header}",
-                "PID", "COMM", "PROTO", "LADDR:LPORT", "RADDR:RPORT"
-            )?;
-            for (r, (proto, l, rem)) in report.rows.iter().zip(&ends) {
-                writeln!(
-                    out,
-                    "{:<7} {:<16} {proto:<5} {l:<lw$} {rem:<rw$} {}",
-                    r.pid.unwrap_or(0),
-                    r.comm.as_deref().unwrap_or(""),
-                    sums(r)
-                )?;
-            }
-        }
-        GroupBy::Comm => {
-            writeln!(out, "{:<5} {:<16} {sums_header}", "PROCS", "COMM")?;
-            for r in &report.rows {
-                let comm = r.comm.as_deref().unwrap_or("");
-                writeln!(out, "{:<5} {comm:<16} {}", r.processes, sums(r))?;
-            }
-        }
-        GroupBy::Cgroup => {
-            writeln!(out, "{sums_header} CGROUP")?;
-            for r in &report.rows {
-                writeln!(out, "{} {}", sums(r), r.cgroup.as_deref().unwrap_or(""))?;
-            }
-        }
-        GroupBy::Pid => {
-            writeln!(out, "{:<7} {:<16} {sums_header}", "PID", "COMM")?;
-            for r in &report.rows {
-                let comm = r.comm.as_deref().unwrap_or("");
-                writeln!(out, "{:<7} {comm:<16} {}", r.pid.unwrap_or(0), sums(r))?;
-            }
-        }
-    }
-    if report.all_rows > report.rows.len() {
-        writeln!(
-            out,
-            "({} more rows not shown; all {} rows: RX_KB {} TX_KB {})",
-            report.all_rows - report.rows.len(),
-            report.all_rows,
-            kb(report.all.rx),
-            kb(report.all.tx)
-        )?;
-    }
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct JsonRow<'a> {
-    time: &'a str,
-    interval: u64,
-    pid: Option<u32>,
-    comm: Option<&'a str>,
-    rx_bytes: u64,
-    tx_bytes: u64,
-    rx_total_bytes: u64,
-    tx_total_bytes: u64,
-    total_bytes: u64,
-    by: &'static str,
-    #[serde(flatten)]
-    conn: Option<JsonConn>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cgroup: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    processes: Option<u32>,
-}
-
-#[derive(Serialize)]
-struct JsonConn {
-    proto: String,
-    family: &'static str,
-    laddr: String,
-    lport: u16,
-    raddr: Option<String>,
-    rport: Option<u16>,
-}
-
-pub fn json(out: &mut impl io::Write, report: &Report, at: SystemTime) -> io::Result<()> {
-    let time = humantime::format_rfc3339_millis(at).to_string();
-    let by = match report.by {
+/// `--by`'s value, as the JSON key `by` carries it.
+pub fn by_name(by: GroupBy) -> &'static str {
+    match by {
         GroupBy::Pid => "pid",
         GroupBy::Conn => "conn",
         GroupBy::Comm => "comm",
         GroupBy::Cgroup => "cgroup",
-    };
-    for r in &report.rows {
-        let row = JsonRow {
-            time: &time,
-            interval: report.index,
-            pid: r.pid,
-            comm: r.comm.as_deref(),
-            rx_bytes: r.interval.rx,
-            tx_bytes: r.interval.tx,
-            rx_total_bytes: r.total.rx,
-            tx_total_bytes: r.total.tx,
-            total_bytes: r.total.total(),
-            by,
-            conn: r.conn.as_ref().map(|c| JsonConn {
-                proto: c.proto(),
-                family: c.family_name(),
-                laddr: unmapped(c.laddr).to_string(),
-                lport: c.lport,
-                raddr: c.remote.map(|(a, _)| unmapped(a).to_string()),
-                rport: c.remote.map(|(_, p)| p),
-            }),
-            cgroup: r.cgroup.as_deref(),
-            processes: matches!(report.by, GroupBy::Comm | GroupBy::Cgroup).then_some(r.processes),
-        };
-        serde_json::to_writer(&mut *out, &row)?;
-        out.write_all(b"\n")?;
     }
-    Ok(())
 }
 
-fn unmapped(a: std::net::IpAddr) -> std::net::IpAddr {
-    match a {
-        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, std::net::IpAddr::V4),
-        v4 => v4,
+/// The grouping's own fields in JSON and CSV, after the core keys.
+pub fn record_fields(by: GroupBy) -> &'static [Column] {
+    use Column::*;
+    match by {
+        GroupBy::Pid => &[],
+        GroupBy::Conn => &[Proto, Family, Laddr, Lport, Raddr, Rport],
+        GroupBy::Comm => &[Processes],
+        GroupBy::Cgroup => &[Cgroup, Processes],
+    }
+}
+
+/// The table's columns before the amounts: what a row is. NSPID (`--show-nspid`)
+/// follows PID where rows are processes.
+pub fn table_lead(by: GroupBy, nspid: bool) -> Vec<Column> {
+    use Column::*;
+    let process = |rest: &[Column]| {
+        let mut cols = vec![Pid];
+        if nspid {
+            cols.push(Nspid);
+        }
+        cols.push(Comm);
+        cols.extend_from_slice(rest);
+        cols
+    };
+    match by {
+        GroupBy::Pid => process(&[]),
+        GroupBy::Conn => process(&[Proto, Local, Remote]),
+        GroupBy::Comm => vec![Processes, Comm],
+        GroupBy::Cgroup => vec![],
+    }
+}
+
+/// The table's columns after the amounts.
+pub fn table_tail(by: GroupBy) -> &'static [Column] {
+    match by {
+        GroupBy::Cgroup => &[Column::Cgroup],
+        _ => &[],
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::collect::{
-        aggregate::{finish, Conn, SortBy},
-        Bytes,
-    };
     use flowtop_common::{net::*, FlowKey};
+
+    use crate::{
+        collect::{
+            aggregate::{finish, Conn, Report, Row, SortBy},
+            Bytes,
+        },
+        output::{
+            columns::tests::stamp, printer_with, table::width_of, Format, OutputOptions, Stamp,
+            Units,
+        },
+    };
+
+    use super::*;
 
     fn conn_report(limit: Option<usize>) -> Report {
         let mut k = FlowKey {
@@ -201,6 +101,7 @@ mod tests {
         k.raddr = k.laddr;
         let row = |conn: Conn, rx| Row {
             pid: Some(42),
+            nspid: Some(7),
             comm: Some("srv".into()),
             processes: 1,
             conn: Some(conn),
@@ -227,15 +128,54 @@ mod tests {
         )
     }
 
-    #[test]
-    fn conn_table_has_the_issue_layout_and_a_summary_when_rows_are_cut() {
+    fn cgroup_report() -> Report {
+        let row = |path: &str, rx, processes| Row {
+            pid: None,
+            nspid: None,
+            comm: None,
+            processes,
+            conn: None,
+            cgroup: Some(path.into()),
+            interval: Bytes { rx, tx: 0 },
+            total: Bytes { rx, tx: 0 },
+        };
+        let rows = vec![
+            row("/system.slice/very-long-service-name.service", 3000, 2),
+            row("/", 1000, 1),
+        ];
+        finish(
+            1,
+            GroupBy::Cgroup,
+            rows,
+            SortBy::Total,
+            None,
+            Bytes::default(),
+        )
+    }
+
+    fn render(opts: OutputOptions, report: &Report, st: &Stamp) -> String {
         let mut out = Vec::new();
-        table(&mut out, &conn_report(Some(1))).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        let lines: Vec<Vec<&str>> = text
-            .lines()
+        printer_with(&opts, &mut out).grouped(report, st).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn table(by: GroupBy) -> OutputOptions {
+        OutputOptions {
+            by,
+            ..OutputOptions::default()
+        }
+    }
+
+    fn words(text: &str) -> Vec<Vec<&str>> {
+        text.lines()
             .map(|l| l.split_whitespace().collect())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn conn_table_has_the_issue_layout_and_a_note_when_rows_are_cut() {
+        let text = render(table(GroupBy::Conn), &conn_report(Some(1)), &stamp(1));
+        let lines = words(&text);
         assert_eq!(
             lines[0],
             [
@@ -266,21 +206,90 @@ mod tests {
                 "2.0"
             ]
         );
-        assert!(
-            lines[2]
-                .join(" ")
-                .starts_with("(1 more rows not shown; all 2 rows"),
+        assert_eq!(
+            text.lines().nth(2),
+            Some("(1 more rows not shown; all 2 rows: RX 2.0 KB, TX 0.0 KB)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn grouped_table_takes_units_rate_timestamp_nspid_and_summary() {
+        let opts = OutputOptions {
+            units: Units::Bytes,
+            rate: true,
+            timestamp: true,
+            summary: true,
+            nspid: true,
+            ..table(GroupBy::Conn)
+        };
+        let text = render(opts, &conn_report(None), &stamp(2));
+        let lines = words(&text);
+        assert!(
+            text.lines()
+                .next()
+                .unwrap()
+                .ends_with("interval 1: 2 connections, RX 1024 B/s, TX 2 B/s"),
+            "{text}"
+        );
+        assert_eq!(lines[1][..4], ["TIME", "PID", "NSPID", "COMM"]);
+        assert_eq!(lines[1][7..9], ["RX_BYTES/s", "TX_BYTES/s"]);
+        assert_eq!(lines[2][1..4], ["42", "7", "srv"]);
+        assert_eq!(lines[2][7..], ["1024", "1", "2048", "2", "2050"]);
+        assert_eq!(lines.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn cgroup_table_keeps_the_end_of_long_paths_in_a_narrow_terminal() {
+        let wide = render(table(GroupBy::Cgroup), &cgroup_report(), &stamp(1));
+        assert!(
+            wide.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("     2.9 /system.slice/very-long-service-name.service"),
+            "{wide}"
+        );
+        let opts = OutputOptions {
+            width: Some(60),
+            header: false,
+            ..table(GroupBy::Cgroup)
+        };
+        let narrow = render(opts, &cgroup_report(), &stamp(1));
+        for line in narrow.lines() {
+            assert!(width_of(line) <= 60, "{line:?}");
+        }
+        let first = narrow.lines().next().unwrap();
+        let path = first.split_whitespace().last().unwrap();
+        assert!(
+            path.starts_with('…') && path.ends_with("-name.service"),
+            "{narrow}"
+        );
+        assert!(first.starts_with("       2.9 "), "RX kept: {narrow}");
+    }
+
+    #[test]
+    fn comm_table_counts_processes() {
+        let mut r = cgroup_report();
+        r.by = GroupBy::Comm;
+        for (row, name) in r.rows.iter_mut().zip(["nginx", "curl"]) {
+            (row.cgroup, row.comm) = (None, Some(name.into()));
+        }
+        let text = render(table(GroupBy::Comm), &r, &stamp(1));
+        let lines = words(&text);
+        assert_eq!(lines[0][..3], ["PROCS", "COMM", "RX_KB"]);
+        assert_eq!(lines[1][..3], ["2", "nginx", "2.9"]);
     }
 
     #[test]
     fn conn_json_carries_the_grouping_fields() {
         let mut r = conn_report(Some(1));
         r.all_rows = 1;
-        let mut out = Vec::new();
-        json(&mut out, &r, SystemTime::UNIX_EPOCH).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let opts = OutputOptions {
+            format: Format::Json,
+            ..table(GroupBy::Conn)
+        };
+        let text = render(opts, &r, &stamp(1));
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(v["pid"], 42);
         assert_eq!(v["rx_bytes"], 2048);
         assert_eq!(v["by"], "conn");
@@ -296,28 +305,62 @@ mod tests {
             (v["raddr"].as_str(), v["rport"].as_u64()),
             (Some("::1"), Some(50000))
         );
-        assert!(v.get("cgroup").is_none());
+        assert!(v.get("cgroup").is_none() && v.get("nspid").is_none());
+        assert!(text.starts_with("{\"time\":"), "{text}");
+        assert!(
+            text.contains("\"total_bytes\":2050,\"by\":\"conn\",\"proto\":\"tcp\",\"family\""),
+            "keys in the documented order: {text}"
+        );
     }
 
     #[test]
-    fn unknown_remote_is_star_in_the_table_and_null_in_json() {
+    fn unknown_remote_is_star_in_the_table_null_in_json_and_empty_in_csv() {
         let mut r = conn_report(None);
         r.rows = vec![r.rows.pop().unwrap()];
         r.all_rows = 1;
-        let mut out = Vec::new();
-        table(&mut out, &r).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(
-            text.lines().nth(1).unwrap().contains("udp   127.0.0.1:53"),
-            "{text}"
-        );
-        assert_eq!(
-            text.lines().nth(1).unwrap().split_whitespace().nth(4),
-            Some("*")
-        );
-        let mut out = Vec::new();
-        json(&mut out, &r, SystemTime::UNIX_EPOCH).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let text = render(table(GroupBy::Conn), &r, &stamp(1));
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.contains("udp   127.0.0.1:53"), "{text}");
+        assert_eq!(row.split_whitespace().nth(4), Some("*"));
+        let json = OutputOptions {
+            format: Format::Json,
+            nspid: true,
+            ..table(GroupBy::Conn)
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(render(json, &r, &stamp(1)).trim()).unwrap();
         assert!(v["raddr"].is_null() && v["rport"].is_null(), "{v}");
+        assert_eq!(v["nspid"], 7);
+        let csv = OutputOptions {
+            format: Format::Csv,
+            ..table(GroupBy::Conn)
+        };
+        let text = render(csv, &r, &stamp(1));
+        let mut rdr = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+        let rec = rdr.records().next().unwrap().unwrap();
+        let field = |k: &str| &rec[header.iter().position(|h| h == k).unwrap()];
+        assert_eq!((field("proto"), field("laddr")), ("udp", "127.0.0.1"));
+        assert_eq!((field("raddr"), field("rport")), ("", ""));
+        assert!(!header.iter().any(|h| h == "by"), "{header:?}");
+    }
+
+    #[test]
+    fn cgroup_csv_has_empty_pid_and_comm_and_the_group_fields() {
+        let opts = OutputOptions {
+            format: Format::Csv,
+            summary: true,
+            ..table(GroupBy::Cgroup)
+        };
+        let text = render(opts, &cgroup_report(), &stamp(1));
+        let mut rdr = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(header[9..12], ["cgroup", "processes", "rows"]);
+        let rec = rdr.records().next().unwrap().unwrap();
+        assert_eq!((&rec[2], &rec[3], &rec[4]), ("", "", "3000"));
+        assert_eq!(
+            (&rec[9], &rec[10], &rec[11]),
+            ("/system.slice/very-long-service-name.service", "2", "2")
+        );
     }
 }

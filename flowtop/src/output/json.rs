@@ -1,12 +1,14 @@
-//! JSON Lines: one object per process per interval, with exact byte counts.
+//! JSON Lines: one object per row per interval, with exact byte counts.
 //!
 //! Keys, in order: `time` (RFC 3339, UTC, end of the interval), `interval` (1-based),
 //! `pid`, `comm`, `rx_bytes`, `tx_bytes` (this interval), `rx_total_bytes`,
-//! `tx_total_bytes`, `total_bytes` (since flowtop started). `--rate` appends
-//! `seconds` (the interval's measured length), `rx_bytes_per_sec`, `tx_bytes_per_sec`.
+//! `tx_total_bytes`, `total_bytes` (since flowtop started); for `--by
+//! conn|comm|cgroup` then `by` and the grouping's fields ([`super::grouped`]).
+//! `--rate` appends `seconds` (the interval's measured length), `rx_bytes_per_sec`,
+//! `tx_bytes_per_sec`; `--show-nspid` appends `nspid` (null when unknown).
 //!
-//! With `--summary`, each interval also ends with one summary object, even when no
-//! process moved bytes. It has no `pid` and none of the row keys, only `time`,
+//! With `--summary`, each interval also ends with one summary object, even when
+//! nothing moved (its count is `processes` for `--by pid`, `rows` otherwise). It has no `pid` and none of the row keys, only `time`,
 //! `interval` and a nested `summary` object, so a consumer of rows that sums
 //! `.rx_bytes` or selects on `.pid` is not misled by it:
 //!
@@ -16,10 +18,10 @@
 use std::io;
 
 use super::{
-    columns::{record_columns, Column, RowCtx, Summary, Value},
-    OutputOptions, Printer, Stamp,
+    columns::{record_columns, Column, Value},
+    frame::{Frame, RowData, Summary},
+    FramePrinter, OutputOptions, Stamp,
 };
-use crate::collect::diff::IntervalReport;
 
 pub struct JsonPrinter<W> {
     out: W,
@@ -59,37 +61,29 @@ fn write_value<W: io::Write>(out: &mut W, value: &Value<'_>) -> io::Result<()> {
         Value::Time(t) => {
             serde_json::to_writer(&mut *out, &humantime::format_rfc3339_millis(*t).to_string())?
         }
+        Value::Null => out.write_all(b"null")?,
     }
     Ok(())
 }
 
-impl<W: io::Write> Printer for JsonPrinter<W> {
-    fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()> {
-        for row in &report.rows {
-            let ctx = RowCtx { report, row, stamp };
+impl<W: io::Write> FramePrinter for JsonPrinter<W> {
+    fn frame<R: RowData>(&mut self, frame: &Frame<'_, R>, stamp: &Stamp) -> io::Result<()> {
+        for ctx in frame.contexts(self.opts.by, stamp) {
             let pairs = self.columns.iter().map(|c| (c.key(), c.value(&ctx)));
             write_object(&mut self.out, pairs)?;
             self.out.write_all(b"\n")?;
         }
         if self.opts.summary {
-            let s = Summary::of(report, stamp);
-            let keys = Summary::keys(self.opts.rate);
+            let s = Summary::of(frame, stamp);
+            let keys = Summary::keys(self.opts.by, self.opts.rate);
             let values = s.values(self.opts.rate);
             self.out.write_all(b"{\"time\":")?;
             write_value(&mut self.out, &Value::Time(stamp.at))?;
-            write!(self.out, ",\"interval\":{},\"summary\":", report.index)?;
+            write!(self.out, ",\"interval\":{},\"summary\":", frame.index)?;
             write_object(&mut self.out, keys.into_iter().zip(values))?;
             self.out.write_all(b"}\n")?;
         }
         Ok(())
-    }
-
-    fn grouped(
-        &mut self,
-        report: &crate::collect::aggregate::Report,
-        stamp: &Stamp,
-    ) -> io::Result<()> {
-        super::grouped::json(&mut self.out, report, stamp.at)
     }
 }
 
@@ -97,21 +91,12 @@ impl<W: io::Write> Printer for JsonPrinter<W> {
 mod tests {
     use super::*;
     use crate::{
-        collect::Bytes,
-        output::columns::tests::{row, stamp},
+        collect::{diff::IntervalReport, Bytes},
+        output::{
+            columns::tests::{row, stamp, CORE_KEYS},
+            Printer as _,
+        },
     };
-
-    const KEYS: [&str; 9] = [
-        "time",
-        "interval",
-        "pid",
-        "comm",
-        "rx_bytes",
-        "tx_bytes",
-        "rx_total_bytes",
-        "tx_total_bytes",
-        "total_bytes",
-    ];
 
     fn render(opts: OutputOptions, report: &IntervalReport, secs: u64) -> String {
         let mut out = Vec::new();
@@ -148,7 +133,7 @@ mod tests {
         assert_eq!(v["rx_total_bytes"], 10);
         assert_eq!(v["tx_total_bytes"], 20);
         assert_eq!(v["total_bytes"], 30);
-        assert_eq!(keys_in_order(text.trim()), KEYS);
+        assert_eq!(keys_in_order(text.trim()), CORE_KEYS);
     }
 
     #[test]
@@ -171,7 +156,7 @@ mod tests {
             "{line}"
         );
         let keys = keys_in_order(line);
-        assert_eq!(keys[..9], KEYS);
+        assert_eq!(keys[..9], CORE_KEYS);
         assert_eq!(
             keys[9..],
             ["seconds", "rx_bytes_per_sec", "tx_bytes_per_sec"]

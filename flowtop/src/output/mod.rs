@@ -5,9 +5,10 @@
 //! Two stages, as in ripgrep: the command line (`cli::Cli`) and the terminal
 //! ([`term::Term`]) are resolved once into [`OutputOptions`] (is colour on? how wide
 //! may a line be?), and printers only follow those decisions. All printers share
-//! one column model ([`columns`]).
+//! one column model ([`columns`]) and print every `--by` ([`frame`], [`grouped`]).
 pub mod columns;
 pub mod csv;
+pub mod frame;
 pub mod grouped;
 pub mod json;
 pub mod table;
@@ -23,7 +24,10 @@ pub use units::Units;
 
 use crate::{
     cli::Cli,
-    collect::{aggregate::Report, diff::IntervalReport},
+    collect::{
+        aggregate::{GroupBy, Report},
+        diff::IntervalReport,
+    },
 };
 
 /// `--format`.
@@ -32,10 +36,10 @@ pub enum Format {
     /// Aligned columns for people; sizes follow --units
     #[default]
     Table,
-    /// Comma-separated values: a header line, then one line per process per interval,
+    /// Comma-separated values: a header line, then one line per row per interval,
     /// exact byte counts, the same keys as json
     Csv,
-    /// JSON Lines: one object per process per interval, exact byte counts
+    /// JSON Lines: one object per row per interval, exact byte counts
     Json,
 }
 
@@ -43,6 +47,10 @@ pub enum Format {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputOptions {
     pub format: Format,
+    /// What a row is (`--by`): decides the columns.
+    pub by: GroupBy,
+    /// `--show-nspid`: an NSPID column (key `nspid`).
+    pub nspid: bool,
     /// Table only: machine formats always carry exact bytes.
     pub units: Units,
     /// Per-second rates instead of per-interval amounts.
@@ -71,6 +79,8 @@ impl Default for OutputOptions {
     fn default() -> Self {
         Self {
             format: Format::Table,
+            by: GroupBy::Pid,
+            nspid: false,
             units: Units::Kb,
             rate: false,
             timestamp: false,
@@ -96,6 +106,8 @@ impl OutputOptions {
         };
         Self {
             format: cli.format,
+            by: cli.by,
+            nspid: cli.show_nspid,
             units: cli.units.unwrap_or_default(),
             rate: cli.rate,
             timestamp: cli.timestamp,
@@ -123,9 +135,31 @@ pub struct Stamp {
 
 /// Writes intervals in one format.
 pub trait Printer {
+    /// Per-process rows (`--by pid`).
     fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()>;
-    /// `--by conn|comm|cgroup` (see [`grouped`]).
+    /// Rows of any grouping (`--by conn|comm|cgroup`, see [`grouped`]).
     fn grouped(&mut self, report: &Report, stamp: &Stamp) -> io::Result<()>;
+}
+
+/// A printer's one method, for rows of any type. [`Printer`], which must stay
+/// usable as a trait object (no generic methods), is implemented for every
+/// `FramePrinter`.
+pub trait FramePrinter {
+    fn frame<R: frame::RowData>(
+        &mut self,
+        frame: &frame::Frame<'_, R>,
+        stamp: &Stamp,
+    ) -> io::Result<()>;
+}
+
+impl<T: FramePrinter> Printer for T {
+    fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()> {
+        self.frame(&frame::Frame::from(report), stamp)
+    }
+
+    fn grouped(&mut self, report: &Report, stamp: &Stamp) -> io::Result<()> {
+        self.frame(&frame::Frame::from(report), stamp)
+    }
 }
 
 /// The printer for `opts.format`.
@@ -226,6 +260,9 @@ mod tests {
         );
         assert_eq!(o.units, Units::Human);
         assert!(o.rate && o.timestamp && !o.header);
-        assert_eq!(resolve(&[], &Term::default()).units, Units::Kb);
+        let d = resolve(&[], &Term::default());
+        assert_eq!((d.units, d.by, d.nspid), (Units::Kb, GroupBy::Pid, false));
+        let o = resolve(&["--by", "conn", "--show-nspid"], &Term::default());
+        assert_eq!((o.by, o.nspid), (GroupBy::Conn, true));
     }
 }

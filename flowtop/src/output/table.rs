@@ -1,18 +1,22 @@
-//! The human table: an optional summary line, then `PID COMM RX_KB TX_KB RXSUM_KB
-//! TXSUM_KB SUM_KB` (names follow `--units`/`--rate`, `-T` adds TIME first).
+//! The human table: an optional summary line, then the columns of the grouping
+//! (`PID COMM RX_KB TX_KB RXSUM_KB TXSUM_KB SUM_KB` for `--by pid`, see
+//! [`super::grouped`] for the others; names follow `--units`/`--rate`, `-T` adds
+//! TIME first), and a note when `-r` left rows out.
 //!
 //! No line is wider than `OutputOptions::width`: first the shrinkable columns (COMM
-//! keeps its start, addresses would keep their end) give up space down to their
-//! minimum, then whole columns are dropped from the right (a cut number would be
-//! misleading), and only a terminal narrower than the first two columns cuts lines.
+//! keeps its start, addresses and cgroup paths their end) give up space down to
+//! their minimum, the widest first, then whole columns are dropped from the right
+//! (a cut number would be misleading; the columns that say what a row is stay), and
+//! only a terminal narrower than those cuts lines.
 use std::io;
 
 use super::{
-    columns::{table_columns, Align, Column, RowCtx, Shrink, Summary, Value},
+    columns::{table_columns, Align, Column, Fit, Shrink, Stage, Value},
+    frame::{row_noun, Frame, RowData, Summary},
     term::local_hms,
-    OutputOptions, Printer, Stamp,
+    FramePrinter, OutputOptions, Stamp,
 };
-use crate::collect::diff::IntervalReport;
+use crate::collect::Bytes;
 
 /// Home the cursor and clear the screen (`-C`).
 pub const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
@@ -25,44 +29,59 @@ pub struct TablePrinter<W> {
     out: W,
     opts: OutputOptions,
     columns: Vec<Column>,
+    fits: Vec<Fit>,
     /// Natural widths, grown as longer values appear so columns don't jump back.
     widths: Vec<usize>,
+    /// The widest header or value seen per column (natural widths without padding).
+    content: Vec<usize>,
     printed: u64,
 }
 
 impl<W: io::Write> TablePrinter<W> {
     pub fn new(out: W, opts: OutputOptions) -> Self {
         let columns = table_columns(&opts);
+        let content: Vec<usize> = columns.iter().map(|c| width_of(&c.header(&opts))).collect();
         let widths = columns
             .iter()
-            .map(|c| c.width().max(width_of(&c.header(&opts))))
+            .zip(&content)
+            .map(|(c, w)| c.width().max(*w))
             .collect();
+        let fits = columns.iter().map(|c| c.fit()).collect();
         Self {
             out,
             opts,
             columns,
+            fits,
             widths,
+            content,
             printed: 0,
         }
     }
 
-    fn summary_line(&self, report: &IntervalReport, stamp: &Stamp) -> String {
-        let s = Summary::of(report, stamp);
+    /// `RX 1.5 KB, TX 0.3 KB` (per second with `--rate`).
+    fn rx_tx(&self, bytes: Bytes, seconds: f64) -> String {
         let u = self.opts.units;
         let (rx, tx) = if self.opts.rate {
             (
-                u.rate_with_unit(super::units::per_sec(s.all.rx, s.seconds)),
-                u.rate_with_unit(super::units::per_sec(s.all.tx, s.seconds)),
+                u.rate_with_unit(super::units::per_sec(bytes.rx, seconds)),
+                u.rate_with_unit(super::units::per_sec(bytes.tx, seconds)),
             )
         } else {
-            (u.amount_with_unit(s.all.rx), u.amount_with_unit(s.all.tx))
+            (u.amount_with_unit(bytes.rx), u.amount_with_unit(bytes.tx))
         };
-        let plural = if s.processes == 1 { "" } else { "es" };
+        format!("RX {rx}, TX {tx}")
+    }
+
+    fn summary_line<R>(&self, frame: &Frame<'_, R>, stamp: &Stamp) -> String {
+        let s = Summary::of(frame, stamp);
+        let u = self.opts.units;
         let mut line = format!(
-            "{} interval {}: {} process{plural}, RX {rx}, TX {tx}",
+            "{} interval {}: {} {}, {}",
             local_hms(stamp.at),
-            report.index,
-            s.processes,
+            frame.index,
+            s.rows,
+            row_noun(self.opts.by, s.rows),
+            self.rx_tx(s.all, s.seconds),
         );
         if s.unrecorded.total() > 0 {
             line.push_str(&format!(
@@ -73,18 +92,20 @@ impl<W: io::Write> TablePrinter<W> {
         }
         line
     }
+
+    /// After the rows, when `-r` left some out.
+    fn hidden_line<R>(&self, frame: &Frame<'_, R>, stamp: &Stamp) -> String {
+        format!(
+            "({} more rows not shown; all {} rows: {})",
+            frame.hidden(),
+            frame.all_rows,
+            self.rx_tx(frame.all, stamp.elapsed.as_secs_f64()),
+        )
+    }
 }
 
-impl<W: io::Write> Printer for TablePrinter<W> {
-    fn grouped(
-        &mut self,
-        report: &crate::collect::aggregate::Report,
-        _stamp: &Stamp,
-    ) -> io::Result<()> {
-        super::grouped::table(&mut self.out, report)
-    }
-
-    fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()> {
+impl<W: io::Write> FramePrinter for TablePrinter<W> {
+    fn frame<R: RowData>(&mut self, frame: &Frame<'_, R>, stamp: &Stamp) -> io::Result<()> {
         if self.opts.follow_tty {
             if let Some((columns, rows)) = super::term::stdout_window_size() {
                 self.opts.width = Some(columns);
@@ -95,21 +116,22 @@ impl<W: io::Write> Printer for TablePrinter<W> {
         // Every cell of the interval in one buffer, with each cell's span: one String
         // per cell (700k for 100k rows) was much of the interval's cost.
         let ncols = self.columns.len();
-        let nrows = report.rows.len();
+        let nrows = frame.rows.len();
         let mut arena = String::with_capacity(nrows * ncols * 8);
         let mut spans: Vec<(usize, usize)> = Vec::with_capacity(nrows * ncols);
-        for row in &report.rows {
-            let ctx = RowCtx { report, row, stamp };
-            for (c, w) in self.columns.iter().zip(self.widths.iter_mut()) {
+        for ctx in frame.contexts(opts.by, stamp) {
+            for (i, c) in self.columns.iter().enumerate() {
                 let start = arena.len();
                 push_cell(&mut arena, opts.units, c.value(&ctx));
-                *w = (*w).max(width_of(&arena[start..]));
+                let w = width_of(&arena[start..]);
+                self.content[i] = self.content[i].max(w);
                 spans.push((start, arena.len()));
             }
         }
-        let shrinks: Vec<_> = self.columns.iter().map(|c| c.shrink()).collect();
-        let layout = Layout::fit(&self.widths, &shrinks, opts.width);
-        let aligns: Vec<Align> = self.columns.iter().map(|c| c.align()).collect();
+        for (w, c) in self.widths.iter_mut().zip(&self.content) {
+            *w = (*w).max(*c);
+        }
+        let layout = Layout::fit(&self.widths, &self.content, &self.fits, opts.width);
 
         let line_len = layout.widths.iter().sum::<usize>() + ncols + 1;
         let mut text = String::with_capacity(256 + nrows * line_len);
@@ -120,7 +142,7 @@ impl<W: io::Write> Printer for TablePrinter<W> {
         }
         let mut used_lines = 0;
         if opts.summary {
-            let line = cut(&self.summary_line(report, stamp), opts.width);
+            let line = cut(&self.summary_line(frame, stamp), opts.width);
             match line.find("UNRECORDED") {
                 Some(i) if opts.color => {
                     text.push_str(&format!("{}{YELLOW}{}{RESET}\n", &line[..i], &line[i..]))
@@ -131,7 +153,7 @@ impl<W: io::Write> Printer for TablePrinter<W> {
         }
         if opts.header {
             let headers: Vec<String> = self.columns.iter().map(|c| c.header(opts)).collect();
-            let line = layout.line(&headers, &aligns, &shrinks, opts.width);
+            let line = layout.line(&headers, opts.width);
             if opts.color {
                 text.push_str(&format!("{BOLD}{line}{RESET}\n"));
             } else {
@@ -139,6 +161,8 @@ impl<W: io::Write> Printer for TablePrinter<W> {
             }
             used_lines += 1;
         }
+        let hidden = (frame.hidden() > 0).then(|| cut(&self.hidden_line(frame, stamp), opts.width));
+        used_lines += usize::from(hidden.is_some());
         // On a redrawn screen, rows that do not fit would scroll the header away.
         let room = match (opts.clear, opts.height) {
             (true, Some(h)) => h.saturating_sub(used_lines + 1),
@@ -153,12 +177,17 @@ impl<W: io::Write> Printer for TablePrinter<W> {
         for row in spans.chunks_exact(ncols).take(shown) {
             row_cells.clear();
             row_cells.extend(row.iter().map(|&(a, b)| &arena[a..b]));
-            layout.line_into(&mut text, &row_cells, &aligns, &shrinks, opts.width);
+            layout.line_into(&mut text, &row_cells, opts.width);
             text.push('\n');
         }
         if shown < nrows && room > 0 {
-            let more = format!("{ELLIPSIS} {} more processes", nrows - shown);
+            let left = nrows - shown;
+            let more = format!("{ELLIPSIS} {left} more {}", row_noun(opts.by, left));
             text.push_str(&cut(&more, opts.width));
+            text.push('\n');
+        }
+        if let Some(line) = hidden {
+            text.push_str(&line);
             text.push('\n');
         }
         self.printed += 1;
@@ -180,86 +209,121 @@ fn push_cell(out: &mut String, units: super::Units, value: Value<'_>) {
             let _ = write!(out, "{s:.3}");
         }
         Value::Time(t) => out.push_str(&local_hms(t)),
+        Value::Null => out.push('-'),
     }
 }
 
-/// Column widths that fit the terminal, and how many columns are shown.
+/// Column widths that fit the terminal, and which columns are shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     pub widths: Vec<usize>,
-    pub shown: usize,
+    /// False for the columns dropped to fit.
+    pub visible: Vec<bool>,
+    fits: Vec<Fit>,
 }
 
 impl Layout {
-    /// `natural` widths, shrunk to fit `limit` (one space between columns).
-    pub fn fit(
-        natural: &[usize],
-        shrinks: &[Option<(Shrink, usize)>],
-        limit: Option<usize>,
-    ) -> Self {
-        let mut widths = natural.to_vec();
-        let mut shown = widths.len();
-        let Some(limit) = limit else {
-            return Self { widths, shown };
+    /// `natural` widths (values padded for alignment), narrowed to fit `limit` (one
+    /// space between columns). `content`: each column's widest header or value.
+    /// Padding goes first, then each [`Stage`] in turn: names are shortened, the
+    /// totals dropped, addresses and paths shortened, the other amounts dropped.
+    pub fn fit(natural: &[usize], content: &[usize], fits: &[Fit], limit: Option<usize>) -> Self {
+        let mut layout = Self {
+            widths: natural.to_vec(),
+            visible: vec![true; natural.len()],
+            fits: fits.to_vec(),
         };
-        let total = |w: &[usize], n: usize| w[..n].iter().sum::<usize>() + n.saturating_sub(1);
-        let mut excess = total(&widths, shown).saturating_sub(limit);
-        for (w, s) in widths.iter_mut().zip(shrinks) {
-            if let Some((_, min)) = s {
-                let give = excess.min(w.saturating_sub(*min));
-                *w -= give;
-                excess -= give;
+        let Some(limit) = limit else {
+            return layout;
+        };
+        let min = |i: usize| {
+            fits[i]
+                .shrink
+                .map_or(natural[i], |(_, m)| m.min(natural[i]))
+        };
+        let text = |i: usize| content[i].clamp(min(i), natural[i]);
+        layout.shrink_to(text, limit);
+        for stage in [Stage::Names, Stage::Totals, Stage::Places, Stage::Amounts] {
+            let at = |i: usize| fits[i].stage == Some(stage);
+            layout.shrink_to(|i| if at(i) { min(i) } else { usize::MAX }, limit);
+            while layout.total() > limit {
+                let droppable = (0..natural.len())
+                    .rev()
+                    .find(|&i| layout.visible[i] && at(i) && fits[i].shrink.is_none());
+                let Some(i) = droppable else { break };
+                layout.visible[i] = false;
             }
         }
-        while shown > 2 && total(&widths, shown) > limit {
-            shown -= 1;
+        // Dropping a column may have freed more than needed: give it back, to the
+        // cut text first.
+        layout.grow_to(text, limit);
+        layout.grow_to(|i| natural[i], limit);
+        layout
+    }
+
+    /// Narrows shrinkable columns towards `floor` until the line fits, one column at
+    /// a time from the one with the most to spare: COMM and two addresses end up
+    /// shortened alike.
+    fn shrink_to(&mut self, floor: impl Fn(usize) -> usize, limit: usize) {
+        while self.total() > limit {
+            let Some(i) = self.widest(|i| self.widths[i].saturating_sub(floor(i))) else {
+                break;
+            };
+            self.widths[i] -= 1;
         }
-        // Dropping a column may have freed more than needed: give it back.
-        let mut room = limit.saturating_sub(total(&widths, shown));
-        for i in 0..shown {
-            if shrinks[i].is_some() {
-                let take = room.min(natural[i] - widths[i]);
-                widths[i] += take;
-                room -= take;
-            }
+    }
+
+    /// Widens shrinkable columns towards `ceiling` while the line has room.
+    fn grow_to(&mut self, ceiling: impl Fn(usize) -> usize, limit: usize) {
+        while self.total() < limit {
+            let Some(i) = self.widest(|i| ceiling(i).saturating_sub(self.widths[i])) else {
+                break;
+            };
+            self.widths[i] += 1;
         }
-        Self { widths, shown }
+    }
+
+    /// How many columns are shown.
+    pub fn shown(&self) -> usize {
+        self.visible.iter().filter(|v| **v).count()
+    }
+
+    /// Width of a line: the visible columns and a space between each two.
+    fn total(&self) -> usize {
+        let cols = self.widths.iter().zip(&self.visible).filter(|(_, v)| **v);
+        cols.clone().map(|(w, _)| w).sum::<usize>() + cols.count().saturating_sub(1)
+    }
+
+    /// The visible shrinkable column with the largest positive `amount` (leftmost on
+    /// ties).
+    fn widest(&self, amount: impl Fn(usize) -> usize) -> Option<usize> {
+        (0..self.widths.len())
+            .filter(|&i| self.visible[i] && self.fits[i].shrink.is_some() && amount(i) > 0)
+            .max_by_key(|&i| (amount(i), std::cmp::Reverse(i)))
     }
 
     /// One line: cells padded or truncated to their width, trailing blanks trimmed,
     /// and never longer than `limit`.
-    pub fn line(
-        &self,
-        cells: &[String],
-        aligns: &[Align],
-        shrinks: &[Option<(Shrink, usize)>],
-        limit: Option<usize>,
-    ) -> String {
+    pub fn line(&self, cells: &[String], limit: Option<usize>) -> String {
         let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
         let mut line = String::new();
-        self.line_into(&mut line, &cells, aligns, shrinks, limit);
+        self.line_into(&mut line, &cells, limit);
         line
     }
 
     /// [`line`](Self::line) appended to `out`, without a newline.
-    pub fn line_into(
-        &self,
-        out: &mut String,
-        cells: &[&str],
-        aligns: &[Align],
-        shrinks: &[Option<(Shrink, usize)>],
-        limit: Option<usize>,
-    ) {
+    pub fn line_into(&self, out: &mut String, cells: &[&str], limit: Option<usize>) {
         let start = out.len();
-        for i in 0..self.shown {
-            if i > 0 {
+        let shown = (0..cells.len()).filter(|&i| self.visible[i]);
+        for (n, i) in shown.enumerate() {
+            if n > 0 {
                 out.push(' ');
             }
             let w = self.widths[i];
-            let how = shrinks[i].map_or(Shrink::KeepStart, |(s, _)| s);
+            let how = self.fits[i].shrink.map_or(Shrink::KeepStart, |(s, _)| s);
             let cell = truncate_cow(cells[i], w, how);
             let pad = w.saturating_sub(width_of(&cell));
-            match aligns[i] {
+            match self.fits[i].align {
                 Align::Left => {
                     out.push_str(&cell);
                     out.extend(std::iter::repeat_n(' ', pad));
@@ -323,10 +387,11 @@ fn cut(s: &str, limit: Option<usize>) -> String {
 mod tests {
     use super::*;
     use crate::{
-        collect::Bytes,
+        collect::diff::IntervalReport,
         output::{
             columns::tests::{row, stamp},
             units::Units,
+            Printer as _,
         },
     };
 
@@ -540,29 +605,82 @@ mod tests {
     #[test]
     fn layout_shrinks_comm_first_then_drops_columns_from_the_right() {
         let natural = [7, 16, 10, 10, 10, 10, 10];
-        let shrinks = [
-            None,
-            Some((Shrink::KeepStart, 4)),
-            None,
-            None,
-            None,
-            None,
-            None,
-        ];
-        assert_eq!(Layout::fit(&natural, &shrinks, None).widths, natural);
-        assert_eq!(Layout::fit(&natural, &shrinks, Some(79)).widths, natural);
-        let l = Layout::fit(&natural, &shrinks, Some(70));
-        assert_eq!((l.widths[1], l.shown), (7, 7));
-        let l = Layout::fit(&natural, &shrinks, Some(60));
+        let fits: Vec<Fit> = [
+            Column::Pid,
+            Column::Comm,
+            Column::Rx,
+            Column::Tx,
+            Column::RxTotal,
+            Column::TxTotal,
+            Column::Total,
+        ]
+        .map(Column::fit)
+        .to_vec();
+        assert_eq!(Layout::fit(&natural, &natural, &fits, None).widths, natural);
         assert_eq!(
-            (l.widths[1], l.shown),
+            Layout::fit(&natural, &natural, &fits, Some(79)).widths,
+            natural
+        );
+        let l = Layout::fit(&natural, &natural, &fits, Some(70));
+        assert_eq!((l.widths[1], l.shown()), (7, 7));
+        let l = Layout::fit(&natural, &natural, &fits, Some(60));
+        assert_eq!(
+            (l.widths[1], l.shown()),
             (8, 6),
             "SUM dropped, COMM gets the room back"
         );
-        let l = Layout::fit(&natural, &shrinks, Some(51));
-        assert_eq!((l.widths[1], l.shown), (10, 5));
-        let l = Layout::fit(&natural, &shrinks, Some(5));
-        assert_eq!(l.shown, 2);
+        let l = Layout::fit(&natural, &natural, &fits, Some(51));
+        assert_eq!((l.widths[1], l.shown()), (10, 5));
+        let l = Layout::fit(&natural, &natural, &fits, Some(5));
+        assert_eq!(l.shown(), 2);
+    }
+
+    #[test]
+    fn layout_keeps_addresses_over_totals_and_cgroup_paths_last() {
+        use Column::*;
+        let cols = [
+            Pid, Comm, Proto, Local, Remote, Rx, Tx, RxTotal, TxTotal, Total,
+        ];
+        let natural: Vec<usize> = cols.iter().map(|c| c.width()).collect();
+        let fits: Vec<Fit> = cols.iter().map(|c| c.fit()).collect();
+        // 129 columns wide: COMM is shortened, SUM dropped, COMM gets room back.
+        let l = Layout::fit(&natural, &natural, &fits, Some(109));
+        assert_eq!(
+            (l.widths[1..5].to_vec(), l.shown()),
+            (vec![7, 5, 21, 21], 9)
+        );
+        // All totals go before the addresses are shortened, both alike.
+        let l = Layout::fit(&natural, &natural, &fits, Some(70));
+        assert_eq!(
+            (l.widths[1..5].to_vec(), l.shown()),
+            (vec![4, 5, 14, 14], 7)
+        );
+        // Then RX and TX; never what says which connection it is.
+        let l = Layout::fit(&natural, &natural, &fits, Some(20));
+        assert_eq!(
+            l.visible,
+            [true, true, true, true, true, false, false, false, false, false]
+        );
+        // Padding goes before text: addresses of 15 characters in 21 columns.
+        let content = [5, 7, 5, 15, 15, 5, 5, 8, 8, 6];
+        let l = Layout::fit(&natural, &content, &fits, Some(108));
+        assert_eq!(
+            (l.widths[1..5].to_vec(), l.shown()),
+            (vec![7, 5, 15, 15], 10)
+        );
+        let l = Layout::fit(&natural, &content, &fits, Some(80));
+        assert_eq!(l.shown(), 7);
+        assert!(
+            l.widths[1] >= 7 && l.widths[3] >= 15 && l.widths[4] >= 15,
+            "{l:?}"
+        );
+        // A cgroup path is last but stays; the totals before it go first.
+        let cols = [Rx, Tx, RxTotal, TxTotal, Total, Cgroup];
+        let fits: Vec<Fit> = cols.iter().map(|c| c.fit()).collect();
+        let natural = [10, 10, 10, 10, 10, 40];
+        let l = Layout::fit(&natural, &natural, &fits, Some(50));
+        assert_eq!(l.visible, [true, true, false, false, false, true]);
+        assert_eq!(l.widths[5], 28);
     }
 
     #[test]

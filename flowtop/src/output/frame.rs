@@ -1,0 +1,286 @@
+//! What a printer prints: one interval of rows of any `--by`, and its summary.
+//!
+//! `--by pid` rows come straight from the differ ([`ProcRow`], up to 100k per
+//! interval), the other groupings' from [`aggregate`](crate::collect::aggregate)
+//! ([`Row`]). Columns read both through [`RowData`], so one column model and one
+//! printer per format serve every grouping without converting rows.
+use super::units::per_sec;
+use super::{
+    columns::{RowCtx, Value},
+    Stamp,
+};
+use crate::collect::{
+    aggregate::{Conn, GroupBy, Report, Row},
+    diff::{IntervalReport, ProcRow},
+    Bytes,
+};
+
+/// What the columns read from one row.
+pub trait RowData {
+    /// Host PID; None for groups of processes (`--by comm|cgroup`).
+    fn pid(&self) -> Option<u32>;
+    /// PID in the process's innermost PID namespace (`--show-nspid`); None: unknown.
+    fn nspid(&self) -> Option<u32>;
+    /// Process name; None for cgroups.
+    fn comm(&self) -> Option<&str>;
+    /// Bytes moved during this interval.
+    fn interval(&self) -> Bytes;
+    /// Bytes moved since flowtop started.
+    fn total(&self) -> Bytes;
+    /// `--by conn`: the connection.
+    fn conn(&self) -> Option<&Conn>;
+    /// `--by cgroup`: the cgroup path.
+    fn cgroup(&self) -> Option<&str>;
+    /// Processes that moved bytes in this row this interval.
+    fn processes(&self) -> u32;
+}
+
+impl RowData for ProcRow {
+    fn pid(&self) -> Option<u32> {
+        Some(self.pid)
+    }
+    fn nspid(&self) -> Option<u32> {
+        self.nspid
+    }
+    fn comm(&self) -> Option<&str> {
+        Some(&self.comm)
+    }
+    fn interval(&self) -> Bytes {
+        self.interval
+    }
+    fn total(&self) -> Bytes {
+        self.total
+    }
+    fn conn(&self) -> Option<&Conn> {
+        None
+    }
+    fn cgroup(&self) -> Option<&str> {
+        None
+    }
+    fn processes(&self) -> u32 {
+        1
+    }
+}
+
+impl RowData for Row {
+    fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+    fn nspid(&self) -> Option<u32> {
+        self.nspid
+    }
+    fn comm(&self) -> Option<&str> {
+        self.comm.as_deref()
+    }
+    fn interval(&self) -> Bytes {
+        self.interval
+    }
+    fn total(&self) -> Bytes {
+        self.total
+    }
+    fn conn(&self) -> Option<&Conn> {
+        self.conn.as_ref()
+    }
+    fn cgroup(&self) -> Option<&str> {
+        self.cgroup.as_deref()
+    }
+    fn processes(&self) -> u32 {
+        self.processes
+    }
+}
+
+/// One interval: the rows shown, and what the summary and the `-r` note need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame<'a, R> {
+    /// 1-based interval number.
+    pub index: u64,
+    /// The rows shown, in order.
+    pub rows: &'a [R],
+    /// Rows of the interval, shown or not (`-r` shows fewer).
+    pub all_rows: usize,
+    /// Bytes of all those rows this interval.
+    pub all: Bytes,
+    /// Bytes the kernel could not attribute this interval (map full).
+    pub unrecorded: Bytes,
+}
+
+impl<'a, R> Frame<'a, R> {
+    /// Rows `-r` left out.
+    pub fn hidden(&self) -> usize {
+        self.all_rows.saturating_sub(self.rows.len())
+    }
+
+    /// What the columns read, row by row.
+    pub fn contexts<'s>(
+        &'s self,
+        by: GroupBy,
+        stamp: &'s Stamp,
+    ) -> impl Iterator<Item = RowCtx<'s, R>> + 's {
+        self.rows.iter().map(move |row| RowCtx {
+            index: self.index,
+            by,
+            row,
+            stamp,
+        })
+    }
+}
+
+impl<'a> From<&'a IntervalReport> for Frame<'a, ProcRow> {
+    /// Per-process rows are all shown (`--by pid` applies `-r` before converting).
+    fn from(report: &'a IntervalReport) -> Self {
+        let all = report.rows.iter().fold(Bytes::default(), |acc, r| Bytes {
+            rx: acc.rx + r.interval.rx,
+            tx: acc.tx + r.interval.tx,
+        });
+        Self {
+            index: report.index,
+            rows: &report.rows,
+            all_rows: report.rows.len(),
+            all,
+            unrecorded: report.unrecorded,
+        }
+    }
+}
+
+impl<'a> From<&'a Report> for Frame<'a, Row> {
+    fn from(report: &'a Report) -> Self {
+        Self {
+            index: report.index,
+            rows: &report.rows,
+            all_rows: report.all_rows,
+            all: report.all,
+            unrecorded: report.unrecorded,
+        }
+    }
+}
+
+/// One interval across all rows: the table's summary line, the JSON summary object,
+/// the CSV summary columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Rows of the interval (processes for `--by pid`).
+    pub rows: usize,
+    /// Bytes of all those rows this interval.
+    pub all: Bytes,
+    /// Bytes the kernel could not attribute to a process (map full).
+    pub unrecorded: Bytes,
+    pub seconds: f64,
+}
+
+impl Summary {
+    pub fn of<R>(frame: &Frame<'_, R>, stamp: &Stamp) -> Self {
+        Self {
+            rows: frame.all_rows,
+            all: frame.all,
+            unrecorded: frame.unrecorded,
+            seconds: stamp.elapsed.as_secs_f64(),
+        }
+    }
+
+    /// Names for the machine formats, in order (values from [`Summary::values`]).
+    /// The count is `processes` for `--by pid` and `rows` otherwise: a group's own
+    /// `processes` column must not collide with it in CSV.
+    pub fn keys(by: GroupBy, rate: bool) -> Vec<&'static str> {
+        let count = match by {
+            GroupBy::Pid => "processes",
+            _ => "rows",
+        };
+        let mut keys = vec![
+            count,
+            "all_rx_bytes",
+            "all_tx_bytes",
+            "unrecorded_rx_bytes",
+            "unrecorded_tx_bytes",
+            "unrecorded_bytes",
+        ];
+        if rate {
+            keys.extend(["all_rx_bytes_per_sec", "all_tx_bytes_per_sec"]);
+        }
+        keys
+    }
+
+    pub fn values(&self, rate: bool) -> Vec<Value<'static>> {
+        let mut values = vec![
+            Value::Int(self.rows as u64),
+            Value::Bytes(self.all.rx),
+            Value::Bytes(self.all.tx),
+            Value::Bytes(self.unrecorded.rx),
+            Value::Bytes(self.unrecorded.tx),
+            Value::Bytes(self.unrecorded.total()),
+        ];
+        if rate {
+            values.extend([
+                Value::Rate(per_sec(self.all.rx, self.seconds)),
+                Value::Rate(per_sec(self.all.tx, self.seconds)),
+            ]);
+        }
+        values
+    }
+}
+
+/// What one row of `by` is, for prose (`3 connections`, `… 5 more processes`).
+pub fn row_noun(by: GroupBy, n: usize) -> &'static str {
+    let (one, many) = match by {
+        GroupBy::Pid => ("process", "processes"),
+        GroupBy::Conn => ("connection", "connections"),
+        GroupBy::Comm => ("name", "names"),
+        GroupBy::Cgroup => ("cgroup", "cgroups"),
+    };
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::columns::tests::{row, stamp};
+
+    #[test]
+    fn summary_adds_up_the_interval() {
+        let report = IntervalReport {
+            index: 1,
+            rows: vec![row(1, "a", 10, 20, 10, 20), row(2, "b", 1, 2, 5, 5)],
+            unrecorded: Bytes { rx: 7, tx: 0 },
+        };
+        let s = Summary::of(&Frame::from(&report), &stamp(1));
+        assert_eq!(s.rows, 2);
+        assert_eq!(s.all, Bytes { rx: 11, tx: 22 });
+        assert_eq!(s.unrecorded, Bytes { rx: 7, tx: 0 });
+        assert_eq!(
+            Summary::keys(GroupBy::Pid, false).len(),
+            s.values(false).len()
+        );
+        assert_eq!(
+            Summary::keys(GroupBy::Pid, true).len(),
+            s.values(true).len()
+        );
+        assert_eq!(Summary::keys(GroupBy::Pid, false)[0], "processes");
+        assert_eq!(Summary::keys(GroupBy::Comm, false)[0], "rows");
+    }
+
+    #[test]
+    fn a_grouped_frame_counts_the_rows_r_hid() {
+        let report = Report {
+            index: 2,
+            by: GroupBy::Comm,
+            rows: vec![],
+            all_rows: 3,
+            all: Bytes { rx: 5, tx: 6 },
+            unrecorded: Bytes::default(),
+        };
+        let f = Frame::from(&report);
+        assert_eq!((f.hidden(), f.all_rows, f.all), (3, 3, report.all));
+        assert_eq!(Summary::of(&f, &stamp(1)).rows, 3);
+    }
+
+    #[test]
+    fn nouns_follow_the_grouping_and_the_count() {
+        assert_eq!(row_noun(GroupBy::Pid, 1), "process");
+        assert_eq!(row_noun(GroupBy::Pid, 0), "processes");
+        assert_eq!(row_noun(GroupBy::Conn, 2), "connections");
+        assert_eq!(row_noun(GroupBy::Cgroup, 1), "cgroup");
+    }
+}
