@@ -177,7 +177,7 @@ impl Report {
                 .iter()
                 .map(|r| ProcRow {
                     pid: r.pid.unwrap_or(0),
-                    comm: r.comm.clone().unwrap_or_default(),
+                    comm: r.comm.as_deref().unwrap_or_default().into(),
                     interval: r.interval,
                     total: r.total,
                 })
@@ -193,7 +193,7 @@ pub fn by_pid(procs: &[ProcRow]) -> Vec<Row> {
         .iter()
         .map(|p| Row {
             pid: Some(p.pid),
-            comm: Some(p.comm.clone()),
+            comm: Some(p.comm.to_string()),
             ..Row::new(p.interval, p.total)
         })
         .collect()
@@ -251,7 +251,7 @@ impl<G: std::hash::Hash + Eq + Clone> Groups<G> {
 /// `--by comm` from the per-process rows.
 pub fn by_comm(groups: &mut Groups<String>, procs: &[ProcRow]) -> Vec<Row> {
     groups.rows(
-        procs.iter().map(|p| (p.comm.clone(), p.interval)),
+        procs.iter().map(|p| (p.comm.to_string(), p.interval)),
         |g, r| r.comm = Some(g.clone()),
     )
 }

@@ -8,13 +8,13 @@ use std::{
     hash::{BuildHasherDefault, Hasher},
 };
 
-use super::{Bytes, Snapshot};
+use super::{Bytes, Comm, Snapshot};
 
 /// One process's line for one interval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcRow {
     pub pid: u32,
-    pub comm: String,
+    pub comm: Comm,
     /// Bytes moved during this interval.
     pub interval: Bytes,
     /// Bytes moved since flowtop started.
@@ -144,7 +144,7 @@ mod tests {
     fn sample(pid: u32, rx: u64, tx: u64, reclaimed: bool) -> ProcSample {
         ProcSample {
             pid,
-            comm: format!("p{pid}"),
+            comm: format!("p{pid}").into(),
             bytes: Bytes { rx, tx },
             reclaimed,
         }

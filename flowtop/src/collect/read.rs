@@ -16,7 +16,7 @@ use aya::{
 };
 use flowtop_common::{ProcCounters, Unrecorded, MAP_PROC_BYTES, MAP_PROC_INSERTS, MAP_UNRECORDED};
 
-use super::{sys_bpf, Bytes, ProcSample, Snapshot};
+use super::{sys_bpf, Bytes, Comm, ProcSample, Snapshot};
 
 // Batched and lookup-and-delete reads put one value per CPU at 8-byte aligned slots;
 // `ProcCounters` fills its slot exactly, so a `Vec<ProcCounters>` is such a buffer.
@@ -341,10 +341,10 @@ impl FromIterator<u32> for LivePids {
 }
 
 fn sum_cpus(pid: u32, per_cpu: &[ProcCounters], reclaimed: bool) -> ProcSample {
-    let (bytes, comm) = sum_per_cpu(per_cpu);
+    let (bytes, comm) = sum_counters(per_cpu);
     ProcSample {
         pid,
-        comm,
+        comm: Comm::from_kernel(comm),
         bytes,
         reclaimed,
     }
@@ -353,6 +353,12 @@ fn sum_cpus(pid: u32, per_cpu: &[ProcCounters], reclaimed: bool) -> ProcSample {
 /// One key's per-CPU counters summed, with a name from any CPU that has one (every
 /// map of `ProcCounters` values is read this way).
 pub(crate) fn sum_per_cpu(per_cpu: &[ProcCounters]) -> (Bytes, String) {
+    let (bytes, comm) = sum_counters(per_cpu);
+    (bytes, comm_to_string(comm))
+}
+
+/// [`sum_per_cpu`] with the name as the kernel's bytes.
+fn sum_counters(per_cpu: &[ProcCounters]) -> (Bytes, &[u8]) {
     let mut bytes = Bytes::default();
     let mut comm: &[u8] = &[];
     for c in per_cpu {
@@ -362,7 +368,7 @@ pub(crate) fn sum_per_cpu(per_cpu: &[ProcCounters]) -> (Bytes, String) {
             comm = &c.comm;
         }
     }
-    (bytes, comm_to_string(comm))
+    (bytes, comm)
 }
 
 /// The NUL-padded kernel name as text (lossy: names are bytes, not UTF-8).
