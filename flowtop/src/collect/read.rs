@@ -58,6 +58,8 @@ pub struct MapReader {
     /// Reused between intervals: keys and `keys x possible_cpus` values of one batch.
     batch_keys: Vec<u32>,
     batch_values: Vec<ProcCounters>,
+    /// Keys read last time: the next snapshot's capacity, so it is allocated once.
+    last_read: usize,
 }
 
 impl MapReader {
@@ -94,6 +96,7 @@ impl MapReader {
             batch: Batch::Unknown,
             batch_keys: Vec::new(),
             batch_values: Vec::new(),
+            last_read: 0,
         })
     }
 
@@ -124,18 +127,26 @@ impl MapReader {
     /// listing is certainly dead (a process that appears only after the listing
     /// cannot have a key in the earlier read).
     pub fn read_with(&mut self, live: impl FnOnce() -> io::Result<LivePids>) -> Result<Snapshot> {
-        let mut samples = Vec::new();
-        self.read_procs(&mut samples)?;
-        let live = live().context("listing processes in /proc")?;
         let mut procs = std::mem::take(&mut self.pending);
-        procs.reserve(samples.len());
-        for sample in samples {
-            if live.contains(sample.pid) {
-                procs.push(sample);
-            } else if let Some(v) = self.take_final(sample.pid)? {
-                procs.push(sum_cpus(sample.pid, &v, true));
+        let first = procs.len();
+        procs.reserve(self.last_read + self.last_read / 8);
+        self.read_procs(&mut procs)?;
+        self.last_read = procs.len() - first;
+        let live = live().context("listing processes in /proc")?;
+        // In place, in the order read: a dead process's sample becomes its final value
+        // (or goes, when its key was already gone).
+        let mut kept = first;
+        for i in first..procs.len() {
+            let pid = procs[i].pid;
+            if live.contains(pid) {
+                procs.swap(kept, i);
+                kept += 1;
+            } else if let Some(v) = self.take_final(pid)? {
+                procs[kept] = sum_cpus(pid, &v, true);
+                kept += 1;
             }
         }
+        procs.truncate(kept);
         let unrecorded = self
             .unrecorded
             .get(&0, 0)
@@ -194,6 +205,7 @@ impl MapReader {
 
     /// Every key with its per-CPU values summed, batched when the kernel can.
     fn read_procs(&mut self, out: &mut Vec<ProcSample>) -> Result<()> {
+        let start = out.len();
         if self.batch != Batch::Unsupported {
             match self.read_batched(out) {
                 Ok(()) => {
@@ -203,7 +215,7 @@ impl MapReader {
                 Err(e) if self.batch == Batch::Unknown && sys_bpf::is_unsupported(&e) => {
                     log::info!("batched map reads unsupported ({e}); reading key by key");
                     self.batch = Batch::Unsupported;
-                    out.clear();
+                    out.truncate(start);
                 }
                 Err(e) => return Err(e).context("reading the map in batches"),
             }
@@ -301,9 +313,14 @@ fn as_bytes_mut<T: aya::Pod>(v: &mut [T]) -> &mut [u8] {
 }
 
 /// Processes (thread-group ids) alive at one moment: one listing of `/proc` per
-/// interval instead of one `stat` per key.
+/// interval instead of one `stat` per key. A bitmap indexed by PID, as every key of
+/// the map is checked against it: at most 512 KiB, as PIDs are below
+/// `PID_MAX_LIMIT` (2^22), and 13 KiB when they are below 100k.
 #[derive(Debug, Clone, Default)]
-pub struct LivePids(Vec<u32>);
+pub struct LivePids {
+    bits: Vec<u64>,
+    len: usize,
+}
 
 impl LivePids {
     /// Lists the numeric entries of `/proc` (thread-group ids only: threads are not
@@ -319,24 +336,35 @@ impl LivePids {
     }
 
     pub fn contains(&self, pid: u32) -> bool {
-        self.0.binary_search(&pid).is_ok()
+        self.bits
+            .get(pid as usize / 64)
+            .is_some_and(|w| w >> (pid % 64) & 1 == 1)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
 }
 
 impl FromIterator<u32> for LivePids {
     fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
-        let mut v: Vec<u32> = iter.into_iter().collect();
-        v.sort_unstable();
-        v.dedup();
-        Self(v)
+        let mut live = Self::default();
+        for pid in iter {
+            let word = pid as usize / 64;
+            if word >= live.bits.len() {
+                live.bits.resize(word + 1, 0);
+            }
+            let bit = 1 << (pid % 64);
+            if live.bits[word] & bit == 0 {
+                live.bits[word] |= bit;
+                live.len += 1;
+            }
+        }
+        live
     }
 }
 
@@ -418,6 +446,8 @@ mod tests {
         assert_eq!(live.len(), 4);
         assert!(live.contains(1) && live.contains(7) && live.contains(4_000_000));
         assert!(!live.contains(0) && !live.contains(8));
+        assert!(!live.contains(4_000_001) && !live.contains(u32::MAX));
+        assert!(LivePids::default().is_empty() && !LivePids::default().contains(0));
     }
 
     #[test]
