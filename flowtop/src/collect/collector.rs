@@ -5,12 +5,47 @@ use aya::Ebpf;
 
 use super::{
     aggregate::{self, GroupBy, Groups, Report, SortBy},
-    diff::Differ,
+    diff::{Differ, IntervalReport},
     flows::{FlowDiffer, FlowReader},
     read::MapReader,
     Bytes,
 };
 use crate::identity::{self, CgroupNames};
+
+/// One interval's rows, as the printers take them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interval {
+    /// `--by pid`: the differ's rows after `-s` and `-r`, not converted.
+    Procs(IntervalReport),
+    /// `--by conn|comm|cgroup`.
+    Grouped(Report),
+}
+
+impl Interval {
+    /// 1-based interval number.
+    pub fn index(&self) -> u64 {
+        match self {
+            Interval::Procs(r) => r.index,
+            Interval::Grouped(r) => r.index,
+        }
+    }
+
+    /// Bytes the kernel could not attribute this interval (map full).
+    pub fn unrecorded(&self) -> Bytes {
+        match self {
+            Interval::Procs(r) => r.unrecorded,
+            Interval::Grouped(r) => r.unrecorded,
+        }
+    }
+
+    /// No row to show.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Interval::Procs(r) => r.rows.is_empty(),
+            Interval::Grouped(r) => r.rows.is_empty(),
+        }
+    }
+}
 
 pub struct Collector {
     by: GroupBy,
@@ -70,10 +105,15 @@ impl Collector {
     }
 
     /// The report for the interval that ends now.
-    pub fn report(&mut self) -> Result<Report> {
+    pub fn report(&mut self) -> Result<Interval> {
         // The per-process map is read in every mode: it keeps PID reclaiming and the
         // map-full warning the same everywhere.
         let procs = self.differ.next(self.procs.read()?);
+        if self.by == GroupBy::Pid {
+            return Ok(Interval::Procs(aggregate::finish_procs(
+                procs, self.sort, self.limit,
+            )));
+        }
         let mut unrecorded = procs.unrecorded;
         let rows = match (&mut self.flows, self.by) {
             (Some((reader, differ)), by) => {
@@ -93,16 +133,15 @@ impl Collector {
                     })
                 }
             }
-            (None, GroupBy::Comm) => aggregate::by_comm(&mut self.comms, &procs.rows),
-            (None, _) => aggregate::by_pid(&procs.rows),
+            (None, _) => aggregate::by_comm(&mut self.comms, &procs.rows),
         };
-        Ok(aggregate::finish(
+        Ok(Interval::Grouped(aggregate::finish(
             procs.index,
             self.by,
             rows,
             self.sort,
             self.limit,
             unrecorded,
-        ))
+        )))
     }
 }
