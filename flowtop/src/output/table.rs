@@ -20,6 +20,9 @@ const BOLD: &str = "\x1b[1m";
 const YELLOW: &str = "\x1b[33m";
 const RESET: &str = "\x1b[0m";
 const ELLIPSIS: char = '…';
+/// The interval's text goes to the writer in pieces of about this size, so a 100k-row
+/// table needs no buffer of its own size (stdout gets one `write` per piece).
+const CHUNK: usize = 64 * 1024;
 
 pub struct TablePrinter<W> {
     out: W,
@@ -28,6 +31,8 @@ pub struct TablePrinter<W> {
     /// Natural widths, grown as longer values appear so columns don't jump back.
     widths: Vec<usize>,
     printed: u64,
+    /// Reused between intervals: text not yet written.
+    text: String,
 }
 
 impl<W: io::Write> TablePrinter<W> {
@@ -43,6 +48,7 @@ impl<W: io::Write> TablePrinter<W> {
             columns,
             widths,
             printed: 0,
+            text: String::new(),
         }
     }
 
@@ -92,27 +98,24 @@ impl<W: io::Write> Printer for TablePrinter<W> {
             }
         }
         let opts = &self.opts;
-        // Every cell of the interval in one buffer, with each cell's span: one String
-        // per cell (700k for 100k rows) was much of the interval's cost.
+        // Two passes over the rows: the widths first (counted, not formatted, for
+        // most cells), then each line formatted once and written in pieces. No
+        // buffer grows with the number of rows.
         let ncols = self.columns.len();
         let nrows = report.rows.len();
-        let mut arena = String::with_capacity(nrows * ncols * 8);
-        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(nrows * ncols);
+        let mut scratch = String::new();
         for row in &report.rows {
             let ctx = RowCtx { report, row, stamp };
             for (c, w) in self.columns.iter().zip(self.widths.iter_mut()) {
-                let start = arena.len();
-                push_cell(&mut arena, opts.units, c.value(&ctx));
-                *w = (*w).max(width_of(&arena[start..]));
-                spans.push((start, arena.len()));
+                *w = (*w).max(cell_width(opts.units, c.value(&ctx), &mut scratch));
             }
         }
         let shrinks: Vec<_> = self.columns.iter().map(|c| c.shrink()).collect();
         let layout = Layout::fit(&self.widths, &shrinks, opts.width);
         let aligns: Vec<Align> = self.columns.iter().map(|c| c.align()).collect();
 
-        let line_len = layout.widths.iter().sum::<usize>() + ncols + 1;
-        let mut text = String::with_capacity(256 + nrows * line_len);
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
         if opts.clear {
             text.push_str(CLEAR_SCREEN);
         } else if self.printed > 0 {
@@ -149,12 +152,49 @@ impl<W: io::Write> Printer for TablePrinter<W> {
         } else {
             nrows
         };
-        let mut row_cells: Vec<&str> = Vec::with_capacity(ncols);
-        for row in spans.chunks_exact(ncols).take(shown) {
-            row_cells.clear();
-            row_cells.extend(row.iter().map(|&(a, b)| &arena[a..b]));
-            layout.line_into(&mut text, &row_cells, &aligns, &shrinks, opts.width);
+        // Nothing shrunk or dropped (the widths hold every cell, and their sum fits
+        // the limit): cells go straight into the line, with no truncation to check.
+        let fits = layout.shown == ncols && layout.widths == self.widths;
+        let mut ends = vec![0; ncols];
+        for row in report.rows.iter().take(shown) {
+            let ctx = RowCtx { report, row, stamp };
+            if fits {
+                let start = text.len();
+                for (i, c) in self.columns.iter().enumerate() {
+                    if i > 0 {
+                        text.push(' ');
+                    }
+                    let w = layout.widths[i];
+                    let value = c.value(&ctx);
+                    if push_padded_number(&mut text, opts.units, &value, w, aligns[i]) {
+                        continue;
+                    }
+                    if aligns[i] == Align::Left {
+                        let width = push_cell(&mut text, opts.units, value);
+                        push_spaces(&mut text, w.saturating_sub(width));
+                    } else {
+                        scratch.clear();
+                        let width = push_cell(&mut scratch, opts.units, value);
+                        push_spaces(&mut text, w.saturating_sub(width));
+                        text.push_str(&scratch);
+                    }
+                }
+                let kept = text[start..].trim_end().len();
+                text.truncate(start + kept);
+            } else {
+                scratch.clear();
+                for (c, end) in self.columns.iter().zip(ends.iter_mut()) {
+                    push_cell(&mut scratch, opts.units, c.value(&ctx));
+                    *end = scratch.len();
+                }
+                let cell = |i: usize| &scratch[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+                layout.line_with(&mut text, cell, &aligns, &shrinks, opts.width);
+            }
             text.push('\n');
+            if text.len() >= CHUNK {
+                self.out.write_all(text.as_bytes())?;
+                text.clear();
+            }
         }
         if shown < nrows && room > 0 {
             let more = format!("{ELLIPSIS} {} more processes", nrows - shown);
@@ -162,24 +202,84 @@ impl<W: io::Write> Printer for TablePrinter<W> {
             text.push('\n');
         }
         self.printed += 1;
-        self.out.write_all(text.as_bytes())
+        let written = self.out.write_all(text.as_bytes());
+        self.text = text;
+        written
     }
 }
 
 /// One cell's text appended to `out`: control characters in names shown as `?`.
-fn push_cell(out: &mut String, units: super::Units, value: Value<'_>) {
+/// Returns its display width (every value but text is ASCII).
+fn push_cell(out: &mut String, units: super::Units, value: Value<'_>) -> usize {
     use std::fmt::Write as _;
+    let start = out.len();
     match value {
-        Value::Text(s) => out.extend(s.chars().map(|c| if c.is_control() { '?' } else { c })),
-        Value::Int(n) => {
-            let _ = write!(out, "{n}");
+        // Names are nearly always printable ASCII: copied as they are.
+        Value::Text(s) if s.bytes().all(|b| (b' '..=b'~').contains(&b)) => out.push_str(&s),
+        Value::Text(s) => {
+            out.extend(s.chars().map(|c| if c.is_control() { '?' } else { c }));
+            return width_of(&out[start..]);
         }
+        Value::Int(n) => super::units::push_u64(out, n),
         Value::Bytes(b) => units.push_amount(out, b),
         Value::Rate(r) => out.push_str(&units.rate(r)),
         Value::Seconds(s) => {
             let _ = write!(out, "{s:.3}");
         }
         Value::Time(t) => out.push_str(&local_hms(t)),
+    }
+    out.len() - start
+}
+
+/// An integer, or an amount in KB or bytes, padded to `width` as the line does, in
+/// one piece (the PID and the amounts are most of a row, and every separate small
+/// copy is a call); false, having written nothing, for other values.
+fn push_padded_number(
+    out: &mut String,
+    units: super::Units,
+    value: &Value<'_>,
+    width: usize,
+    align: Align,
+) -> bool {
+    use super::units::{digits, kb_width, push_ascii, put_kb, put_u64, Units};
+    const MAX: usize = 48;
+    let (n, kb) = match (value, units) {
+        (Value::Int(n), _) | (Value::Bytes(n), Units::Bytes) => (*n, false),
+        (Value::Bytes(n), Units::Kb) => (*n, true),
+        _ => return false,
+    };
+    let len = if kb { kb_width(n) } else { digits(n) };
+    if width > MAX || len > width {
+        return false;
+    }
+    let mut buf = [b' '; MAX];
+    let end = match align {
+        Align::Left => len,
+        Align::Right => width,
+    };
+    if kb {
+        put_kb(&mut buf, end, n);
+    } else {
+        put_u64(&mut buf, end, n);
+    }
+    push_ascii(out, &buf[..width]);
+    true
+}
+
+/// The display width of [`push_cell`]'s text for `value`; counted without
+/// formatting for names, integers and amounts in KB or bytes (`scratch` is for the
+/// rest).
+fn cell_width(units: super::Units, value: Value<'_>, scratch: &mut String) -> usize {
+    use super::units::{digits, kb_width, Units};
+    match (value, units) {
+        // A control character becomes one `?`: the same count of chars.
+        (Value::Text(s), _) => width_of(&s),
+        (Value::Int(n), _) | (Value::Bytes(n), Units::Bytes) => digits(n),
+        (Value::Bytes(b), Units::Kb) => kb_width(b),
+        (value, _) => {
+            scratch.clear();
+            push_cell(scratch, units, value)
+        }
     }
 }
 
@@ -250,6 +350,18 @@ impl Layout {
         shrinks: &[Option<(Shrink, usize)>],
         limit: Option<usize>,
     ) {
+        self.line_with(out, |i| cells[i], aligns, shrinks, limit)
+    }
+
+    /// [`line_into`](Self::line_into) with cell `i` from `cell(i)`.
+    fn line_with<'c>(
+        &self,
+        out: &mut String,
+        cell: impl Fn(usize) -> &'c str,
+        aligns: &[Align],
+        shrinks: &[Option<(Shrink, usize)>],
+        limit: Option<usize>,
+    ) {
         let start = out.len();
         for i in 0..self.shown {
             if i > 0 {
@@ -257,15 +369,15 @@ impl Layout {
             }
             let w = self.widths[i];
             let how = shrinks[i].map_or(Shrink::KeepStart, |(s, _)| s);
-            let cell = truncate_cow(cells[i], w, how);
+            let cell = truncate_cow(cell(i), w, how);
             let pad = w.saturating_sub(width_of(&cell));
             match aligns[i] {
                 Align::Left => {
                     out.push_str(&cell);
-                    out.extend(std::iter::repeat_n(' ', pad));
+                    push_spaces(out, pad);
                 }
                 Align::Right => {
-                    out.extend(std::iter::repeat_n(' ', pad));
+                    push_spaces(out, pad);
                     out.push_str(&cell);
                 }
             }
@@ -282,9 +394,23 @@ impl Layout {
     }
 }
 
+fn push_spaces(out: &mut String, n: usize) {
+    const SPACES: &str = "                                                                ";
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(SPACES.len());
+        out.push_str(&SPACES[..k]);
+        left -= k;
+    }
+}
+
 /// Display width; flowtop's cells are one column per char (COMM is at most 15 bytes).
 pub fn width_of(s: &str) -> usize {
-    s.chars().count()
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    }
 }
 
 /// `s` in at most `width` columns, marking a cut with `…` on the side that was cut.
@@ -325,7 +451,10 @@ mod tests {
     use crate::{
         collect::Bytes,
         output::{
-            columns::tests::{row, stamp},
+            columns::{
+                table_columns,
+                tests::{row, stamp},
+            },
             units::Units,
         },
     };
@@ -597,6 +726,83 @@ mod tests {
             &[report(1, vec![row(9, "systemd-resolved", 1, 1, 1, 1)])],
         );
         assert!(text.starts_with("9       systemd… "), "{text}");
+    }
+
+    #[test]
+    fn rows_written_directly_match_the_general_line_writer() {
+        let rows = vec![
+            row(
+                4_000_000,
+                "a-very-long-process-name-with, commas",
+                u64::MAX,
+                1,
+                u64::MAX / 3,
+                0,
+            ),
+            row(1, "evil\nname\x1b", 1023, 1024, 1 << 53, (1 << 53) + 1),
+            row(77, "名前 ", 0, 512, 5 << 20, 3 << 30),
+            row(9, "", 1_000_000_007, 99, 100_000, 10),
+        ];
+        let r = report(1, rows);
+        let st = stamp(3);
+        for units in [Units::Kb, Units::Bytes, Units::Human] {
+            for (rate, timestamp) in [(false, false), (true, false), (false, true)] {
+                let opts = OutputOptions {
+                    units,
+                    rate,
+                    timestamp,
+                    header: false,
+                    ..OutputOptions::default()
+                };
+                let mut out = Vec::new();
+                TablePrinter::new(&mut out, opts.clone())
+                    .interval(&r, &st)
+                    .unwrap();
+                let columns = table_columns(&opts);
+                let cells: Vec<Vec<String>> = r
+                    .rows
+                    .iter()
+                    .map(|row| {
+                        let ctx = RowCtx {
+                            report: &r,
+                            row,
+                            stamp: &st,
+                        };
+                        columns
+                            .iter()
+                            .map(|c| {
+                                let mut s = String::new();
+                                push_cell(&mut s, units, c.value(&ctx));
+                                s
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let widths = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let cell = cells.iter().map(|r| width_of(&r[i])).max().unwrap();
+                        cell.max(c.width()).max(width_of(&c.header(&opts)))
+                    })
+                    .collect();
+                let layout = Layout {
+                    widths,
+                    shown: columns.len(),
+                };
+                let aligns: Vec<Align> = columns.iter().map(|c| c.align()).collect();
+                let shrinks: Vec<_> = columns.iter().map(|c| c.shrink()).collect();
+                let want: String = cells
+                    .iter()
+                    .map(|c| layout.line(c, &aligns, &shrinks, None) + "\n")
+                    .collect();
+                assert_eq!(
+                    String::from_utf8(out).unwrap(),
+                    want,
+                    "{units:?} {rate} {timestamp}"
+                );
+            }
+        }
     }
 
     #[test]
