@@ -14,7 +14,10 @@ use tokio::{
 
 use crate::{
     cli::Cli,
-    collect::{aggregate::GroupBy, collector::Collector, exporter::ExportReader},
+    collect::{
+        collector::{Collector, Interval},
+        exporter::ExportReader,
+    },
     filter::KernelFilters,
     output::{self, term::Term, OutputOptions, Printer, Stamp},
     privileges,
@@ -176,23 +179,24 @@ async fn report_loop(
         last_read = Instant::now();
         log::debug!(
             "interval {}: keys in the process map: {occupancy} (capacity {})",
-            report.index,
+            report.index(),
             cli.max_entries,
         );
-        if report.unrecorded.total() > 0 {
+        let unrecorded = report.unrecorded();
+        if unrecorded.total() > 0 {
             log::warn!(
                 "map full: {} bytes received and {} sent could not be attributed to a process \
                  this interval (raise --max-entries, now {})",
-                report.unrecorded.rx,
-                report.unrecorded.tx,
+                unrecorded.rx,
+                unrecorded.tx,
                 cli.max_entries
             );
         }
         // On a signal, print the partial interval too: nothing counted is lost.
-        if !stopping || !report.rows.is_empty() {
-            match report.by {
-                GroupBy::Pid => printer.interval(&report.to_interval_report(), &stamp)?,
-                _ => printer.grouped(&report, &stamp)?,
+        if !stopping || !report.is_empty() {
+            match &report {
+                Interval::Procs(r) => printer.interval(r, &stamp)?,
+                Interval::Grouped(r) => printer.grouped(r, &stamp)?,
             }
             io::stdout().flush()?;
         }

@@ -588,6 +588,16 @@ fn poll() -> Result<()> {
          is the cost of the former `/proc/<pid>` check per key; flowtop now lists /proc \
          once per interval (cost independent of N, measured below on this machine).\n"
     );
+    if cfg!(debug_assertions) {
+        // `cargo xtask` is `cargo run` in the dev profile: the figures below are for
+        // unoptimized code, several times those of the release binary.
+        println!(
+            "Built without optimizations (xtask's dev profile, as `cargo xtask` builds \
+             it): flowtop's code runs unoptimized here, several times slower than in the \
+             release binary. `cargo run --release -p xtask -- bench --parts poll` \
+             measures it optimized, as shipped.\n"
+        );
+    }
     println!(
         "| live keys | batched: CPU ms | wall ms | CPU ns/key | key by key: CPU ms | wall ms | /proc stat per key: CPU ms |\n\
          |---|---|---|---|---|---|---|"

@@ -5,7 +5,7 @@ use aya::Ebpf;
 
 use super::{
     aggregate::{self, GroupBy, Groups, Report, SortBy},
-    diff::Differ,
+    diff::{Differ, IntervalReport},
     flows::{FlowDiffer, FlowReader},
     read::MapReader,
     Bytes,
@@ -14,6 +14,41 @@ use crate::{
     identity::{self, CgroupNames},
     nspid::NsPids,
 };
+
+/// One interval's rows, as the printers take them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interval {
+    /// `--by pid`: the differ's rows after `-s` and `-r`, not converted.
+    Procs(IntervalReport),
+    /// `--by conn|comm|cgroup`.
+    Grouped(Report),
+}
+
+impl Interval {
+    /// 1-based interval number.
+    pub fn index(&self) -> u64 {
+        match self {
+            Interval::Procs(r) => r.index,
+            Interval::Grouped(r) => r.index,
+        }
+    }
+
+    /// Bytes the kernel could not attribute this interval (map full).
+    pub fn unrecorded(&self) -> Bytes {
+        match self {
+            Interval::Procs(r) => r.unrecorded,
+            Interval::Grouped(r) => r.unrecorded,
+        }
+    }
+
+    /// No row to show.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Interval::Procs(r) => r.rows.is_empty(),
+            Interval::Grouped(r) => r.rows.is_empty(),
+        }
+    }
+}
 
 pub struct Collector {
     by: GroupBy,
@@ -81,7 +116,7 @@ impl Collector {
     }
 
     /// The report for the interval that ends now.
-    pub fn report(&mut self) -> Result<Report> {
+    pub fn report(&mut self) -> Result<Interval> {
         // The per-process map is read in every mode: it keeps PID reclaiming and the
         // map-full warning the same everywhere.
         let snapshot = self.procs.read()?;
@@ -96,6 +131,16 @@ impl Collector {
             None => Vec::new(),
         };
         let procs = self.differ.next(snapshot);
+        if self.by == GroupBy::Pid {
+            let mut report = aggregate::finish_procs(procs, self.sort, self.limit);
+            if let Some(nspids) = &mut self.nspids {
+                for row in &mut report.rows {
+                    row.nspid = nspids.get(row.pid);
+                }
+                nspids.forget(exited);
+            }
+            return Ok(Interval::Procs(report));
+        }
         let mut unrecorded = procs.unrecorded;
         let rows = match (&mut self.flows, self.by) {
             (Some((reader, differ)), by) => {
@@ -115,8 +160,7 @@ impl Collector {
                     })
                 }
             }
-            (None, GroupBy::Comm) => aggregate::by_comm(&mut self.comms, &procs.rows),
-            (None, _) => aggregate::by_pid(&procs.rows),
+            (None, _) => aggregate::by_comm(&mut self.comms, &procs.rows),
         };
         let mut report = aggregate::finish(
             procs.index,
@@ -134,6 +178,6 @@ impl Collector {
             }
             nspids.forget(exited);
         }
-        Ok(report)
+        Ok(Interval::Grouped(report))
     }
 }

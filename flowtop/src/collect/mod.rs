@@ -5,11 +5,14 @@
 //! step; `diff` (pure) turns successive snapshots into interval and total rows.
 pub mod aggregate;
 pub mod collector;
+pub mod comm;
 pub mod diff;
 pub mod exporter;
 pub mod flows;
 pub mod read;
 pub mod sys_bpf;
+
+pub use comm::Comm;
 
 /// Bytes received and sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,7 +31,7 @@ impl Bytes {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcSample {
     pub pid: u32,
-    pub comm: String,
+    pub comm: Comm,
     pub bytes: Bytes,
     /// The process is gone and its key was deleted with this final value.
     pub reclaimed: bool,

@@ -16,7 +16,7 @@ use aya::{
 };
 use flowtop_common::{ProcCounters, Unrecorded, MAP_PROC_BYTES, MAP_PROC_INSERTS, MAP_UNRECORDED};
 
-use super::{sys_bpf, Bytes, ProcSample, Snapshot};
+use super::{sys_bpf, Bytes, Comm, ProcSample, Snapshot};
 
 // Batched and lookup-and-delete reads put one value per CPU at 8-byte aligned slots;
 // `ProcCounters` fills its slot exactly, so a `Vec<ProcCounters>` is such a buffer.
@@ -58,6 +58,8 @@ pub struct MapReader {
     /// Reused between intervals: keys and `keys x possible_cpus` values of one batch.
     batch_keys: Vec<u32>,
     batch_values: Vec<ProcCounters>,
+    /// Keys read last time: the next snapshot's capacity, so it is allocated once.
+    last_read: usize,
 }
 
 impl MapReader {
@@ -94,6 +96,7 @@ impl MapReader {
             batch: Batch::Unknown,
             batch_keys: Vec::new(),
             batch_values: Vec::new(),
+            last_read: 0,
         })
     }
 
@@ -124,18 +127,26 @@ impl MapReader {
     /// listing is certainly dead (a process that appears only after the listing
     /// cannot have a key in the earlier read).
     pub fn read_with(&mut self, live: impl FnOnce() -> io::Result<LivePids>) -> Result<Snapshot> {
-        let mut samples = Vec::new();
-        self.read_procs(&mut samples)?;
-        let live = live().context("listing processes in /proc")?;
         let mut procs = std::mem::take(&mut self.pending);
-        procs.reserve(samples.len());
-        for sample in samples {
-            if live.contains(sample.pid) {
-                procs.push(sample);
-            } else if let Some(v) = self.take_final(sample.pid)? {
-                procs.push(sum_cpus(sample.pid, &v, true));
+        let first = procs.len();
+        procs.reserve(self.last_read + self.last_read / 8);
+        self.read_procs(&mut procs)?;
+        self.last_read = procs.len() - first;
+        let live = live().context("listing processes in /proc")?;
+        // In place, in the order read: a dead process's sample becomes its final value
+        // (or goes, when its key was already gone).
+        let mut kept = first;
+        for i in first..procs.len() {
+            let pid = procs[i].pid;
+            if live.contains(pid) {
+                procs.swap(kept, i);
+                kept += 1;
+            } else if let Some(v) = self.take_final(pid)? {
+                procs[kept] = sum_cpus(pid, &v, true);
+                kept += 1;
             }
         }
+        procs.truncate(kept);
         let unrecorded = self
             .unrecorded
             .get(&0, 0)
@@ -194,6 +205,7 @@ impl MapReader {
 
     /// Every key with its per-CPU values summed, batched when the kernel can.
     fn read_procs(&mut self, out: &mut Vec<ProcSample>) -> Result<()> {
+        let start = out.len();
         if self.batch != Batch::Unsupported {
             match self.read_batched(out) {
                 Ok(()) => {
@@ -203,7 +215,7 @@ impl MapReader {
                 Err(e) if self.batch == Batch::Unknown && sys_bpf::is_unsupported(&e) => {
                     log::info!("batched map reads unsupported ({e}); reading key by key");
                     self.batch = Batch::Unsupported;
-                    out.clear();
+                    out.truncate(start);
                 }
                 Err(e) => return Err(e).context("reading the map in batches"),
             }
@@ -301,9 +313,14 @@ fn as_bytes_mut<T: aya::Pod>(v: &mut [T]) -> &mut [u8] {
 }
 
 /// Processes (thread-group ids) alive at one moment: one listing of `/proc` per
-/// interval instead of one `stat` per key.
+/// interval instead of one `stat` per key. A bitmap indexed by PID, as every key of
+/// the map is checked against it: at most 512 KiB, as PIDs are below
+/// `PID_MAX_LIMIT` (2^22), and 13 KiB when they are below 100k.
 #[derive(Debug, Clone, Default)]
-pub struct LivePids(Vec<u32>);
+pub struct LivePids {
+    bits: Vec<u64>,
+    len: usize,
+}
 
 impl LivePids {
     /// Lists the numeric entries of `/proc` (thread-group ids only: threads are not
@@ -319,32 +336,43 @@ impl LivePids {
     }
 
     pub fn contains(&self, pid: u32) -> bool {
-        self.0.binary_search(&pid).is_ok()
+        self.bits
+            .get(pid as usize / 64)
+            .is_some_and(|w| w >> (pid % 64) & 1 == 1)
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
 }
 
 impl FromIterator<u32> for LivePids {
     fn from_iter<I: IntoIterator<Item = u32>>(iter: I) -> Self {
-        let mut v: Vec<u32> = iter.into_iter().collect();
-        v.sort_unstable();
-        v.dedup();
-        Self(v)
+        let mut live = Self::default();
+        for pid in iter {
+            let word = pid as usize / 64;
+            if word >= live.bits.len() {
+                live.bits.resize(word + 1, 0);
+            }
+            let bit = 1 << (pid % 64);
+            if live.bits[word] & bit == 0 {
+                live.bits[word] |= bit;
+                live.len += 1;
+            }
+        }
+        live
     }
 }
 
 fn sum_cpus(pid: u32, per_cpu: &[ProcCounters], reclaimed: bool) -> ProcSample {
-    let (bytes, comm) = sum_per_cpu(per_cpu);
+    let (bytes, comm) = sum_counters(per_cpu);
     ProcSample {
         pid,
-        comm,
+        comm: Comm::from_kernel(comm),
         bytes,
         reclaimed,
     }
@@ -354,6 +382,12 @@ fn sum_cpus(pid: u32, per_cpu: &[ProcCounters], reclaimed: bool) -> ProcSample {
 /// of `ProcCounters` values is read this way): the kernel writes a name at key
 /// creation and at each rename, each time on the CPU it runs on.
 pub(crate) fn sum_per_cpu(per_cpu: &[ProcCounters]) -> (Bytes, String) {
+    let (bytes, comm) = sum_counters(per_cpu);
+    (bytes, comm_to_string(comm))
+}
+
+/// [`sum_per_cpu`] with the name as the kernel's bytes.
+fn sum_counters(per_cpu: &[ProcCounters]) -> (Bytes, &[u8]) {
     let mut bytes = Bytes::default();
     let mut newest: Option<&ProcCounters> = None;
     for c in per_cpu {
@@ -363,7 +397,7 @@ pub(crate) fn sum_per_cpu(per_cpu: &[ProcCounters]) -> (Bytes, String) {
             newest = Some(c);
         }
     }
-    (bytes, comm_to_string(newest.map_or(&[], |c| &c.comm[..])))
+    (bytes, newest.map_or(&[], |c| &c.comm[..]))
 }
 
 /// The NUL-padded kernel name as text (lossy: names are bytes, not UTF-8).
@@ -430,6 +464,8 @@ mod tests {
         assert_eq!(live.len(), 4);
         assert!(live.contains(1) && live.contains(7) && live.contains(4_000_000));
         assert!(!live.contains(0) && !live.contains(8));
+        assert!(!live.contains(4_000_001) && !live.contains(u32::MAX));
+        assert!(LivePids::default().is_empty() && !LivePids::default().contains(0));
     }
 
     #[test]

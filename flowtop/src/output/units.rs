@@ -53,10 +53,7 @@ impl Units {
     pub fn push_amount(self, out: &mut String, bytes: u64) {
         match self {
             Units::Kb => push_kb(out, bytes),
-            Units::Bytes => {
-                use std::fmt::Write as _;
-                let _ = write!(out, "{bytes}");
-            }
+            Units::Bytes => push_u64(out, bytes),
             Units::Human => out.push_str(&human(bytes as f64)),
         }
     }
@@ -92,28 +89,73 @@ pub fn kb(bytes: f64) -> String {
 /// that `f64` is `bytes` rounded to 53 bits (an integer, exact in `u128`), and
 /// dividing by 1024 is exact, so tenths rounded half to even give the same digits.
 pub fn push_kb(out: &mut String, bytes: u64) {
-    let exact = (bytes as f64) as u128;
+    let mut buf = [0; 24];
+    let at = put_kb(&mut buf, 24, bytes);
+    push_ascii(out, &buf[at..]);
+}
+
+/// [`push_kb`]'s text written into `buf` to end at `end`; returns where it starts.
+pub fn put_kb(buf: &mut [u8], end: usize, bytes: u64) -> usize {
+    let tenths = kb_tenths(bytes);
+    buf[end - 1] = b'0' + (tenths % 10) as u8;
+    buf[end - 2] = b'.';
+    put_u64(buf, end - 2, tenths / 10)
+}
+
+/// Characters [`push_kb`] writes for `bytes`.
+pub fn kb_width(bytes: u64) -> usize {
+    digits(kb_tenths(bytes) / 10) + 2
+}
+
+/// `bytes / 1024` in tenths, rounded as [`push_kb`] explains.
+fn kb_tenths(bytes: u64) -> u64 {
+    // The f64 `bytes` becomes: the same integer below 2^53.
+    let exact = if bytes < 1 << 53 {
+        u128::from(bytes)
+    } else {
+        (bytes as f64) as u128
+    };
     let scaled = exact * 10;
-    let (mut tenths, rem) = (scaled / 1024, scaled % 1024);
+    // Below 2^64 * 10 / 1024: a u64, whose digits cost no 128-bit divisions.
+    let (tenths, rem) = ((scaled >> 10) as u64, scaled as u64 & 1023);
     if rem > 512 || (rem == 512 && tenths % 2 == 1) {
-        tenths += 1;
+        tenths + 1
+    } else {
+        tenths
     }
-    let mut buf = [0u8; 48];
-    let mut at = buf.len() - 1;
-    buf[at] = b'0' + (tenths % 10) as u8;
-    at -= 1;
-    buf[at] = b'.';
-    let mut whole = tenths / 10;
+}
+
+/// `n` in decimal, appended to `out` (what `write!(out, "{n}")` writes, without the
+/// formatting machinery: the table writes several per row).
+pub fn push_u64(out: &mut String, n: u64) {
+    let mut buf = [0; 20];
+    let at = put_u64(&mut buf, 20, n);
+    push_ascii(out, &buf[at..]);
+}
+
+/// `n` in decimal written into `buf` to end at `end`; returns where it starts.
+pub fn put_u64(buf: &mut [u8], end: usize, mut n: u64) -> usize {
+    let mut at = end;
     loop {
         at -= 1;
-        buf[at] = b'0' + (whole % 10) as u8;
-        whole /= 10;
-        if whole == 0 {
-            break;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return at;
         }
     }
-    // ASCII digits and a dot.
-    out.push_str(std::str::from_utf8(&buf[at..]).expect("ASCII"));
+}
+
+/// Appends bytes that the callers here made ASCII (digits, `.`, spaces).
+pub fn push_ascii(out: &mut String, ascii: &[u8]) {
+    debug_assert!(ascii.is_ascii());
+    // SAFETY: ASCII is UTF-8; every caller writes only ASCII bytes.
+    out.push_str(unsafe { std::str::from_utf8_unchecked(ascii) });
+}
+
+/// Decimal digits of `n` (what [`push_u64`] writes).
+pub fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 const HUMAN_UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
@@ -171,11 +213,33 @@ mod tests {
         let ties = (0..2000u64).map(|k| 256 + 512 * k);
         for b in (0..300_000).chain(big).chain(ties) {
             assert_eq!(int(b), format!("x{}", float(b)), "{b} bytes");
+            assert_eq!(kb_width(b), float(b).len(), "{b} bytes");
             assert_eq!(Units::Kb.amount(b), float(b), "{b} bytes");
         }
     }
 
     use super::*;
+
+    #[test]
+    fn push_u64_writes_what_display_writes() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            4_194_304,
+            u64::MAX / 10,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            let mut s = String::from("x");
+            push_u64(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+            assert_eq!(digits(n), s.len() - 1);
+        }
+    }
 
     #[test]
     fn kb_keeps_small_counts_visible() {
