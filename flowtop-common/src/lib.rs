@@ -215,7 +215,7 @@ pub struct Unrecorded {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: plain-old-data, `#[repr(C)]`, no padding (u64, u64, [u8; 16]).
+    // SAFETY: plain-old-data, `#[repr(C)]`, no padding (u64, u64, u64, [u8; 16]).
     unsafe impl aya::Pod for super::ProcCounters {}
     // SAFETY: plain-old-data, `#[repr(C)]`, two u64.
     unsafe impl aya::Pod for super::Unrecorded {}
@@ -229,7 +229,7 @@ mod tests {
 
     #[test]
     fn layouts_have_no_implicit_padding() {
-        assert_eq!(core::mem::size_of::<ProcCounters>(), 8 + 8 + COMM_LEN);
+        assert_eq!(core::mem::size_of::<ProcCounters>(), 8 + 8 + 8 + COMM_LEN);
         assert_eq!(core::mem::size_of::<Unrecorded>(), 16);
         assert_eq!(
             core::mem::size_of::<FlowKey>(),

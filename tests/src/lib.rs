@@ -666,6 +666,9 @@ pub struct Expect {
     pub pid: u32,
     /// Every row of this PID must carry this name (None: not checked).
     pub comm: Option<String>,
+    /// The process renamed itself from this name to `comm` while moving bytes:
+    /// rows up to the rename may carry it, every later row must carry `comm`.
+    pub renamed_from: Option<String>,
     pub rx: u64,
     pub tx: u64,
 }
@@ -676,6 +679,7 @@ impl Expect {
             role: role.into(),
             pid: t.pid,
             comm: Some(t.comm.clone()),
+            renamed_from: None,
             rx: t.rx_bytes,
             tx: t.tx_bytes,
         }
@@ -811,7 +815,12 @@ pub fn check(
             ));
         }
         if let Some(c) = &e.comm {
-            if r.comms.iter().any(|rc| rc != c) {
+            // Names in order of appearance: [comm], or [renamed_from, comm].
+            let allowed = match &e.renamed_from {
+                Some(old) => r.comms == [c.clone()] || r.comms == [old.clone(), c.clone()],
+                None => r.comms.iter().all(|rc| rc == c),
+            };
+            if !allowed {
                 why.push(format!(
                     "{} pid {}: expected comm {c:?}, rows carry {:?}",
                     e.role, e.pid, r.comms
@@ -888,6 +897,14 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "sendfile",
         traffic: sendfile,
+    },
+    Scenario {
+        name: "prctl_rename",
+        traffic: prctl_rename,
+    },
+    Scenario {
+        name: "exec_rename",
+        traffic: exec_rename,
     },
 ];
 
@@ -1015,6 +1032,7 @@ fn short_child(ctx: &Ctx) -> Result<Vec<Expect>> {
             role: "parent".into(),
             pid: parent,
             comm: None,
+            renamed_from: None,
             rx: 0,
             tx: 0,
         },
@@ -1057,6 +1075,38 @@ fn sendfile(ctx: &Ctx) -> Result<Vec<Expect>> {
         Expect::from_truth("sendfile", &src),
         Expect::from_truth("receiver", &sink),
     ])
+}
+
+/// A sender that renames itself half-way (`trafficgen renamed`): its bytes stay one
+/// process's, and the rows after the rename carry the new name.
+fn renamed(ctx: &Ctx, bytes: u64, how: &str, before: &str) -> Result<Vec<Expect>> {
+    let (src, sink) = sink_and_source(
+        ctx,
+        &["tcp-sink", "--conns", "2"],
+        "127.0.0.1",
+        &args(&["renamed", &bytes.to_string(), how, "--name", before]),
+    )?;
+    ensure!(
+        src.tx_bytes == bytes && sink.rx_bytes == bytes && src.comm != before,
+        "generator moved {src:?} / {sink:?}"
+    );
+    Ok(vec![
+        Expect {
+            renamed_from: Some(before.into()),
+            ..Expect::from_truth("renamed", &src)
+        },
+        Expect::from_truth("receiver", &sink),
+    ])
+}
+
+/// `prctl(PR_SET_NAME)` half-way.
+fn prctl_rename(ctx: &Ctx) -> Result<Vec<Expect>> {
+    renamed(ctx, ctx.bytes / 2 + 1_109, "prctl:ft-renamed", "ft-prename")
+}
+
+/// exec half-way: the same PID continues as `trafficgen`.
+fn exec_rename(ctx: &Ctx) -> Result<Vec<Expect>> {
+    renamed(ctx, ctx.bytes / 2 + 1_201, "exec", "ft-preexec")
 }
 
 /// Runs `f`, then stops flowtop and checks; a harness error becomes a FAIL.

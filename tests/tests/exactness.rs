@@ -62,6 +62,16 @@ fn sendfile_to_a_tcp_socket_is_counted() {
 }
 
 #[test]
+fn a_process_renamed_by_prctl_shows_its_new_name() {
+    run("prctl_rename");
+}
+
+#[test]
+fn a_process_that_execs_shows_the_new_programs_name() {
+    run("exec_rename");
+}
+
+#[test]
 fn pid_filter_shows_only_that_process() {
     assert_pass(&pid_filter(&ctx()));
 }

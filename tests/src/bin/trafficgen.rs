@@ -40,6 +40,11 @@ Modes (ADDR is 127.0.0.1 or ::1; TARGET is HOST:PORT, e.g. 127.0.0.1:4000 or [::
                             ft-short), sends BYTES and exits; the child prints the
                             ground truth (with parent_pid); the parent waits for it
   steady TARGET SECS        send for SECS seconds (fractions allowed) at --rate
+  renamed TARGET BYTES HOW  send half of BYTES on one connection, rename, send the
+                            rest on a second: HOW is `prctl:NAME` (PR_SET_NAME) or
+                            `exec` (execve of this program, which then sends the
+                            rest as `tcp-source --prior-tx HALF`: the name becomes
+                            the program's file name); truth: both halves, new name
   conns BYTES               one process, several connections at once: TCP over
                             127.0.0.1 and over ::1 (each client sends about BYTES,
                             its server answers about BYTES/4; both open together,
@@ -60,6 +65,7 @@ Options:
   --dgram N         UDP payload per datagram (default 1200)
   --rate N          steady: bytes per second (default 1048576)
   --idle-ms N       udp-recv: give up after N ms without a datagram (default 10000)
+  --prior-tx N      add N to the ground truth's tx (bytes this PID sent before an exec)
 ";
 
 static GO: AtomicBool = AtomicBool::new(false);
@@ -74,6 +80,7 @@ struct Opts {
     dgram: usize,
     rate: u64,
     idle_ms: u64,
+    prior_tx: u64,
     mode: String,
     args: Vec<String>,
 }
@@ -88,6 +95,7 @@ fn parse_args(argv: &[String]) -> Result<Opts, String> {
         dgram: 1200,
         rate: 1 << 20,
         idle_ms: 10_000,
+        prior_tx: 0,
         mode: String::new(),
         args: Vec::new(),
     };
@@ -108,6 +116,7 @@ fn parse_args(argv: &[String]) -> Result<Opts, String> {
             "--dgram" => o.dgram = num(&value(a)?, a)?,
             "--rate" => o.rate = num(&value(a)?, a)?,
             "--idle-ms" => o.idle_ms = num(&value(a)?, a)?,
+            "--prior-tx" => o.prior_tx = num(&value(a)?, a)?,
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => positional.push(a.clone()),
@@ -203,9 +212,16 @@ fn run(o: &Opts) -> io::Result<()> {
                 .map_err(|_| invalid(format!("not seconds: {:?}", o.args[1])))?;
             steady(o, &target(arg(0)?)?, Duration::from_secs_f64(secs))?
         }
+        "renamed" => renamed(o, arg(0)?, bytes_arg(1)?, arg(2)?)?,
         m => return Err(invalid(format!("unknown mode {m:?}"))),
     };
-    print_truth(moved, None)
+    print_truth(
+        Moved {
+            tx: moved.tx + o.prior_tx,
+            ..moved
+        },
+        None,
+    )
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -428,6 +444,48 @@ fn tcp_source(o: &Opts, to: &SocketAddr, bytes: u64) -> io::Result<Moved> {
     let tx = send_all(&s, bytes, o.chunk)?;
     finish(s)?;
     Ok(Moved { rx: 0, tx })
+}
+
+/// Sends under one name, renames the process, sends the rest under the new one.
+fn renamed(o: &Opts, to_arg: &str, bytes: u64, how: &str) -> io::Result<Moved> {
+    let to = target(to_arg)?;
+    let half = bytes / 2;
+    let s = TcpStream::connect(to)?;
+    ready(o, None)?;
+    let first = send_all(&s, half, o.chunk)?;
+    finish(s)?;
+    if how == "exec" {
+        let exe = std::env::current_exe()?;
+        let argv: Vec<CString> = [
+            exe.to_string_lossy().into_owned(),
+            "--prior-tx".into(),
+            first.to_string(),
+            "--chunk".into(),
+            o.chunk.to_string(),
+            "tcp-source".into(),
+            to_arg.into(),
+            (bytes - first).to_string(),
+        ]
+        .into_iter()
+        .map(|a| CString::new(a).map_err(|_| invalid("NUL in an argument".into())))
+        .collect::<io::Result<_>>()?;
+        let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+        ptrs.push(std::ptr::null());
+        // SAFETY: NUL-terminated strings and a null-terminated array, alive for the call.
+        unsafe { libc::execv(ptrs[0], ptrs.as_ptr()) };
+        return Err(io::Error::last_os_error());
+    }
+    let name = how
+        .strip_prefix("prctl:")
+        .ok_or_else(|| invalid(format!("renamed: HOW is prctl:NAME or exec, not {how:?}")))?;
+    set_process_name(name)?;
+    let s = TcpStream::connect(to)?;
+    let rest = send_all(&s, bytes - first, o.chunk)?;
+    finish(s)?;
+    Ok(Moved {
+        rx: 0,
+        tx: first + rest,
+    })
 }
 
 fn threads(o: &Opts, to: &SocketAddr, bytes: u64, n: u64) -> io::Result<Moved> {
