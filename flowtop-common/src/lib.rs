@@ -22,6 +22,8 @@ pub const DEFAULT_MAX_ENTRIES: u32 = 16384;
 pub const MAP_IN_FLIGHT: &str = "IN_FLIGHT";
 /// Capacity of [`MAP_IN_FLIGHT`]: threads inside a send/receive at the same moment.
 pub const IN_FLIGHT_MAX: u32 = 65536;
+/// Threads whose datagram peer can be in flight at once (`--by conn`, kernel side).
+pub const UDP_PEERS_MAX: u32 = 4096;
 /// Per-CPU hash: [`FlowKey`] -> [`ProcCounters`], written only when `FLOW_MODE` != 0
 /// (`--by conn`, `--by cgroup`), so `--by pid` pays nothing for it.
 pub const MAP_FLOW_BYTES: &str = "FLOW_BYTES";
@@ -123,6 +125,15 @@ pub mod programs {
     pub const RAW_TP_TASK_RENAME: &str = "raw_tp_task_rename";
     /// The tracepoint it attaches to.
     pub const TASK_RENAME: &str = "task_rename";
+
+    /// `--by conn`, every family: cgroup sock_addr programs that note the peer of each
+    /// datagram of an unconnected UDP socket (`sendto`/`recvfrom` addresses).
+    pub const UDP_PEER: [&str; 4] = [
+        "udp_sendmsg4",
+        "udp_sendmsg6",
+        "udp_recvmsg4",
+        "udp_recvmsg6",
+    ];
 
     /// kprobe family: entry and return programs, each attached to several functions.
     pub const KPROBE_SEND: &str = "kprobe_send";

@@ -7,13 +7,18 @@ use aya_ebpf::{
 };
 use flowtop_common::{
     flow_mode,
-    net::{is_counted, IPPROTO_MPTCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, MSG_PEEK},
+    net::{
+        is_counted, AF_INET, AF_INET6, IPPROTO_MPTCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE,
+        MSG_PEEK,
+    },
     proto_filter, FlowKey, ProcCounters, COMM_LEN, UNRECORDED_FLOW, UNRECORDED_PROC,
 };
 
 use crate::{
     kernel::{process_comm, sock_endpoints},
+    maps::UdpPeer,
     maps::{FILTER_CGROUP, FILTER_PIDS, FLOW_BYTES, PROC_BYTES, PROC_INSERTS, UNRECORDED},
+    udp_peer,
 };
 
 // Filters and modes, fixed at load time: the verifier prunes the branches of the
@@ -127,6 +132,11 @@ fn account_flow(
         if sock_endpoints(sk, family, &mut with_addrs).is_some() {
             key = with_addrs;
         }
+        if mode & flow_mode::CONN != 0 && (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE) {
+            if let Some(peer) = udp_peer::take(pid_tgid, dir, key.lport) {
+                set_remote(&mut key, &peer);
+            }
+        }
         let port = FILTER_PORT.load();
         if port != 0 && port != key.lport && port != key.rport {
             return;
@@ -153,6 +163,25 @@ fn account_flow(
         key.cgroup = unsafe { bpf_get_current_cgroup_id() };
     }
     add_bytes(&FLOW_BYTES, &key, bytes, dir, pid_tgid, UNRECORDED_FLOW);
+}
+
+/// The datagram's peer as the remote end. A dual-stack socket talking IPv4
+/// (`::ffff:a.b.c.d`) stays IPv4, as `sock_endpoints` stores connected ones.
+#[inline(always)]
+fn set_remote(key: &mut FlowKey, peer: &UdpPeer) {
+    const MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+    let local_v4able = key.laddr == [0; 16] || key.laddr[..12] == MAPPED;
+    key.rport = peer.port;
+    if peer.family == AF_INET6 && peer.addr[..12] == MAPPED && local_v4able {
+        let local = [key.laddr[12], key.laddr[13], key.laddr[14], key.laddr[15]];
+        key.family = AF_INET;
+        key.laddr = [0; 16];
+        key.laddr[..4].copy_from_slice(&local);
+        key.raddr = [0; 16];
+        key.raddr[..4].copy_from_slice(&peer.addr[12..]);
+    } else {
+        key.raddr = peer.addr;
+    }
 }
 
 /// Task names compared as two u64 (no memcmp in eBPF).

@@ -13,6 +13,7 @@ mod kprobe;
 mod maps;
 mod rename;
 mod tracepoint;
+mod udp_peer;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -1,10 +1,11 @@
 //! The maps userspace reads. Sizes here are defaults; the loader resizes them.
 use aya_ebpf::{
     macros::map,
-    maps::{CgroupArray, HashMap, PerCpuArray, PerCpuHashMap},
+    maps::{CgroupArray, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use flowtop_common::{
     FlowKey, ProcCounters, Unrecorded, DEFAULT_MAX_ENTRIES, IN_FLIGHT_MAX, MAX_FILTER_PIDS,
+    UDP_PEERS_MAX,
 };
 
 /// Cumulative bytes per thread-group id. Per-CPU, so the hot path needs no atomics,
@@ -52,3 +53,24 @@ pub static IN_FLIGHT: HashMap<u64, InFlight> = HashMap::with_max_entries(IN_FLIG
 /// `FLOW_BYTES`); occupancy = inserts - userspace deletes.
 #[map(name = "PROC_INSERTS")]
 pub static PROC_INSERTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+
+/// The address of one datagram's peer, noted by `udp_peer`'s cgroup programs.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct UdpPeer {
+    /// `AF_INET` (address in the first 4 bytes) or `AF_INET6`.
+    pub family: u16,
+    /// `Direction as u16`: the send or receive it was noted for.
+    pub dir: u16,
+    /// Peer port, host order.
+    pub port: u16,
+    /// The socket's local port, host order: ties the note to one socket.
+    pub lport: u16,
+    /// Peer address, network order.
+    pub addr: [u8; 16],
+}
+
+/// Thread (pid_tgid) -> the peer of its datagram in flight (`--by conn` only). LRU:
+/// a note nobody took (an event the filters dropped) is evicted, never piles up.
+#[map(name = "UDP_PEERS")]
+pub static UDP_PEERS: LruHashMap<u64, UdpPeer> = LruHashMap::with_max_entries(UDP_PEERS_MAX, 0);

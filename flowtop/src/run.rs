@@ -15,6 +15,7 @@ use tokio::{
 use crate::{
     cli::Cli,
     collect::{
+        aggregate::GroupBy,
         collector::{Collector, Interval},
         exporter::ExportReader,
     },
@@ -25,6 +26,7 @@ use crate::{
         detect::KernelFacts,
         load::{attach_first, Attached, LoadConfig},
         select::{plan, Facts},
+        udp_peer,
     },
     serve::{
         self,
@@ -58,6 +60,14 @@ pub fn run(cli: &Cli) -> Result<()> {
         },
     )?;
     filters.fill_maps(&mut attached.ebpf)?;
+    if cli.by == GroupBy::Conn {
+        if let Err(e) = udp_peer::attach(&mut attached.ebpf) {
+            log::info!(
+                "datagrams of unconnected UDP sockets show remote '*': no per-datagram \
+                 peers ({e:#})"
+            );
+        }
+    }
     if let Some(listener) = listener {
         return serve(cli, listener, attached);
     }

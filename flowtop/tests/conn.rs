@@ -467,9 +467,10 @@ fn expected_conns(p: Ports, client_ports: &[u16; 4]) -> HashMap<ConnId, (u64, u6
     };
     pair("tcp", "127.0.0.1", p.tcp4, client_ports[0], TCP4, true);
     pair("tcp", "::1", p.tcp6, client_ports[1], TCP6, true);
-    // The UDP server is not connected: these hooks do not see each datagram's peer.
-    pair("udp", "127.0.0.1", p.udp4, client_ports[2], UDP4, false);
-    pair("udp", "::1", p.udp6, client_ports[3], UDP6, false);
+    // The UDP server is not connected: its rows name the peer of each datagram (the
+    // one client), from flowtop's cgroup sendmsg/recvmsg programs.
+    pair("udp", "127.0.0.1", p.udp4, client_ports[2], UDP4, true);
+    pair("udp", "::1", p.udp6, client_ports[3], UDP6, true);
     m
 }
 

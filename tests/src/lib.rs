@@ -1412,7 +1412,7 @@ pub fn conn_scenarios(ctx: &Ctx) -> Vec<ScenarioResult> {
 
 /// `run`'s `--by conn` rows of `pid` must be exactly the socket ends `want`: the same
 /// set, and per end the exact bytes. A connected end's rows must all name its peer;
-/// an unconnected end's rows name no remote, or the one peer it talked to.
+/// an unconnected end's rows name the peer it talked to (per datagram).
 pub fn check_conns(name: &str, pid: u32, want: &[ConnTruth], run: &FlowtopRun) -> ScenarioResult {
     let mut why = run.problems();
     // Per end: summed bytes and every remote its rows named.
@@ -1499,8 +1499,10 @@ pub fn check_conns(name: &str, pid: u32, want: &[ConnTruth], run: &FlowtopRun) -
             // Connected: its peer, always.
             (Some((a, p)), Some((ra, rp))) => a == ra && p == *rp,
             (Some(_), None) => false,
-            // Unconnected: no remote, or the peer that talked to it.
-            (None, None) => true,
+            // Unconnected: the peer each datagram came from or went to (flowtop's
+            // cgroup sendmsg/recvmsg programs), never `*`: trafficgen's unconnected
+            // server passes an address to every sendto/recvfrom.
+            (None, None) => false,
             (None, Some((ra, rp))) => want.iter().any(|o| {
                 o.proto == w.proto && o.laddr == *ra && o.lport == *rp && o.rport == Some(w.lport)
             }),
