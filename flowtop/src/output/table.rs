@@ -8,7 +8,7 @@
 //! their minimum, the widest first, then whole columns are dropped from the right
 //! (a cut number would be misleading; the columns that say what a row is stay), and
 //! only a terminal narrower than those cuts lines.
-use std::io;
+use std::{io, time::SystemTime};
 
 use super::{
     columns::{table_columns, Align, Column, Fit, Shrink, Stage, Value},
@@ -40,6 +40,8 @@ pub struct TablePrinter<W> {
     printed: u64,
     /// Reused between intervals: text not yet written.
     text: String,
+    /// Reused between intervals: the cells kept from the width pass.
+    kept: Kept,
 }
 
 impl<W: io::Write> TablePrinter<W> {
@@ -61,6 +63,7 @@ impl<W: io::Write> TablePrinter<W> {
             content,
             printed: 0,
             text: String::new(),
+            kept: Kept::default(),
         }
     }
 
@@ -119,15 +122,27 @@ impl<W: io::Write> FramePrinter for TablePrinter<W> {
             }
         }
         let opts = &self.opts;
-        // Two passes over the rows: the widths first (counted, not formatted, for
-        // most cells), then each line formatted once and written in pieces. No
-        // buffer grows with the number of rows.
+        // Two passes over the rows: the widths first, then each line formatted once
+        // and written in pieces. Most cells are only counted in the first pass (no
+        // buffer grows with the rows); those that cost a formatting (rates, human
+        // units, addresses) are formatted there once and kept for the second.
         let ncols = self.columns.len();
         let nrows = frame.rows.len();
+        let cells = Cells::new(opts.units, stamp.at);
+        let counted: Vec<bool> = self.columns.iter().map(|c| cells.counted(*c)).collect();
+        let mut kept = std::mem::take(&mut self.kept);
+        kept.clear();
         let mut scratch = String::new();
         for ctx in frame.contexts(opts.by, stamp) {
-            for (c, w) in self.columns.iter().zip(self.content.iter_mut()) {
-                *w = (*w).max(cell_width(opts.units, c.value(&ctx), &mut scratch));
+            for (i, c) in self.columns.iter().enumerate() {
+                // The value is made in each branch, right where it is passed: made
+                // once before the branch, it went through the stack (~5 ms a 100k rows).
+                let w = if counted[i] {
+                    cells.width(c.value(&ctx), &mut scratch)
+                } else {
+                    kept.push(&cells, c.value(&ctx))
+                };
+                self.content[i] = self.content[i].max(w);
             }
         }
         for (w, c) in self.widths.iter_mut().zip(&self.content) {
@@ -182,6 +197,7 @@ impl<W: io::Write> FramePrinter for TablePrinter<W> {
             && layout.widths == self.widths
             && opts.width.is_none_or(|l| layout.total() <= l);
         let mut ends = vec![0; ncols];
+        let mut next_kept = 0;
         for ctx in frame.contexts(opts.by, stamp).take(shown) {
             if fits {
                 let start = text.len();
@@ -190,26 +206,36 @@ impl<W: io::Write> FramePrinter for TablePrinter<W> {
                         text.push(' ');
                     }
                     let (w, align) = (layout.widths[i], self.fits[i].align);
+                    if !counted[i] {
+                        let cell = kept.cell(next_kept);
+                        next_kept += 1;
+                        push_aligned(&mut text, cell, width_of(cell), w, align);
+                        continue;
+                    }
                     let value = c.value(&ctx);
-                    if push_padded_number(&mut text, opts.units, &value, w, align) {
+                    if cells.push_padded_number(&mut text, &value, w, align) {
                         continue;
                     }
                     if align == Align::Left {
-                        let width = push_cell(&mut text, opts.units, value);
+                        let width = cells.push(&mut text, value);
                         push_spaces(&mut text, w.saturating_sub(width));
                     } else {
                         scratch.clear();
-                        let width = push_cell(&mut scratch, opts.units, value);
-                        push_spaces(&mut text, w.saturating_sub(width));
-                        text.push_str(&scratch);
+                        let width = cells.push(&mut scratch, value);
+                        push_aligned(&mut text, &scratch, width, w, align);
                     }
                 }
                 let kept = text[start..].trim_end().len();
                 text.truncate(start + kept);
             } else {
                 scratch.clear();
-                for (c, end) in self.columns.iter().zip(ends.iter_mut()) {
-                    push_cell(&mut scratch, opts.units, c.value(&ctx));
+                for (i, (c, end)) in self.columns.iter().zip(ends.iter_mut()).enumerate() {
+                    if counted[i] {
+                        cells.push(&mut scratch, c.value(&ctx));
+                    } else {
+                        scratch.push_str(kept.cell(next_kept));
+                        next_kept += 1;
+                    }
                     *end = scratch.len();
                 }
                 let cell = |i: usize| &scratch[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
@@ -234,84 +260,144 @@ impl<W: io::Write> FramePrinter for TablePrinter<W> {
         self.printed += 1;
         let written = self.out.write_all(text.as_bytes());
         self.text = text;
+        self.kept = kept;
         written
     }
 }
 
-/// One cell's text appended to `out`: control characters in names shown as `?`.
-/// Returns its display width (every value but text is ASCII).
-fn push_cell(out: &mut String, units: super::Units, value: Value<'_>) -> usize {
-    use std::fmt::Write as _;
-    let start = out.len();
-    match value {
-        // Names are nearly always printable ASCII: copied as they are.
-        Value::Text(s) if s.bytes().all(|b| (b' '..=b'~').contains(&b)) => out.push_str(&s),
-        Value::Text(s) => {
-            out.extend(s.chars().map(|c| if c.is_control() { '?' } else { c }));
-            return width_of(&out[start..]);
-        }
-        Value::Int(n) => super::units::push_u64(out, n),
-        Value::Bytes(b) => units.push_amount(out, b),
-        Value::Rate(r) => out.push_str(&units.rate(r)),
-        Value::Seconds(s) => {
-            let _ = write!(out, "{s:.3}");
-        }
-        Value::Time(t) => out.push_str(&local_hms(t)),
-        Value::Null => out.push('-'),
-    }
-    out.len() - start
-}
-
-/// An integer, or an amount in KB or bytes, padded to `width` as the line does, in
-/// one piece (the PID and the amounts are most of a row, and every separate small
-/// copy is a call); false, having written nothing, for other values.
-fn push_padded_number(
-    out: &mut String,
+/// How this interval's cells are written: `--units`, and the TIME text made once
+/// (every row of an interval has the same).
+struct Cells {
     units: super::Units,
-    value: &Value<'_>,
-    width: usize,
-    align: Align,
-) -> bool {
-    use super::units::{digits, kb_width, push_ascii, put_kb, put_u64, Units};
-    const MAX: usize = 48;
-    let (n, kb) = match (value, units) {
-        (Value::Int(n), _) | (Value::Bytes(n), Units::Bytes) => (*n, false),
-        (Value::Bytes(n), Units::Kb) => (*n, true),
-        _ => return false,
-    };
-    let len = if kb { kb_width(n) } else { digits(n) };
-    if width > MAX || len > width {
-        return false;
-    }
-    let mut buf = [b' '; MAX];
-    let end = match align {
-        Align::Left => len,
-        Align::Right => width,
-    };
-    if kb {
-        put_kb(&mut buf, end, n);
-    } else {
-        put_u64(&mut buf, end, n);
-    }
-    push_ascii(out, &buf[..width]);
-    true
+    at: SystemTime,
+    hms: String,
 }
 
-/// The display width of [`push_cell`]'s text for `value`; counted without
-/// formatting for names, integers and amounts in KB or bytes (`scratch` is for the
-/// rest).
-fn cell_width(units: super::Units, value: Value<'_>, scratch: &mut String) -> usize {
-    use super::units::{digits, kb_width, Units};
-    match (value, units) {
-        // A control character becomes one `?`: the same count of chars.
-        (Value::Text(s), _) => width_of(&s),
-        (Value::Int(n), _) | (Value::Bytes(n), Units::Bytes) => digits(n),
-        (Value::Bytes(b), Units::Kb) => kb_width(b),
-        (Value::Null, _) => 1,
-        (value, _) => {
-            scratch.clear();
-            push_cell(scratch, units, value)
+impl Cells {
+    fn new(units: super::Units, at: SystemTime) -> Self {
+        Self {
+            units,
+            at,
+            hms: local_hms(at),
         }
+    }
+
+    /// Whether the width pass only counts this column's cells, to format them in the
+    /// line pass; the others' text costs a formatting, done once and kept. Either
+    /// way the text is the same.
+    fn counted(&self, column: Column) -> bool {
+        use Column::*;
+        match column {
+            Rx | Tx | RxTotal | TxTotal | Total => self.units != super::Units::Human,
+            Time | Interval | Pid | Nspid | Comm | Cgroup | Processes | Lport | Rport | By
+            | Family => true,
+            Seconds | RxRate | TxRate | Proto | Laddr | Raddr | Local | Remote => false,
+        }
+    }
+
+    /// One cell's text appended to `out`: control characters in names shown as `?`.
+    /// Returns its display width (every value but text is ASCII).
+    fn push(&self, out: &mut String, value: Value<'_>) -> usize {
+        use std::fmt::Write as _;
+        let start = out.len();
+        match value {
+            // Names are nearly always printable ASCII: copied as they are.
+            Value::Text(s) if s.bytes().all(|b| (b' '..=b'~').contains(&b)) => out.push_str(&s),
+            Value::Text(s) => {
+                out.extend(s.chars().map(|c| if c.is_control() { '?' } else { c }));
+                return width_of(&out[start..]);
+            }
+            Value::Int(n) => super::units::push_u64(out, n),
+            Value::Bytes(b) => self.units.push_amount(out, b),
+            Value::Rate(r) => out.push_str(&self.units.rate(r)),
+            Value::Seconds(s) => {
+                let _ = write!(out, "{s:.3}");
+            }
+            Value::Time(t) if t == self.at => out.push_str(&self.hms),
+            Value::Time(t) => out.push_str(&local_hms(t)),
+            Value::Null => out.push('-'),
+        }
+        out.len() - start
+    }
+
+    /// An integer, or an amount in KB or bytes, padded to `width` as the line does,
+    /// in one piece (the PID and the amounts are most of a row, and every separate
+    /// small copy is a call); false, having written nothing, for other values.
+    fn push_padded_number(
+        &self,
+        out: &mut String,
+        value: &Value<'_>,
+        width: usize,
+        align: Align,
+    ) -> bool {
+        use super::units::{digits, kb_width, push_ascii, put_kb, put_u64, Units};
+        const MAX: usize = 48;
+        let (n, kb) = match (value, self.units) {
+            (Value::Int(n), _) | (Value::Bytes(n), Units::Bytes) => (*n, false),
+            (Value::Bytes(n), Units::Kb) => (*n, true),
+            _ => return false,
+        };
+        let len = if kb { kb_width(n) } else { digits(n) };
+        if width > MAX || len > width {
+            return false;
+        }
+        let mut buf = [b' '; MAX];
+        let end = match align {
+            Align::Left => len,
+            Align::Right => width,
+        };
+        if kb {
+            put_kb(&mut buf, end, n);
+        } else {
+            put_u64(&mut buf, end, n);
+        }
+        push_ascii(out, &buf[..width]);
+        true
+    }
+
+    /// The display width of [`push`](Self::push)'s text for `value`; counted
+    /// without formatting for names, integers and amounts in KB or bytes (`scratch`
+    /// is for the rest).
+    fn width(&self, value: Value<'_>, scratch: &mut String) -> usize {
+        use super::units::{digits, kb_width, Units};
+        match (value, self.units) {
+            // A control character becomes one `?`: the same count of chars.
+            (Value::Text(s), _) => width_of(&s),
+            (Value::Int(n), _) | (Value::Bytes(n), Units::Bytes) => digits(n),
+            (Value::Bytes(b), Units::Kb) => kb_width(b),
+            (Value::Null, _) => 1,
+            (value, _) => {
+                scratch.clear();
+                self.push(scratch, value)
+            }
+        }
+    }
+}
+
+/// Cells formatted in the width pass, in row order, for the line pass.
+#[derive(Default)]
+struct Kept {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Kept {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// Formats and keeps one cell; returns its width.
+    fn push(&mut self, cells: &Cells, value: Value<'_>) -> usize {
+        let width = cells.push(&mut self.text, value);
+        self.ends.push(self.text.len());
+        width
+    }
+
+    /// The `k`th cell kept.
+    fn cell(&self, k: usize) -> &str {
+        let start = if k == 0 { 0 } else { self.ends[k - 1] };
+        &self.text[start..self.ends[k]]
     }
 }
 
@@ -435,17 +521,7 @@ impl Layout {
             let w = self.widths[i];
             let how = self.fits[i].shrink.map_or(Shrink::KeepStart, |(s, _)| s);
             let cell = truncate_cow(cell(i), w, how);
-            let pad = w.saturating_sub(width_of(&cell));
-            match self.fits[i].align {
-                Align::Left => {
-                    out.push_str(&cell);
-                    push_spaces(out, pad);
-                }
-                Align::Right => {
-                    push_spaces(out, pad);
-                    out.push_str(&cell);
-                }
-            }
+            push_aligned(out, &cell, width_of(&cell), w, self.fits[i].align);
         }
         let kept = out[start..].trim_end().len();
         out.truncate(start + kept);
@@ -455,6 +531,20 @@ impl Layout {
                 out.truncate(start);
                 out.push_str(&cut);
             }
+        }
+    }
+}
+
+/// `cell` (`width` columns) padded to `w` on the side `align` says.
+fn push_aligned(out: &mut String, cell: &str, width: usize, w: usize, align: Align) {
+    match align {
+        Align::Left => {
+            out.push_str(cell);
+            push_spaces(out, w.saturating_sub(width));
+        }
+        Align::Right => {
+            push_spaces(out, w.saturating_sub(width));
+            out.push_str(cell);
         }
     }
 }
@@ -845,15 +935,16 @@ mod tests {
     }
 
     /// What the general line writer makes of `frame`'s rows: every cell formatted,
-    /// natural widths, [`Layout::line`].
+    /// natural widths fitted to `opts.width`, [`Layout::line`].
     fn general_lines<R: RowData>(frame: &Frame<'_, R>, opts: &OutputOptions, st: &Stamp) -> String {
         let columns = table_columns(opts);
+        let fmt = Cells::new(opts.units, st.at);
         let cells: Vec<Vec<String>> = frame
             .contexts(opts.by, st)
             .map(|ctx| {
                 let cell = |c: &Column| {
                     let mut s = String::new();
-                    push_cell(&mut s, opts.units, c.value(&ctx));
+                    fmt.push(&mut s, c.value(&ctx));
                     s
                 };
                 columns.iter().map(cell).collect()
@@ -873,8 +964,11 @@ mod tests {
             .map(|(c, w)| c.width().max(*w))
             .collect();
         let fits: Vec<Fit> = columns.iter().map(|c| c.fit()).collect();
-        let layout = Layout::fit(&natural, &content, &fits, None);
-        cells.iter().map(|c| layout.line(c, None) + "\n").collect()
+        let layout = Layout::fit(&natural, &content, &fits, opts.width);
+        cells
+            .iter()
+            .map(|c| layout.line(c, opts.width) + "\n")
+            .collect()
     }
 
     #[test]
@@ -934,7 +1028,10 @@ mod tests {
         let st = stamp(3);
         for units in [Units::Kb, Units::Bytes, Units::Human] {
             for (rate, timestamp) in [(false, false), (true, false), (false, true)] {
-                for by in [GroupBy::Pid, GroupBy::Conn] {
+                for (by, width) in [GroupBy::Pid, GroupBy::Conn]
+                    .into_iter()
+                    .flat_map(|by| [None, Some(90), Some(50)].map(|w| (by, w)))
+                {
                     let opts = OutputOptions {
                         by,
                         nspid: true,
@@ -942,6 +1039,7 @@ mod tests {
                         rate,
                         timestamp,
                         header: false,
+                        width,
                         ..OutputOptions::default()
                     };
                     let mut out = Vec::new();
@@ -956,7 +1054,7 @@ mod tests {
                     assert_eq!(
                         String::from_utf8(out).unwrap(),
                         want,
-                        "{by:?} {units:?} {rate} {timestamp}"
+                        "{by:?} {width:?} {units:?} {rate} {timestamp}"
                     );
                 }
             }
