@@ -589,13 +589,13 @@ fn poll() -> Result<()> {
          once per interval (cost independent of N, measured below on this machine).\n"
     );
     if cfg!(debug_assertions) {
-        // `cargo xtask` is `cargo run` in the dev profile: the figures below are for
-        // unoptimized code, several times those of the release binary.
+        // `cargo xtask` builds in release (.cargo/config.toml); a dev build of xtask
+        // (`cargo run -p xtask`) measures unoptimized code, several times slower.
         println!(
-            "Built without optimizations (xtask's dev profile, as `cargo xtask` builds \
-             it): flowtop's code runs unoptimized here, several times slower than in the \
-             release binary. `cargo run --release -p xtask -- bench --parts poll` \
-             measures it optimized, as shipped.\n"
+            "Built without optimizations (a dev build of xtask, not `cargo xtask`): \
+             flowtop's code runs unoptimized here, several times slower than in the \
+             release binary. `cargo xtask bench --parts poll` measures it optimized, \
+             as shipped.\n"
         );
     }
     println!(

@@ -119,6 +119,9 @@ pub struct RowCtx<'a, R> {
     pub by: GroupBy,
     pub row: &'a R,
     pub stamp: &'a Stamp,
+    /// `stamp.elapsed` in seconds, for the rates: computed once per interval, not
+    /// once per cell.
+    pub seconds: f64,
 }
 
 impl Column {
@@ -206,7 +209,7 @@ impl Column {
     }
 
     pub fn value<'a, R: RowData>(self, ctx: &RowCtx<'a, R>) -> Value<'a> {
-        let secs = ctx.stamp.elapsed.as_secs_f64();
+        let secs = ctx.seconds;
         let row = ctx.row;
         let int = |n: Option<u32>| n.map_or(Value::Null, |n| Value::Int(n.into()));
         match self {
@@ -465,6 +468,7 @@ pub(crate) mod tests {
             by: GroupBy::Pid,
             row: &r,
             stamp: &st,
+            seconds: st.elapsed.as_secs_f64(),
         };
         assert_eq!(Column::Interval.value(&ctx), Value::Int(4));
         assert_eq!(Column::Pid.value(&ctx), Value::Int(7));
@@ -482,6 +486,7 @@ pub(crate) mod tests {
             by,
             row: &r,
             stamp: &st,
+            seconds: st.elapsed.as_secs_f64(),
         };
         assert_eq!(Column::Nspid.value(&ctx), Value::Int(3));
     }

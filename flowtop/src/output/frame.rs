@@ -116,11 +116,13 @@ impl<'a, R> Frame<'a, R> {
         by: GroupBy,
         stamp: &'s Stamp,
     ) -> impl Iterator<Item = RowCtx<'s, R>> + 's {
+        let seconds = stamp.elapsed.as_secs_f64();
         self.rows.iter().map(move |row| RowCtx {
             index: self.index,
             by,
             row,
             stamp,
+            seconds,
         })
     }
 }

@@ -8,7 +8,7 @@
 //! their minimum, the widest first, then whole columns are dropped from the right
 //! (a cut number would be misleading; the columns that say what a row is stay), and
 //! only a terminal narrower than those cuts lines.
-use std::io;
+use std::{io, time::SystemTime};
 
 use super::{
     columns::{table_columns, Align, Column, Fit, Shrink, Stage, Value},
@@ -24,6 +24,9 @@ const BOLD: &str = "\x1b[1m";
 const YELLOW: &str = "\x1b[33m";
 const RESET: &str = "\x1b[0m";
 const ELLIPSIS: char = '…';
+/// The interval's text goes to the writer in pieces of about this size, so a 100k-row
+/// table needs no buffer of its own size (stdout gets one `write` per piece).
+const CHUNK: usize = 64 * 1024;
 
 pub struct TablePrinter<W> {
     out: W,
@@ -35,6 +38,10 @@ pub struct TablePrinter<W> {
     /// The widest header or value seen per column (natural widths without padding).
     content: Vec<usize>,
     printed: u64,
+    /// Reused between intervals: text not yet written.
+    text: String,
+    /// Reused between intervals: the cells kept from the width pass.
+    kept: Kept,
 }
 
 impl<W: io::Write> TablePrinter<W> {
@@ -55,6 +62,8 @@ impl<W: io::Write> TablePrinter<W> {
             widths,
             content,
             printed: 0,
+            text: String::new(),
+            kept: Kept::default(),
         }
     }
 
@@ -113,19 +122,27 @@ impl<W: io::Write> FramePrinter for TablePrinter<W> {
             }
         }
         let opts = &self.opts;
-        // Every cell of the interval in one buffer, with each cell's span: one String
-        // per cell (700k for 100k rows) was much of the interval's cost.
+        // Two passes over the rows: the widths first, then each line formatted once
+        // and written in pieces. Most cells are only counted in the first pass (no
+        // buffer grows with the rows); those that cost a formatting (rates, human
+        // units, addresses) are formatted there once and kept for the second.
         let ncols = self.columns.len();
         let nrows = frame.rows.len();
-        let mut arena = String::with_capacity(nrows * ncols * 8);
-        let mut spans: Vec<(usize, usize)> = Vec::with_capacity(nrows * ncols);
+        let cells = Cells::new(opts.units, stamp.at);
+        let counted: Vec<bool> = self.columns.iter().map(|c| cells.counted(*c)).collect();
+        let mut kept = std::mem::take(&mut self.kept);
+        kept.clear();
+        let mut scratch = String::new();
         for ctx in frame.contexts(opts.by, stamp) {
             for (i, c) in self.columns.iter().enumerate() {
-                let start = arena.len();
-                push_cell(&mut arena, opts.units, c.value(&ctx));
-                let w = width_of(&arena[start..]);
+                // The value is made in each branch, right where it is passed: made
+                // once before the branch, it went through the stack (~5 ms a 100k rows).
+                let w = if counted[i] {
+                    cells.width(c.value(&ctx), &mut scratch)
+                } else {
+                    kept.push(&cells, c.value(&ctx))
+                };
                 self.content[i] = self.content[i].max(w);
-                spans.push((start, arena.len()));
             }
         }
         for (w, c) in self.widths.iter_mut().zip(&self.content) {
@@ -133,8 +150,8 @@ impl<W: io::Write> FramePrinter for TablePrinter<W> {
         }
         let layout = Layout::fit(&self.widths, &self.content, &self.fits, opts.width);
 
-        let line_len = layout.widths.iter().sum::<usize>() + ncols + 1;
-        let mut text = String::with_capacity(256 + nrows * line_len);
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
         if opts.clear {
             text.push_str(CLEAR_SCREEN);
         } else if self.printed > 0 {
@@ -173,12 +190,62 @@ impl<W: io::Write> FramePrinter for TablePrinter<W> {
         } else {
             nrows
         };
-        let mut row_cells: Vec<&str> = Vec::with_capacity(ncols);
-        for row in spans.chunks_exact(ncols).take(shown) {
-            row_cells.clear();
-            row_cells.extend(row.iter().map(|&(a, b)| &arena[a..b]));
-            layout.line_into(&mut text, &row_cells, opts.width);
+        // Nothing shrunk or dropped (the natural widths hold every cell, and the line
+        // fits the limit): cells go straight into the line, with no truncation to
+        // check.
+        let fits = layout.visible.iter().all(|&v| v)
+            && layout.widths == self.widths
+            && opts.width.is_none_or(|l| layout.total() <= l);
+        let mut ends = vec![0; ncols];
+        let mut next_kept = 0;
+        for ctx in frame.contexts(opts.by, stamp).take(shown) {
+            if fits {
+                let start = text.len();
+                for (i, c) in self.columns.iter().enumerate() {
+                    if i > 0 {
+                        text.push(' ');
+                    }
+                    let (w, align) = (layout.widths[i], self.fits[i].align);
+                    if !counted[i] {
+                        let cell = kept.cell(next_kept);
+                        next_kept += 1;
+                        push_aligned(&mut text, cell, width_of(cell), w, align);
+                        continue;
+                    }
+                    let value = c.value(&ctx);
+                    if cells.push_padded_number(&mut text, &value, w, align) {
+                        continue;
+                    }
+                    if align == Align::Left {
+                        let width = cells.push(&mut text, value);
+                        push_spaces(&mut text, w.saturating_sub(width));
+                    } else {
+                        scratch.clear();
+                        let width = cells.push(&mut scratch, value);
+                        push_aligned(&mut text, &scratch, width, w, align);
+                    }
+                }
+                let kept = text[start..].trim_end().len();
+                text.truncate(start + kept);
+            } else {
+                scratch.clear();
+                for (i, (c, end)) in self.columns.iter().zip(ends.iter_mut()).enumerate() {
+                    if counted[i] {
+                        cells.push(&mut scratch, c.value(&ctx));
+                    } else {
+                        scratch.push_str(kept.cell(next_kept));
+                        next_kept += 1;
+                    }
+                    *end = scratch.len();
+                }
+                let cell = |i: usize| &scratch[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+                layout.line_with(&mut text, ncols, cell, opts.width);
+            }
             text.push('\n');
+            if text.len() >= CHUNK {
+                self.out.write_all(text.as_bytes())?;
+                text.clear();
+            }
         }
         if shown < nrows && room > 0 {
             let left = nrows - shown;
@@ -191,25 +258,146 @@ impl<W: io::Write> FramePrinter for TablePrinter<W> {
             text.push('\n');
         }
         self.printed += 1;
-        self.out.write_all(text.as_bytes())
+        let written = self.out.write_all(text.as_bytes());
+        self.text = text;
+        self.kept = kept;
+        written
     }
 }
 
-/// One cell's text appended to `out`: control characters in names shown as `?`.
-fn push_cell(out: &mut String, units: super::Units, value: Value<'_>) {
-    use std::fmt::Write as _;
-    match value {
-        Value::Text(s) => out.extend(s.chars().map(|c| if c.is_control() { '?' } else { c })),
-        Value::Int(n) => {
-            let _ = write!(out, "{n}");
+/// How this interval's cells are written: `--units`, and the TIME text made once
+/// (every row of an interval has the same).
+struct Cells {
+    units: super::Units,
+    at: SystemTime,
+    hms: String,
+}
+
+impl Cells {
+    fn new(units: super::Units, at: SystemTime) -> Self {
+        Self {
+            units,
+            at,
+            hms: local_hms(at),
         }
-        Value::Bytes(b) => units.push_amount(out, b),
-        Value::Rate(r) => out.push_str(&units.rate(r)),
-        Value::Seconds(s) => {
-            let _ = write!(out, "{s:.3}");
+    }
+
+    /// Whether the width pass only counts this column's cells, to format them in the
+    /// line pass; the others' text costs a formatting, done once and kept. Either
+    /// way the text is the same.
+    fn counted(&self, column: Column) -> bool {
+        use Column::*;
+        match column {
+            Rx | Tx | RxTotal | TxTotal | Total => self.units != super::Units::Human,
+            Time | Interval | Pid | Nspid | Comm | Cgroup | Processes | Lport | Rport | By
+            | Family => true,
+            Seconds | RxRate | TxRate | Proto | Laddr | Raddr | Local | Remote => false,
         }
-        Value::Time(t) => out.push_str(&local_hms(t)),
-        Value::Null => out.push('-'),
+    }
+
+    /// One cell's text appended to `out`: control characters in names shown as `?`.
+    /// Returns its display width (every value but text is ASCII).
+    fn push(&self, out: &mut String, value: Value<'_>) -> usize {
+        use std::fmt::Write as _;
+        let start = out.len();
+        match value {
+            // Names are nearly always printable ASCII: copied as they are.
+            Value::Text(s) if s.bytes().all(|b| (b' '..=b'~').contains(&b)) => out.push_str(&s),
+            Value::Text(s) => {
+                out.extend(s.chars().map(|c| if c.is_control() { '?' } else { c }));
+                return width_of(&out[start..]);
+            }
+            Value::Int(n) => super::units::push_u64(out, n),
+            Value::Bytes(b) => self.units.push_amount(out, b),
+            Value::Rate(r) => out.push_str(&self.units.rate(r)),
+            Value::Seconds(s) => {
+                let _ = write!(out, "{s:.3}");
+            }
+            Value::Time(t) if t == self.at => out.push_str(&self.hms),
+            Value::Time(t) => out.push_str(&local_hms(t)),
+            Value::Null => out.push('-'),
+        }
+        out.len() - start
+    }
+
+    /// An integer, or an amount in KB or bytes, padded to `width` as the line does,
+    /// in one piece (the PID and the amounts are most of a row, and every separate
+    /// small copy is a call); false, having written nothing, for other values.
+    fn push_padded_number(
+        &self,
+        out: &mut String,
+        value: &Value<'_>,
+        width: usize,
+        align: Align,
+    ) -> bool {
+        use super::units::{digits, kb_width, push_ascii, put_kb, put_u64, Units};
+        const MAX: usize = 48;
+        let (n, kb) = match (value, self.units) {
+            (Value::Int(n), _) | (Value::Bytes(n), Units::Bytes) => (*n, false),
+            (Value::Bytes(n), Units::Kb) => (*n, true),
+            _ => return false,
+        };
+        let len = if kb { kb_width(n) } else { digits(n) };
+        if width > MAX || len > width {
+            return false;
+        }
+        let mut buf = [b' '; MAX];
+        let end = match align {
+            Align::Left => len,
+            Align::Right => width,
+        };
+        if kb {
+            put_kb(&mut buf, end, n);
+        } else {
+            put_u64(&mut buf, end, n);
+        }
+        push_ascii(out, &buf[..width]);
+        true
+    }
+
+    /// The display width of [`push`](Self::push)'s text for `value`; counted
+    /// without formatting for names, integers and amounts in KB or bytes (`scratch`
+    /// is for the rest).
+    fn width(&self, value: Value<'_>, scratch: &mut String) -> usize {
+        use super::units::{digits, kb_width, Units};
+        match (value, self.units) {
+            // A control character becomes one `?`: the same count of chars.
+            (Value::Text(s), _) => width_of(&s),
+            (Value::Int(n), _) | (Value::Bytes(n), Units::Bytes) => digits(n),
+            (Value::Bytes(b), Units::Kb) => kb_width(b),
+            (Value::Null, _) => 1,
+            (value, _) => {
+                scratch.clear();
+                self.push(scratch, value)
+            }
+        }
+    }
+}
+
+/// Cells formatted in the width pass, in row order, for the line pass.
+#[derive(Default)]
+struct Kept {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Kept {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    /// Formats and keeps one cell; returns its width.
+    fn push(&mut self, cells: &Cells, value: Value<'_>) -> usize {
+        let width = cells.push(&mut self.text, value);
+        self.ends.push(self.text.len());
+        width
+    }
+
+    /// The `k`th cell kept.
+    fn cell(&self, k: usize) -> &str {
+        let start = if k == 0 { 0 } else { self.ends[k - 1] };
+        &self.text[start..self.ends[k]]
     }
 }
 
@@ -313,26 +501,27 @@ impl Layout {
 
     /// [`line`](Self::line) appended to `out`, without a newline.
     pub fn line_into(&self, out: &mut String, cells: &[&str], limit: Option<usize>) {
+        self.line_with(out, cells.len(), |i| cells[i], limit)
+    }
+
+    /// [`line_into`](Self::line_into) with `n` cells, cell `i` from `cell(i)`.
+    fn line_with<'c>(
+        &self,
+        out: &mut String,
+        n: usize,
+        cell: impl Fn(usize) -> &'c str,
+        limit: Option<usize>,
+    ) {
         let start = out.len();
-        let shown = (0..cells.len()).filter(|&i| self.visible[i]);
-        for (n, i) in shown.enumerate() {
-            if n > 0 {
+        let shown = (0..n).filter(|&i| self.visible[i]);
+        for (k, i) in shown.enumerate() {
+            if k > 0 {
                 out.push(' ');
             }
             let w = self.widths[i];
             let how = self.fits[i].shrink.map_or(Shrink::KeepStart, |(s, _)| s);
-            let cell = truncate_cow(cells[i], w, how);
-            let pad = w.saturating_sub(width_of(&cell));
-            match self.fits[i].align {
-                Align::Left => {
-                    out.push_str(&cell);
-                    out.extend(std::iter::repeat_n(' ', pad));
-                }
-                Align::Right => {
-                    out.extend(std::iter::repeat_n(' ', pad));
-                    out.push_str(&cell);
-                }
-            }
+            let cell = truncate_cow(cell(i), w, how);
+            push_aligned(out, &cell, width_of(&cell), w, self.fits[i].align);
         }
         let kept = out[start..].trim_end().len();
         out.truncate(start + kept);
@@ -346,9 +535,37 @@ impl Layout {
     }
 }
 
+/// `cell` (`width` columns) padded to `w` on the side `align` says.
+fn push_aligned(out: &mut String, cell: &str, width: usize, w: usize, align: Align) {
+    match align {
+        Align::Left => {
+            out.push_str(cell);
+            push_spaces(out, w.saturating_sub(width));
+        }
+        Align::Right => {
+            push_spaces(out, w.saturating_sub(width));
+            out.push_str(cell);
+        }
+    }
+}
+
+fn push_spaces(out: &mut String, n: usize) {
+    const SPACES: &str = "                                                                ";
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(SPACES.len());
+        out.push_str(&SPACES[..k]);
+        left -= k;
+    }
+}
+
 /// Display width; flowtop's cells are one column per char (COMM is at most 15 bytes).
 pub fn width_of(s: &str) -> usize {
-    s.chars().count()
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.chars().count()
+    }
 }
 
 /// `s` in at most `width` columns, marking a cut with `…` on the side that was cut.
@@ -715,6 +932,133 @@ mod tests {
             &[report(1, vec![row(9, "systemd-resolved", 1, 1, 1, 1)])],
         );
         assert!(text.starts_with("9       systemd… "), "{text}");
+    }
+
+    /// What the general line writer makes of `frame`'s rows: every cell formatted,
+    /// natural widths fitted to `opts.width`, [`Layout::line`].
+    fn general_lines<R: RowData>(frame: &Frame<'_, R>, opts: &OutputOptions, st: &Stamp) -> String {
+        let columns = table_columns(opts);
+        let fmt = Cells::new(opts.units, st.at);
+        let cells: Vec<Vec<String>> = frame
+            .contexts(opts.by, st)
+            .map(|ctx| {
+                let cell = |c: &Column| {
+                    let mut s = String::new();
+                    fmt.push(&mut s, c.value(&ctx));
+                    s
+                };
+                columns.iter().map(cell).collect()
+            })
+            .collect();
+        let content: Vec<usize> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let cell = cells.iter().map(|r| width_of(&r[i])).max().unwrap();
+                cell.max(width_of(&c.header(opts)))
+            })
+            .collect();
+        let natural: Vec<usize> = columns
+            .iter()
+            .zip(&content)
+            .map(|(c, w)| c.width().max(*w))
+            .collect();
+        let fits: Vec<Fit> = columns.iter().map(|c| c.fit()).collect();
+        let layout = Layout::fit(&natural, &content, &fits, opts.width);
+        cells
+            .iter()
+            .map(|c| layout.line(c, opts.width) + "\n")
+            .collect()
+    }
+
+    #[test]
+    fn rows_written_directly_match_the_general_line_writer() {
+        use crate::collect::aggregate::{Conn, GroupBy, Report, Row};
+        use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+        let mut procs = vec![
+            row(
+                4_000_000,
+                "a-very-long-process-name-with, commas",
+                u64::MAX,
+                1,
+                u64::MAX / 3,
+                0,
+            ),
+            row(1, "evil\nname\x1b", 1023, 1024, 1 << 53, (1 << 53) + 1),
+            row(77, "名前 ", 0, 512, 5 << 20, 3 << 30),
+            row(9, "", 1_000_000_007, 99, 100_000, 10),
+        ];
+        procs[1].nspid = Some(4_000_001);
+        procs[2].nspid = Some(1);
+        let procs = report(1, procs);
+        let conn = |pid, laddr, remote, rx| Row {
+            pid: Some(pid),
+            nspid: None,
+            comm: Some("srv".into()),
+            processes: 1,
+            conn: Some(Conn {
+                family: 2,
+                protocol: 6,
+                laddr,
+                lport: 443,
+                remote,
+            }),
+            cgroup: None,
+            interval: Bytes { rx, tx: rx / 3 },
+            total: Bytes { rx, tx: u64::MAX },
+        };
+        let v6 = IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 1, 2, 3, 4));
+        let rows = vec![
+            conn(
+                3,
+                v6,
+                Some((IpAddr::V4(Ipv4Addr::LOCALHOST), 65535)),
+                1 << 40,
+            ),
+            conn(12345, IpAddr::V4(Ipv4Addr::UNSPECIFIED), None, 0),
+        ];
+        let conns = Report {
+            index: 2,
+            by: GroupBy::Conn,
+            all_rows: rows.len(),
+            all: Bytes::default(),
+            unrecorded: Bytes::default(),
+            rows,
+        };
+        let st = stamp(3);
+        for units in [Units::Kb, Units::Bytes, Units::Human] {
+            for (rate, timestamp) in [(false, false), (true, false), (false, true)] {
+                for (by, width) in [GroupBy::Pid, GroupBy::Conn]
+                    .into_iter()
+                    .flat_map(|by| [None, Some(90), Some(50)].map(|w| (by, w)))
+                {
+                    let opts = OutputOptions {
+                        by,
+                        nspid: true,
+                        units,
+                        rate,
+                        timestamp,
+                        header: false,
+                        width,
+                        ..OutputOptions::default()
+                    };
+                    let mut out = Vec::new();
+                    let mut p = TablePrinter::new(&mut out, opts.clone());
+                    let want = if by == GroupBy::Pid {
+                        p.interval(&procs, &st).unwrap();
+                        general_lines(&Frame::from(&procs), &opts, &st)
+                    } else {
+                        p.grouped(&conns, &st).unwrap();
+                        general_lines(&Frame::from(&conns), &opts, &st)
+                    };
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        want,
+                        "{by:?} {width:?} {units:?} {rate} {timestamp}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
