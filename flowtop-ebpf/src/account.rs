@@ -8,8 +8,7 @@ use aya_ebpf::{
 use flowtop_common::{
     flow_mode,
     net::{
-        is_counted, AF_INET, AF_INET6, IPPROTO_MPTCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE,
-        MSG_PEEK,
+        is_counted, AF_INET, IPPROTO_MPTCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, MSG_PEEK,
     },
     proto_filter, FlowKey, ProcCounters, COMM_LEN, UNRECORDED_FLOW, UNRECORDED_PROC,
 };
@@ -132,7 +131,9 @@ fn account_flow(
         if sock_endpoints(sk, family, &mut with_addrs).is_some() {
             key = with_addrs;
         }
-        if mode & flow_mode::CONN != 0 && (protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE) {
+        // Unconnected UDP: the datagram's peer, for the remote end (`--by conn`), the
+        // remote port (`--port`) and the family of a dual-stack socket (`-4`/`-6`).
+        if protocol == IPPROTO_UDP || protocol == IPPROTO_UDPLITE {
             if let Some(peer) = udp_peer::take(pid_tgid, dir, key.lport) {
                 set_remote(&mut key, &peer);
             }
@@ -165,23 +166,40 @@ fn account_flow(
     add_bytes(&FLOW_BYTES, &key, bytes, dir, pid_tgid, UNRECORDED_FLOW);
 }
 
-/// The datagram's peer as the remote end. A dual-stack socket talking IPv4
-/// (`::ffff:a.b.c.d`) stays IPv4, as `sock_endpoints` stores connected ones.
+/// The datagram's peer as the remote end. An IPv4 peer stays IPv4 however it is
+/// handed over: as `AF_INET` (a dual-stack IPv6 socket's `sendto` to
+/// `::ffff:a.b.c.d` runs the kernel's IPv4 path, so `sendmsg4`) or as
+/// `::ffff:a.b.c.d` (`recvmsg6` on the same socket). On an IPv6 key whose local
+/// address is `::` or mapped, the key becomes IPv4, as `sock_endpoints` stores
+/// connected ones.
 #[inline(always)]
 fn set_remote(key: &mut FlowKey, peer: &UdpPeer) {
     const MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
-    let local_v4able = key.laddr == [0; 16] || key.laddr[..12] == MAPPED;
     key.rport = peer.port;
-    if peer.family == AF_INET6 && peer.addr[..12] == MAPPED && local_v4able {
+    let peer_v4 = if peer.family == AF_INET {
+        Some([peer.addr[0], peer.addr[1], peer.addr[2], peer.addr[3]])
+    } else if peer.addr[..12] == MAPPED {
+        Some([peer.addr[12], peer.addr[13], peer.addr[14], peer.addr[15]])
+    } else {
+        None
+    };
+    let Some(remote) = peer_v4 else {
+        key.raddr = peer.addr;
+        return;
+    };
+    if key.family != AF_INET {
+        if key.laddr != [0; 16] && key.laddr[..12] != MAPPED {
+            // An IPv6 local address cannot talk to an IPv4 peer: keep what was given.
+            key.raddr = peer.addr;
+            return;
+        }
         let local = [key.laddr[12], key.laddr[13], key.laddr[14], key.laddr[15]];
         key.family = AF_INET;
         key.laddr = [0; 16];
         key.laddr[..4].copy_from_slice(&local);
-        key.raddr = [0; 16];
-        key.raddr[..4].copy_from_slice(&peer.addr[12..]);
-    } else {
-        key.raddr = peer.addr;
     }
+    key.raddr = [0; 16];
+    key.raddr[..4].copy_from_slice(&remote);
 }
 
 /// Task names compared as two u64 (no memcmp in eBPF).

@@ -93,6 +93,13 @@ impl KernelFilters {
         Ok(f)
     }
 
+    /// Whether the programs read addresses and ports (`--by conn`, `--port`, `-4`/`-6`
+    /// with BTF): then the peer of each datagram of an unconnected UDP socket matters
+    /// too (its remote, its remote port, and its family on a dual-stack socket).
+    pub fn reads_addresses(&self) -> bool {
+        self.read_addrs != 0
+    }
+
     /// The single PID for the `FILTER_TGID` global (0: none or several).
     pub fn single_tgid(&self) -> u32 {
         match self.pids[..] {

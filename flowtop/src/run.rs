@@ -15,7 +15,6 @@ use tokio::{
 use crate::{
     cli::Cli,
     collect::{
-        aggregate::GroupBy,
         collector::{Collector, Interval},
         exporter::ExportReader,
     },
@@ -60,11 +59,12 @@ pub fn run(cli: &Cli) -> Result<()> {
         },
     )?;
     filters.fill_maps(&mut attached.ebpf)?;
-    if cli.by == GroupBy::Conn {
+    if filters.reads_addresses() {
         if let Err(e) = udp_peer::attach(&mut attached.ebpf) {
             log::info!(
-                "datagrams of unconnected UDP sockets show remote '*': no per-datagram \
-                 peers ({e:#})"
+                "no per-datagram peers for unconnected UDP sockets ({e:#}): their remote \
+                 shows as '*', --port matches only their local port, and on a dual-stack \
+                 IPv6 socket they count as IPv6 for -4/-6"
             );
         }
     }

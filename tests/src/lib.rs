@@ -1277,44 +1277,119 @@ pub fn run_all(ctx: &Ctx) -> Vec<ScenarioResult> {
 /// The first result of [`conn_scenarios`]; the others are [`CONN_FILTERS`]'.
 pub const CONN_EXACT: &str = "conn_exact";
 pub const CONN_PORT_FILTER: &str = "conn_port_filter";
+pub const CONN_PEER_PORT_FILTER: &str = "conn_peer_port_filter";
+pub const PID_PEER_PORT_FILTER: &str = "pid_peer_port_filter";
+pub const PID_IPV4_FILTER: &str = "pid_ipv4_filter";
 pub const CONN_IPV4_FILTER: &str = "conn_ipv4_filter";
 pub const CONN_IPV6_FILTER: &str = "conn_ipv6_filter";
 pub const CONN_TCP_FILTER: &str = "conn_tcp_filter";
 pub const CONN_UDP_FILTER: &str = "conn_udp_filter";
 
-/// A connection filter of [`conn_scenarios`]: its result's name, flowtop's options
-/// (given P, the TCP-over-IPv4 server port) and the socket ends it must keep.
-pub struct ConnFilter {
-    pub name: &'static str,
-    options: fn(u16) -> Vec<String>,
-    keeps: fn(&ConnTruth, u16) -> bool,
+/// Ports of `trafficgen conns` known before its traffic starts (its ready line).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnPorts {
+    /// The TCP-over-IPv4 server.
+    pub tcp4: u16,
+    /// The unconnected UDP-over-IPv4 server and its (connected) client.
+    pub udp4: u16,
+    pub udp4_client: u16,
 }
 
-pub const CONN_FILTERS: [ConnFilter; 5] = [
+impl ConnPorts {
+    fn from_ready(ready: &Ready) -> Result<Self> {
+        let port = |name: &str| -> Result<u16> {
+            ready
+                .field(name)
+                .and_then(|p| p.parse().ok())
+                .with_context(|| format!("no {name}= in {:?}", ready.line))
+        };
+        Ok(Self {
+            tcp4: port("tcp4")?,
+            udp4: port("udp4")?,
+            udp4_client: port("udp4c")?,
+        })
+    }
+}
+
+/// A connection filter of [`conn_scenarios`]: its result's name, flowtop's options
+/// and the socket ends it must keep, given the ports. `by_pid`: flowtop runs with
+/// the filter alone (`--by pid`), and the process's row must carry exactly the kept
+/// ends' bytes: the filter must not depend on `--by conn`.
+pub struct ConnFilter {
+    pub name: &'static str,
+    options: fn(&ConnPorts) -> Vec<String>,
+    keeps: fn(&ConnTruth, &ConnPorts) -> bool,
+    by_pid: bool,
+}
+
+/// `--port` with the UDP-over-IPv4 client's port: the client (its local port) and the
+/// unconnected server's datagrams to and from it, whose remote port is only in each
+/// datagram's address.
+fn peer_port(p: &ConnPorts) -> Vec<String> {
+    args(&["--port", &p.udp4_client.to_string()])
+}
+
+fn keeps_peer_port(c: &ConnTruth, p: &ConnPorts) -> bool {
+    c.proto == "udp" && (c.lport == p.udp4_client || c.lport == p.udp4)
+}
+
+fn ipv4(_: &ConnPorts) -> Vec<String> {
+    args(&["-4"])
+}
+
+/// IPv4 ends, the dual-stack `[::]` server's IPv4 traffic among them.
+fn keeps_ipv4(c: &ConnTruth, _: &ConnPorts) -> bool {
+    !c.laddr.contains(':')
+}
+
+pub const CONN_FILTERS: [ConnFilter; 8] = [
     ConnFilter {
         name: CONN_PORT_FILTER,
-        options: |port| args(&["--port", &port.to_string()]),
-        keeps: |c, port| c.lport == port || c.rport == Some(port),
+        options: |p| args(&["--port", &p.tcp4.to_string()]),
+        keeps: |c, p| c.lport == p.tcp4 || c.rport == Some(p.tcp4),
+        by_pid: false,
+    },
+    ConnFilter {
+        name: CONN_PEER_PORT_FILTER,
+        options: peer_port,
+        keeps: keeps_peer_port,
+        by_pid: false,
+    },
+    ConnFilter {
+        name: PID_PEER_PORT_FILTER,
+        options: peer_port,
+        keeps: keeps_peer_port,
+        by_pid: true,
+    },
+    ConnFilter {
+        name: PID_IPV4_FILTER,
+        options: ipv4,
+        keeps: keeps_ipv4,
+        by_pid: true,
     },
     ConnFilter {
         name: CONN_IPV4_FILTER,
-        options: |_| args(&["-4"]),
-        keeps: |c, _| !c.laddr.contains(':'),
+        options: ipv4,
+        keeps: keeps_ipv4,
+        by_pid: false,
     },
     ConnFilter {
         name: CONN_IPV6_FILTER,
         options: |_| args(&["-6"]),
         keeps: |c, _| c.laddr.contains(':'),
+        by_pid: false,
     },
     ConnFilter {
         name: CONN_TCP_FILTER,
         options: |_| args(&["--tcp"]),
         keeps: |c, _| c.proto == "tcp",
+        by_pid: false,
     },
     ConnFilter {
         name: CONN_UDP_FILTER,
         options: |_| args(&["--udp"]),
         keeps: |c, _| c.proto == "udp",
+        by_pid: false,
     },
 ];
 
@@ -1339,23 +1414,25 @@ fn end_label(proto: &str, laddr: &str, lport: u16, remote: Option<(&str, u16)>) 
 }
 
 /// One process (`trafficgen conns`) with TCP over 127.0.0.1 and ::1 open at once and
-/// UDP over both (eight socket ends), watched by one flowtop per result, all started
+/// UDP over both and from IPv4 to a dual-stack `[::]` socket (ten socket ends),
+/// watched by one flowtop per result, all started
 /// before any byte moves:
 /// - `conn_exact`: `--by conn`; every socket end's row (matched by protocol, local
 ///   address and port, remote port) carries exactly the bytes its syscalls returned;
 /// - each of [`CONN_FILTERS`]: `--by conn` with the filter (`--port P`, P the
-///   TCP-over-IPv4 server port: both ends of that connection; `-4`, `-6`, `--tcp`,
-///   `--udp`: four ends each) shows exactly the ends it keeps, with the same exact
-///   bytes, and nothing of the process's other ends.
+///   TCP-over-IPv4 server port: both ends of that connection; `--port C`, C the
+///   UDP-over-IPv4 client's port: the client and the unconnected server's datagrams
+///   with it; `-4`: six ends, the dual-stack server's among them; `-6`: four;
+///   `--tcp`: four; `--udp`: six) shows exactly the ends it keeps, with the same
+///   exact bytes, and nothing of the process's other ends;
+/// - `pid_peer_port_filter`, `pid_ipv4_filter`: the same two filters without
+///   `--by conn`: the process's row carries exactly the kept ends' bytes.
 pub fn conn_scenarios(ctx: &Ctx) -> Vec<ScenarioResult> {
     let run = || -> Result<Vec<ScenarioResult>> {
         let bytes = ctx.bytes / 4 + 3_331;
         let mut gen = Gen::spawn(ctx, &args(&["--wait-go", "conns", &bytes.to_string()]))?;
         let ready = gen.ready()?;
-        let port: u16 = ready
-            .field("tcp4")
-            .and_then(|p| p.parse().ok())
-            .with_context(|| format!("no tcp4= in {:?}", ready.line))?;
+        let ports = ConnPorts::from_ready(&ready)?;
         let by_conn = |extra: Vec<String>| {
             let mut a = args(&["--by", "conn"]);
             a.extend(extra);
@@ -1364,7 +1441,10 @@ pub fn conn_scenarios(ctx: &Ctx) -> Vec<ScenarioResult> {
         let all = by_conn(vec![])?;
         let filtered = CONN_FILTERS
             .iter()
-            .map(|f| by_conn((f.options)(port)))
+            .map(|f| match f.by_pid {
+                true => Flowtop::start(ctx, &(f.options)(&ports)),
+                false => by_conn((f.options)(&ports)),
+            })
             .collect::<Result<Vec<_>>>()?;
         gen.go()?;
         let truth = gen.finish()?;
@@ -1374,7 +1454,7 @@ pub fn conn_scenarios(ctx: &Ctx) -> Vec<ScenarioResult> {
             .map(Flowtop::stop)
             .collect::<Result<Vec<_>>>()?;
         ensure!(
-            truth.conns.len() == 8 && truth.conns.iter().all(|c| c.rx_bytes + c.tx_bytes > 0),
+            truth.conns.len() == 10 && truth.conns.iter().all(|c| c.rx_bytes + c.tx_bytes > 0),
             "trafficgen conns moved {truth:?}"
         );
         let mut results = vec![check_conns(CONN_EXACT, truth.pid, &truth.conns, &all)];
@@ -1383,13 +1463,16 @@ pub fn conn_scenarios(ctx: &Ctx) -> Vec<ScenarioResult> {
                 .conns
                 .iter()
                 .cloned()
-                .partition(|c| (f.keeps)(c, port));
+                .partition(|c| (f.keeps)(c, &ports));
             ensure!(
                 !inside.is_empty() && !outside.is_empty(),
                 "{}: keeps {inside:?}, drops {outside:?}: proves nothing",
                 f.name
             );
-            let mut res = check_conns(f.name, truth.pid, &inside, run);
+            let mut res = match f.by_pid {
+                true => check_pid_sum(f.name, truth.pid, &inside, run),
+                false => check_conns(f.name, truth.pid, &inside, run),
+            };
             res.expected.push_str(&format!(
                 ";excluded={}",
                 outside
@@ -1408,6 +1491,29 @@ pub fn conn_scenarios(ctx: &Ctx) -> Vec<ScenarioResult> {
             .map(|n| ScenarioResult::error(n, &e))
             .collect()
     })
+}
+
+/// `run`'s `--by pid` rows of `pid` must add up to exactly the bytes of the socket
+/// ends `want`, with consistent totals.
+fn check_pid_sum(name: &str, pid: u32, want: &[ConnTruth], run: &FlowtopRun) -> ScenarioResult {
+    let mut why = run.problems();
+    let got = run.reported(pid);
+    why.extend(got.inconsistencies.iter().cloned());
+    let (rx, tx) = want
+        .iter()
+        .fold((0, 0), |(rx, tx), c| (rx + c.rx_bytes, tx + c.tx_bytes));
+    if (got.rx, got.tx) != (rx, tx) {
+        why.push(format!(
+            "pid {pid}: expected rx={rx} tx={tx} (the kept ends), flowtop reported rx={} tx={}",
+            got.rx, got.tx
+        ));
+    }
+    if let Some(other) = run.rows.iter().find(|r| r.pid == pid && r.by.is_some()) {
+        why.push(format!("a grouped row without --by: {other:?}"));
+    }
+    let expected = [format!("pid[{pid}]:rx={rx},tx={tx}")];
+    let reported = [format!("pid[{pid}]:rx={},tx={}", got.rx, got.tx)];
+    ScenarioResult::judged(name, &expected, &reported, &why, run)
 }
 
 /// `run`'s `--by conn` rows of `pid` must be exactly the socket ends `want`: the same

@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 use flowtop_tests::{
     assert_pass, cgroup_filter, comm_filter, conn_scenarios, pid_filter, pid_list_filter,
     run_isolated, scenario, steady_intervals, Ctx, ScenarioResult, CONN_EXACT, CONN_IPV4_FILTER,
-    CONN_IPV6_FILTER, CONN_PORT_FILTER, CONN_TCP_FILTER, CONN_UDP_FILTER,
+    CONN_IPV6_FILTER, CONN_PEER_PORT_FILTER, CONN_PORT_FILTER, CONN_TCP_FILTER, CONN_UDP_FILTER,
+    PID_IPV4_FILTER, PID_PEER_PORT_FILTER,
 };
 
 fn ctx() -> Ctx {
@@ -121,8 +122,23 @@ fn port_filter_keeps_exactly_the_matching_connection_and_excludes_the_others() {
 }
 
 #[test]
-fn ipv4_filter_keeps_exactly_the_ipv4_tcp_and_udp_ends() {
+fn port_filter_matches_the_peer_port_of_each_datagram_of_an_unconnected_socket() {
+    conn(CONN_PEER_PORT_FILTER);
+}
+
+#[test]
+fn port_filter_matches_datagram_peers_without_by_conn() {
+    conn(PID_PEER_PORT_FILTER);
+}
+
+#[test]
+fn ipv4_filter_keeps_exactly_the_ipv4_tcp_and_udp_ends_and_dual_stack_ipv4_traffic() {
     conn(CONN_IPV4_FILTER);
+}
+
+#[test]
+fn ipv4_filter_counts_dual_stack_ipv4_traffic_without_by_conn() {
+    conn(PID_IPV4_FILTER);
 }
 
 #[test]

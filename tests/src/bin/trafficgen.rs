@@ -12,7 +12,7 @@
 use std::{
     ffi::CString,
     io::{self, Read as _, Write as _},
-    net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket},
+    net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket},
     os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
     process::ExitCode,
     sync::atomic::{AtomicBool, Ordering},
@@ -50,8 +50,11 @@ Modes (ADDR is 127.0.0.1 or ::1; TARGET is HOST:PORT, e.g. 127.0.0.1:4000 or [::
                             its server answers about BYTES/4; both open together,
                             sends interleaved), and UDP over 127.0.0.1 and ::1 (a
                             connected client, an unconnected server that answers
-                            with sendto). Ready line: `ready pid=P tcp4=N tcp6=N
-                            udp4=N udp6=N` (the server ports); the ground truth adds
+                            with sendto) and from an IPv4 client to a dual-stack
+                            server on [::] (that end: IPv4, 0.0.0.0:port). Ready
+                            line: `ready pid=P tcp4=N tcp6=N udp4=N udp6=N udp46=N
+                            udp4c=N` (the server ports, and the UDP-over-IPv4
+                            client's); the ground truth adds
                             `conns`: one object per socket end with proto, laddr,
                             lport, raddr, rport (null: unconnected), rx/tx_bytes
 
@@ -749,27 +752,42 @@ fn conns(o: &Opts, bytes: u64) -> io::Result<Vec<ConnEnd>> {
             ends,
         ));
     }
+    // UDP: an unconnected server and a connected client per family, and a dual-stack
+    // IPv6 server (bound to `[::]`) with an IPv4 client: its datagrams go to and come
+    // from `::ffff:127.0.0.1`, IPv4 traffic, so flowtop shows that end as IPv4,
+    // `0.0.0.0:port` (as `ss` shows a `[::]` socket's IPv4 traffic).
     let mut udp = Vec::new();
-    for (addr, up) in [
-        ("127.0.0.1:0", bytes / 16 + 111),
-        ("[::1]:0", bytes / 16 + 222),
+    for (server_addr, client_addr, up) in [
+        ("127.0.0.1:0", "127.0.0.1:0", bytes / 16 + 111),
+        ("[::1]:0", "[::1]:0", bytes / 16 + 222),
+        ("[::]:0", "127.0.0.1:0", bytes / 16 + 333),
     ] {
-        let server = UdpSocket::bind(addr)?;
-        let client = UdpSocket::bind(addr)?;
-        client.connect(server.local_addr()?)?;
+        let server = UdpSocket::bind(server_addr)?;
+        let client = UdpSocket::bind(client_addr)?;
+        let port = server.local_addr()?.port();
+        let (connect_to, server_end): (SocketAddr, SocketAddr) = match server.local_addr()? {
+            SocketAddr::V6(a) if a.ip().is_unspecified() => (
+                (Ipv4Addr::LOCALHOST, port).into(),
+                (Ipv4Addr::UNSPECIFIED, port).into(),
+            ),
+            a => (a, a),
+        };
+        client.connect(connect_to)?;
         for s in [&server, &client] {
             s.set_read_timeout(Some(Duration::from_millis(o.idle_ms)))?;
         }
-        udp.push((server, client, up));
+        udp.push((server, client, up, server_end));
     }
     ready_with(
         o,
         &format!(
-            " tcp4={} tcp6={} udp4={} udp6={}",
+            " tcp4={} tcp6={} udp4={} udp6={} udp46={} udp4c={}",
             tcp[0].0,
             tcp[1].0,
-            udp[0].0.local_addr()?.port(),
-            udp[1].0.local_addr()?.port()
+            udp[0].3.port(),
+            udp[1].3.port(),
+            udp[2].3.port(),
+            udp[0].1.local_addr()?.port()
         ),
     )?;
     let mut ends = Vec::new();
@@ -810,7 +828,7 @@ fn conns(o: &Opts, bytes: u64) -> io::Result<Vec<ConnEnd>> {
         });
     }
     // UDP in lockstep (datagram, answer of half its size), so none is dropped.
-    for (server, client, up) in &udp {
+    for (server, client, up, server_end) in &udp {
         let (mut c, mut s) = (Moved::default(), Moved::default());
         let buf = pattern(o.dgram);
         let mut rbuf = vec![0u8; 65536];
@@ -833,7 +851,7 @@ fn conns(o: &Opts, bytes: u64) -> io::Result<Vec<ConnEnd>> {
         });
         ends.push(ConnEnd {
             proto: "udp",
-            local: server.local_addr()?,
+            local: *server_end,
             remote: None,
             rx: s.rx,
             tx: s.tx,
