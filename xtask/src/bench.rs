@@ -7,15 +7,20 @@
 //! - traffic: iperf3 over 127.0.0.1 (TCP 64 B and 64 KiB writes, UDP 64 B datagrams),
 //!   bare vs flowtop (default settings, output to /dev/null) vs a bpftrace one-liner;
 //! - events: nanoseconds per event of each program kind, from the kernel's BPF
-//!   run-time statistics (`kernel.bpf_stats_enabled`), with bpftrace as an anchor;
+//!   run-time statistics (`kernel.bpf_stats_enabled`), with bpftrace as an anchor,
+//!   the no-op floor, and one minimal program per map design (per-CPU hash, shared
+//!   hash with atomic adds, per-CPU array), see `bench/minimal.rs`;
 //! - startup: exec to counting (the `-v` line saying so), peak RSS, exit on SIGINT;
 //! - poll: reading and reporting one interval with 1k, 10k and 100k live keys in a
-//!   real per-CPU map of flowtop's layout, with flowtop's own reading code.
+//!   real per-CPU map of flowtop's layout, with flowtop's own reading code (a running
+//!   flowtop's interval and the first one), and the kernel's batch read of a per-CPU
+//!   and of a shared hash alone.
 //!
 //! Output is Markdown tables, ready for docs/performance.md.
 use std::{
     fs,
     io::{BufRead as _, BufReader, Read},
+    os::fd::{AsFd as _, AsRawFd as _, RawFd},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::mpsc,
@@ -24,18 +29,21 @@ use std::{
 };
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use aya::maps::{MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
+use aya::maps::{
+    HashMap, IterableMap as _, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues,
+};
 use flowtop::{
     collect::{
         diff::Differ,
         read::{LivePids, MapReader},
+        sys_bpf::{lookup_batch, BatchCursor},
     },
     output::{self, Format},
 };
 use flowtop_common::{ProcCounters, Unrecorded, COMM_LEN};
 
-mod floor;
-use floor::{Floor, FloorKind};
+mod minimal;
+use minimal::{Attached, Minimal};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
@@ -135,8 +143,9 @@ enum Monitor {
     /// flowtop with default settings, or forced to one program kind.
     Flowtop(Option<&'static str>),
     Bpftrace,
-    /// No-op programs on the same hooks: the least any monitor there can cost.
-    Floor(FloorKind),
+    /// A minimal program on the same hooks: the no-op floor (the least any monitor
+    /// there can cost) or the least one map design needs.
+    Minimal(Minimal),
 }
 
 impl Monitor {
@@ -146,7 +155,7 @@ impl Monitor {
             Monitor::Flowtop(None) => "flowtop".into(),
             Monitor::Flowtop(Some(kind)) => format!("flowtop {kind}"),
             Monitor::Bpftrace => "bpftrace one-liner".into(),
-            Monitor::Floor(kind) => kind.label().into(),
+            Monitor::Minimal(kind) => kind.label().into(),
         }
     }
 }
@@ -178,7 +187,7 @@ impl Bench<'_> {
         if self.bpftrace {
             monitors.push(Monitor::Bpftrace);
         }
-        monitors.push(Monitor::Floor(FloorKind::TpBtf));
+        monitors.push(Monitor::Minimal(Minimal::FloorTpBtf));
         let _server = IperfServer::start()?;
         // Warm-up (page cache, CPU frequency, iperf3 server): not counted.
         iperf(&WORKLOADS[0], 1)?;
@@ -249,15 +258,22 @@ impl Bench<'_> {
             monitors.push(Monitor::Bpftrace);
         }
         monitors.extend([
-            Monitor::Floor(FloorKind::TpBtf),
-            Monitor::Floor(FloorKind::RawTp),
+            Monitor::Minimal(Minimal::FloorTpBtf),
+            Monitor::Minimal(Minimal::FloorRawTp),
+            Monitor::Minimal(Minimal::PerCpuHash),
+            Monitor::Minimal(Minimal::SharedHashAtomic),
+            Monitor::Minimal(Minimal::PerCpuArray),
         ]);
         let _server = IperfServer::start()?;
         println!(
             "## Per-event cost\n\nKernel BPF run-time statistics (`kernel.bpf_stats_enabled`) \
              of the monitor's programs while iperf3 sends 64 B TCP writes over 127.0.0.1 \
              for {} s; {} rounds, order rotated. run_time_ns / run_cnt over both hooks \
-             (every send and receive on any socket is one event).\n",
+             (every send and receive on any socket is one event). Map designs: \
+             the \"minimal\" programs do only what each design needs per event (skip \
+             failed calls, key by tgid, find the counter, add), so their differences \
+             are the design's alone: per-CPU hash with plain adds (flowtop's), one \
+             shared hash with atomic adds, a per-CPU array with no key (no lookup).\n",
             self.args.secs, self.args.rounds
         );
         println!(
@@ -340,7 +356,7 @@ impl Bench<'_> {
     fn start(&self, m: Monitor) -> Result<Active> {
         let (mut cmd, ready_marker, from_stderr) = match m {
             Monitor::Bare => return Ok(Active::Bare),
-            Monitor::Floor(kind) => return Ok(Active::Floor(Floor::attach(kind)?)),
+            Monitor::Minimal(kind) => return Ok(Active::Minimal(Attached::attach(kind)?)),
             Monitor::Flowtop(kind) => {
                 let mut cmd = Command::new(&self.flowtop);
                 cmd.arg("-v");
@@ -400,7 +416,7 @@ impl Bench<'_> {
 enum Active {
     Bare,
     Process(Running),
-    Floor(Floor),
+    Minimal(Attached),
 }
 
 impl Active {
@@ -409,7 +425,7 @@ impl Active {
         match self {
             Active::Bare => bail!("no programs run bare"),
             Active::Process(r) => prog_stats(r.child.id()),
-            Active::Floor(f) => f.stats(),
+            Active::Minimal(m) => m.stats(),
         }
     }
 }
@@ -581,12 +597,16 @@ fn poll() -> Result<()> {
     const REPS: usize = 5;
     println!(
         "## Polling\n\nOne interval (read map + diff + format the table to a sink) with N \
-         live keys in a per-CPU hash ({cpus} possible CPUs), every key with a new value, \
-         median of {REPS}. CPU ms is this thread's user+system time (robust against \
-         other load); wall ms includes waiting for a CPU. \"batched\" is flowtop's path (BPF_MAP_LOOKUP_BATCH); \
-         \"key by key\" the get_next_key + lookup fallback. Liveness: \"/proc stat per key\" \
-         is the cost of the former `/proc/<pid>` check per key; flowtop now lists /proc \
-         once per interval (cost independent of N, measured below on this machine).\n"
+         live keys in a per-CPU hash ({cpus} possible CPUs), every key with new bytes \
+         (N rows), median of {REPS}. CPU ms is this thread's user+system time (robust \
+         against other load); wall ms includes waiting for a CPU. \"steady\" is a \
+         running flowtop's interval: the same reader and differ as the interval before, \
+         every key's counters raised between the two (untimed). \"first\" is the first \
+         interval, with an empty differ (its tables grow). Both read with \
+         BPF_MAP_LOOKUP_BATCH, flowtop's path; \"key by key\" is the get_next_key + \
+         lookup fallback (first interval). Liveness: \"/proc stat per key\" is the cost \
+         of the former `/proc/<pid>` check per key; flowtop now lists /proc once per \
+         interval (cost independent of N, measured below on this machine).\n"
     );
     if cfg!(debug_assertions) {
         // `cargo xtask` builds in release (.cargo/config.toml); a dev build of xtask
@@ -599,12 +619,13 @@ fn poll() -> Result<()> {
         );
     }
     println!(
-        "| live keys | batched: CPU ms | wall ms | CPU ns/key | key by key: CPU ms | wall ms | /proc stat per key: CPU ms |\n\
-         |---|---|---|---|---|---|---|"
+        "| live keys | steady: CPU ms | wall ms | CPU ns/key | first: CPU ms | wall ms | key by key: CPU ms | /proc stat per key: CPU ms |\n\
+         |---|---|---|---|---|---|---|---|"
     );
     for n in [1_000u32, 10_000, 100_000] {
-        let batched = interval_times(n, cpus, REPS, false)?;
-        let by_key = interval_times(n, cpus, REPS.min(3), true)?;
+        let steady = interval_times(n, cpus, REPS, Interval::Steady)?;
+        let first = interval_times(n, cpus, REPS, Interval::First)?;
+        let by_key = interval_times(n, cpus, REPS.min(3), Interval::FirstKeyByKey)?;
         let c = thread_cpu_ms();
         let alive = (1..=n)
             .filter(|p| Path::new("/proc").join(p.to_string()).exists())
@@ -614,12 +635,13 @@ fn poll() -> Result<()> {
         let cpu = |v: &[Sample]| median(&v.iter().map(|s| s.cpu_ms).collect::<Vec<_>>());
         let wall = |v: &[Sample]| median(&v.iter().map(|s| s.wall_ms).collect::<Vec<_>>());
         println!(
-            "| {n} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} |",
-            cpu(&batched),
-            wall(&batched),
-            cpu(&batched) * 1e6 / n as f64,
+            "| {n} | {:.2} | {:.2} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            cpu(&steady),
+            wall(&steady),
+            cpu(&steady) * 1e6 / n as f64,
+            cpu(&first),
+            wall(&first),
             cpu(&by_key),
-            wall(&by_key),
             stat_ms
         );
     }
@@ -634,7 +656,72 @@ fn poll() -> Result<()> {
         "\nOne listing of /proc ({procs} processes here): {:.2} ms (median of {REPS}).\n",
         median(&scans)
     );
+    read_by_design(cpus, REPS)
+}
+
+/// The kernel's share of a poll, by map design: `BPF_MAP_LOOKUP_BATCH` over every
+/// key of a per-CPU hash (flowtop's design: one value per possible CPU per key) and
+/// of one shared hash (one value per key, as a design with atomic adds would keep),
+/// both `u32 -> ProcCounters` with N keys, 4096 keys per call.
+fn read_by_design(cpus: usize, reps: usize) -> Result<()> {
+    println!(
+        "Map read alone (`BPF_MAP_LOOKUP_BATCH` of every key, 4096 per call), by map \
+         design, `u32 -> ProcCounters` ({} B): CPU ms of this thread (almost all of it \
+         system time), median of {reps}.\n\n\
+         | live keys | per-CPU hash ({cpus} CPUs) | shared hash | shared / per-CPU |\n|---|---|---|---|",
+        std::mem::size_of::<ProcCounters>()
+    );
+    for n in [1_000u32, 10_000, 100_000] {
+        let mut per_cpu = PerCpuHashMap::<MapData, u32, ProcCounters>::create(n, 0)
+            .context("creating a per-CPU hash")?;
+        let mut shared =
+            HashMap::<MapData, u32, ProcCounters>::create(n, 0).context("creating a hash")?;
+        for (pid, values) in bench_counters(n, cpus, 0) {
+            shared.insert(pid, values[0], 0)?;
+            per_cpu.insert(pid, PerCpuValues::try_from(values)?, 0)?;
+        }
+        let per_cpu_ms = batch_read_ms(per_cpu.map().fd().as_fd().as_raw_fd(), cpus, n, reps)?;
+        let shared_ms = batch_read_ms(shared.map().fd().as_fd().as_raw_fd(), 1, n, reps)?;
+        println!(
+            "| {n} | {per_cpu_ms:.2} | {shared_ms:.2} | {:.2} |",
+            shared_ms / per_cpu_ms
+        );
+    }
+    println!();
     Ok(())
+}
+
+/// Median CPU ms of reading all `n` keys of the hash at `fd` in batches, `slots`
+/// values per key (possible CPUs for a per-CPU map, else 1).
+fn batch_read_ms(fd: RawFd, slots: usize, n: u32, reps: usize) -> Result<f64> {
+    const BATCH: usize = 4096;
+    let mut keys = vec![0u32; BATCH];
+    let mut values = vec![ProcCounters::default(); BATCH * slots];
+    let mut times = Vec::new();
+    for _ in 0..reps {
+        let c = thread_cpu_ms();
+        let mut cursor = BatchCursor::default();
+        let mut read = 0;
+        while !cursor.is_done() {
+            // SAFETY: plain-old-data buffers reinterpreted as bytes, sizes unchanged.
+            let (k, v) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(keys.as_mut_ptr().cast::<u8>(), BATCH * 4),
+                    std::slice::from_raw_parts_mut(
+                        values.as_mut_ptr().cast::<u8>(),
+                        std::mem::size_of_val(values.as_slice()),
+                    ),
+                )
+            };
+            read += lookup_batch(fd, &mut cursor, k, v, BATCH as u32)
+                .context("BPF_MAP_LOOKUP_BATCH")?;
+        }
+        times.push(thread_cpu_ms() - c);
+        if read != n {
+            bail!("batch read {read} of {n} keys");
+        }
+    }
+    Ok(median(&times))
 }
 
 /// CPU time (user + system) this thread has used: unlike wall time, other processes
@@ -654,35 +741,76 @@ struct Sample {
     wall_ms: f64,
 }
 
-/// Time per interval, `reps` times, with `n` keys.
-fn interval_times(n: u32, cpus: usize, reps: usize, key_by_key: bool) -> Result<Vec<Sample>> {
-    let mut procs = PerCpuHashMap::<MapData, u32, ProcCounters>::create(n, 0)
-        .context("creating a per-CPU hash")?;
+/// Which interval [`interval_times`] times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interval {
+    /// A running flowtop's: reader and differ kept from the interval before.
+    Steady,
+    /// The first: a fresh differ, whose tables start empty.
+    First,
+    /// The first, reading key by key as on kernels without batch operations.
+    FirstKeyByKey,
+}
+
+/// `n` keys' counters for round `round`: every round raises every key's bytes.
+fn bench_counters(
+    n: u32,
+    cpus: usize,
+    round: u64,
+) -> impl Iterator<Item = (u32, Vec<ProcCounters>)> {
     let mut comm = [0u8; COMM_LEN];
     comm[..5].copy_from_slice(b"bench");
-    for pid in 1..=n {
-        let per_cpu: Vec<ProcCounters> = (0..cpus as u64)
+    (1..=n).map(move |pid| {
+        let per_cpu = (0..cpus as u64)
             .map(|c| ProcCounters {
-                rx_bytes: pid as u64 * 1000 + c,
-                tx_bytes: pid as u64 * 10 + c,
+                rx_bytes: (round + 1) * (pid as u64 * 1000 + c),
+                tx_bytes: (round + 1) * (pid as u64 * 10 + c),
                 comm_ns: c,
                 comm,
             })
             .collect();
-        procs.insert(pid, PerCpuValues::try_from(per_cpu)?, 0)?;
-    }
+        (pid, per_cpu)
+    })
+}
+
+/// Time per interval, `reps` times, with `n` keys.
+fn interval_times(n: u32, cpus: usize, reps: usize, which: Interval) -> Result<Vec<Sample>> {
+    let procs = PerCpuHashMap::<MapData, u32, ProcCounters>::create(n, 0)
+        .context("creating a per-CPU hash")?;
+    // A second handle on the same map, to raise the counters between intervals while
+    // the reader owns the first, as the programs do.
+    let mut writer = PerCpuHashMap::<MapData, u32, ProcCounters>::try_from(Map::PerCpuHashMap(
+        MapData::from_fd(procs.map().fd().as_fd().try_clone_to_owned()?)?,
+    ))?;
+    let mut raise = |round: u64| -> Result<()> {
+        for (pid, per_cpu) in bench_counters(n, cpus, round) {
+            writer.insert(pid, PerCpuValues::try_from(per_cpu)?, 0)?;
+        }
+        Ok(())
+    };
+    raise(0)?;
     let unrecorded = PerCpuArray::<MapData, Unrecorded>::create(1, 0)?;
     let mut reader = MapReader::from_maps(procs, unrecorded)?;
-    if key_by_key {
+    if which == Interval::FirstKeyByKey {
         reader.force_key_by_key();
     }
     let live: LivePids = (1..=n).collect();
     let mut sink = Vec::with_capacity(100 * n as usize);
+    let mut differ = Differ::new();
+    if which == Interval::Steady {
+        // The interval before: fills the differ's tables and the reader's buffers.
+        let report = differ.next(reader.read_with(|| Ok(live.clone()))?);
+        std::hint::black_box(report);
+    }
     let mut times = Vec::new();
-    for _ in 0..reps {
+    for rep in 0..reps {
         sink.clear();
-        // A fresh differ: every key has moved bytes, so every key makes a row.
-        let mut differ = Differ::new();
+        if which == Interval::Steady {
+            raise(rep as u64 + 1)?;
+        } else {
+            // Every key has moved bytes since the start, so every key makes a row.
+            differ = Differ::new();
+        }
         let (t, c) = (Instant::now(), thread_cpu_ms());
         let snap = reader.read_with(|| Ok(live.clone()))?;
         let (t_read, c_read) = (t.elapsed(), thread_cpu_ms());
@@ -700,7 +828,7 @@ fn interval_times(n: u32, cpus: usize, reps: usize, key_by_key: bool) -> Result<
         });
         if std::env::var_os("BENCH_DEBUG").is_some() {
             eprintln!(
-                "n={n} cpu ms: read {:.2} diff {:.2} print {:.2}; wall read {t_read:?}",
+                "n={n} {which:?} cpu ms: read {:.2} diff {:.2} print {:.2}; wall read {t_read:?}",
                 c_read - c,
                 c_diff - c_read,
                 c_end - c_diff
@@ -710,7 +838,7 @@ fn interval_times(n: u32, cpus: usize, reps: usize, key_by_key: bool) -> Result<
             bail!("read {} rows from {n} keys", report.rows.len());
         }
     }
-    if !key_by_key && reader.batched() != Some(true) {
+    if which != Interval::FirstKeyByKey && reader.batched() != Some(true) {
         bail!("batched reads were not used");
     }
     Ok(times)
