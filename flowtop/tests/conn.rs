@@ -23,6 +23,8 @@ use std::{
 
 use serde_json::Value;
 
+mod common;
+
 const FLOWTOP: &str = env!("CARGO_BIN_EXE_flowtop");
 const SCENARIO_ENV: &str = "FLOWTOP_CONN_HELPER";
 
@@ -292,20 +294,6 @@ impl Flowtop {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            let mut log = String::new();
-            for line in stderr.lines() {
-                let line = line.unwrap_or_default();
-                log.push_str(&line);
-                log.push('\n');
-                if line.contains("counting with probe family") {
-                    let _ = ready_tx.send(Ok(()));
-                }
-            }
-            let _ = ready_tx.send(Err(log));
-        });
         let (out_tx, out_rx) = mpsc::channel();
         let mut stdout = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -313,11 +301,7 @@ impl Flowtop {
             stdout.read_to_string(&mut s).unwrap();
             out_tx.send(s).unwrap();
         });
-        match ready_rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(())) => {}
-            Ok(Err(log)) => panic!("flowtop {args:?} exited before counting:\n{log}"),
-            Err(_) => panic!("flowtop {args:?} not counting after 60s"),
-        }
+        common::wait_until_counting(child.stderr.take().unwrap(), &format!("{args:?}"));
         Flowtop {
             child,
             stdout: out_rx,

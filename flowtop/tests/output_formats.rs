@@ -6,18 +6,18 @@
 //!
 //! Needs root (loads eBPF), python3 and tmux.
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
-    sync::mpsc,
     thread,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
+mod common;
+
 const FLOWTOP: &str = env!("CARGO_BIN_EXE_flowtop");
-const READY: &str = "counting with probe family";
 
 /// Waits for "go" on stdin, then for each phase: TCP over 127.0.0.1 (chunked so
 /// loopback buffers never block), a 2-byte TCP reply, one UDP datagram; then sleeps.
@@ -135,18 +135,7 @@ impl Flowtop {
             out.read_to_string(&mut s).unwrap();
             s
         });
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                eprintln!("[flowtop] {line}");
-                if line.contains(READY) {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("flowtop did not report that it is counting");
+        common::wait_until_counting(child.stderr.take().unwrap(), &format!("{args:?}"));
         Self { child, stdout }
     }
 
@@ -386,7 +375,7 @@ fn screen_mode(tag: &str, width: u16, no_color: bool, resize_to: Option<u16>) {
     );
     let (w, h) = (width.to_string(), "30".to_string());
     tmux.run(&["new-session", "-d", "-x", &w, "-y", &h, "sh", "-c", &script]);
-    wait_for(&err, READY, Duration::from_secs(60));
+    wait_for(&err, common::COUNTING, Duration::from_secs(60));
     traffic.go();
     thread::sleep(Duration::from_millis(2600)); // two redraws with traffic
     let screen = tmux.run(&["capture-pane", "-p", "-t", "0"]);

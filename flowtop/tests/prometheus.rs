@@ -6,15 +6,16 @@
 //! then asks Prometheus's HTTP API for the helper's counters until they show exactly
 //! those bytes. The helper has exited by then: its bytes must stay in the counters.
 use std::{
-    io::{BufRead as _, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
+
+mod common;
 
 const FLOWTOP: &str = env!("CARGO_BIN_EXE_flowtop");
 const HELPER_ENV: &str = "FLOWTOP_PROM_HELPER";
@@ -74,27 +75,14 @@ fn start_flowtop(reaper: &mut Reaper, args: &[&str]) -> SocketAddr {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let stderr = child.stderr.take().unwrap();
     reaper.0.push(("flowtop", child));
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut log = String::new();
-        for line in stderr.lines() {
-            let line = line.unwrap_or_default();
-            log.push_str(&line);
-            log.push('\n');
-            if line.contains("counting with probe family") {
-                let addr = line.split("serving http://").nth(1).unwrap();
-                let _ = tx.send(Ok(addr.trim_end_matches("/metrics").to_string()));
-            }
-        }
-        let _ = tx.send(Err(log));
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(addr)) => addr.parse().unwrap(),
-        Ok(Err(log)) => panic!("flowtop {args:?} exited before counting:\n{log}"),
-        Err(_) => panic!("flowtop {args:?} not counting after 60s"),
-    }
+    let line = common::wait_until_counting(stderr, &format!("{args:?}"));
+    let addr = line
+        .split("serving http://")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    addr.trim_end_matches("/metrics").parse().unwrap()
 }
 
 /// `prometheus` on PATH, installed with apt-get when missing.
