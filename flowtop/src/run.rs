@@ -24,6 +24,7 @@ use crate::{
     probe::{
         detect::KernelFacts,
         load::{attach_first, Attached, LoadConfig},
+        misses::MissedEvents,
         select::{plan, Facts},
         udp_peer,
     },
@@ -108,7 +109,8 @@ pub fn run(cli: &Cli) -> Result<()> {
     let stdout = io::stdout().lock();
     let printer = output::printer_with(&OutputOptions::resolve(cli, &Term::detect()), stdout);
     // `attached` lives until here: dropping it detaches the programs.
-    let result = runtime.block_on(report_loop(cli, reader, printer, signals));
+    let misses = MissedEvents::new(&attached.ebpf);
+    let result = runtime.block_on(report_loop(cli, reader, misses, printer, signals));
     drop(attached);
     result
 }
@@ -155,6 +157,7 @@ struct Signals {
 async fn report_loop(
     cli: &Cli,
     mut reader: Collector,
+    mut misses: MissedEvents,
     mut printer: Box<dyn Printer + '_>,
     signals: Signals,
 ) -> Result<()> {
@@ -200,6 +203,14 @@ async fn report_loop(
                 unrecorded.rx,
                 unrecorded.tx,
                 cli.max_entries
+            );
+        }
+        let missed = misses.since_last();
+        if missed > 0 {
+            log::warn!(
+                "the kernel skipped flowtop's programs for {missed} socket calls this \
+                 interval (the program was still running on that CPU, e.g. preempted): \
+                 their bytes are not counted"
             );
         }
         // On a signal, print the partial interval too: nothing counted is lost.

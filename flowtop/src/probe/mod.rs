@@ -5,6 +5,7 @@ pub mod btf;
 pub mod btf_offsets;
 pub mod detect;
 pub mod load;
+pub mod misses;
 pub mod select;
 pub mod udp_peer;
 

@@ -1,0 +1,87 @@
+//! Socket events the kernel did not run flowtop's programs for.
+//!
+//! The kernel runs a tracing program (tp_btf, raw_tp, fentry/fexit, kprobe) at most
+//! once at a time on a CPU: when a hook fires while the same program is still running
+//! on that CPU (preempted on a fully preemptible kernel, or nested under an
+//! interrupt), the kernel skips the program and counts a recursion miss. Such an
+//! event's bytes are lost to every eBPF tool. flowtop cannot know how many bytes, but
+//! it can say how many events, so that a loss is never silent. The kernel shows the
+//! count in `/proc/self/fdinfo/<program fd>` as `recursion_misses` (Linux 5.12+;
+//! absent means none counted).
+use std::{
+    fs,
+    os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
+};
+
+use aya::Ebpf;
+
+/// The recursion misses of flowtop's programs, read once per interval.
+pub struct MissedEvents {
+    /// Duplicates of the loaded programs' fds: valid for as long as this lives.
+    programs: Vec<OwnedFd>,
+    /// Misses already reported.
+    seen: u64,
+}
+
+impl MissedEvents {
+    /// Every program of `ebpf` that is loaded now.
+    pub fn new(ebpf: &Ebpf) -> Self {
+        let programs = ebpf
+            .programs()
+            .filter_map(|(_, p)| p.fd().ok()?.as_fd().try_clone_to_owned().ok())
+            .collect();
+        Self { programs, seen: 0 }
+    }
+
+    /// Events skipped since the last call (the first call: since loading).
+    pub fn since_last(&mut self) -> u64 {
+        let total: u64 = self
+            .programs
+            .iter()
+            .filter_map(|fd| {
+                fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()
+            })
+            .filter_map(|info| recursion_misses(&info))
+            .sum();
+        self.news(total)
+    }
+
+    /// The part of `total` (the kernel's running count) not reported before.
+    fn news(&mut self, total: u64) -> u64 {
+        let new = total.saturating_sub(self.seen);
+        self.seen = self.seen.max(total);
+        new
+    }
+}
+
+/// The `recursion_misses` field of a program's fdinfo text.
+pub fn recursion_misses(fdinfo: &str) -> Option<u64> {
+    fdinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("recursion_misses:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_count_from_fdinfo() {
+        let info = "pos:\t0\nflags:\t02000002\nprog_type:\t26\nrun_time_ns:\t0\nrun_cnt:\t0\nrecursion_misses:\t17\nverified_insns:\t40\n";
+        assert_eq!(recursion_misses(info), Some(17));
+        assert_eq!(recursion_misses("prog_type:\t26\n"), None);
+    }
+
+    #[test]
+    fn each_miss_is_reported_once() {
+        let mut m = MissedEvents {
+            programs: Vec::new(),
+            seen: 0,
+        };
+        assert_eq!(m.news(0), 0);
+        assert_eq!(m.news(5), 5);
+        assert_eq!(m.news(5), 0);
+        assert_eq!(m.news(9), 4);
+    }
+}
