@@ -25,8 +25,9 @@ use crate::{
         detect::KernelFacts,
         load::{attach_first, Attached, LoadConfig},
         misses::MissedEvents,
+        preempt,
         select::{plan, Facts},
-        udp_peer,
+        udp_peer, Family,
     },
     serve::{
         self,
@@ -60,6 +61,17 @@ pub fn run(cli: &Cli) -> Result<()> {
         },
     )?;
     filters.fill_maps(&mut attached.ebpf)?;
+    if attached.family != Family::Tracepoint {
+        if let Some(mode) = preempt::kernel_code_preemptible() {
+            log::warn!(
+                "this kernel preempts kernel code ({mode}): with the {} family, socket \
+                 calls can go uncounted while many threads send at once (fentry: \
+                 reported as skipped calls; kprobe: not detectable). The tracepoint \
+                 family (Linux 6.3+) is not affected",
+                attached.family
+            );
+        }
+    }
     if filters.reads_addresses() {
         if let Err(e) = udp_peer::attach(&mut attached.ebpf) {
             log::info!(

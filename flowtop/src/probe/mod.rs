@@ -6,6 +6,7 @@ pub mod btf_offsets;
 pub mod detect;
 pub mod load;
 pub mod misses;
+pub mod preempt;
 pub mod select;
 pub mod udp_peer;
 

@@ -11,6 +11,7 @@
 #   VMTEST auto CHOSE <family>
 #   VMTEST <family> ABSENT rc=N clean=yes|no msg=<first line of stderr>
 #   VMTEST <family> COST ns_per_call=N runs=N run_ns=N   (informational, see measure_cost)
+#   VMTEST <family> PREEMPT PASS|FAIL ...  (see preempt_check)
 #   VMTEST VERDICT success|failure       exactly once, last
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -100,6 +101,53 @@ for fam in $ABSENT; do
     fi
     echo "VMTEST $fam ABSENT rc=$rc clean=$clean msg=$(head -n 1 /tmp/absent.err)"
 done
+
+# Under full preemption (these PREEMPT_DYNAMIC kernels switch at run time) a fexit
+# program preempted on a CPU makes the kernel skip it there until it resumes, and
+# threads preempted inside the hooked functions can exhaust the kretprobes' return
+# slots: the fentry and kprobe families can miss calls. flowtop must never lose
+# bytes silently: for each family, 16 threads send 64-byte writes under full
+# preemption; the bytes must be exact, or flowtop must have warned at start that
+# this kernel preempts kernel code (and, for fentry, reported skipped calls). The
+# tracepoint family must be exact. Last, so nothing above runs preempted.
+#   VMTEST <family> PREEMPT PASS|FAIL expected_tx=N reported_tx=N start_warning=N skipped_calls=N
+PREEMPT_BYTES=6000000
+preempt_check() { # $1: probe family
+    flowtop --probe "$1" -v --format json > /tmp/pre.out 2> /tmp/pre.err &
+    fpid=$!
+    i=0; while ! grep -qs "counting with probe family" /tmp/pre.err && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+    trafficgen --conns 16 tcp-sink 127.0.0.1 > /dev/null 2> /tmp/sink.err &
+    spid=$!
+    i=0; while ! grep -qs "port=" /tmp/sink.err && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+    port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' /tmp/sink.err | head -n 1)
+    trafficgen --chunk 64 threads "127.0.0.1:$port" $PREEMPT_BYTES 16 > /tmp/src.json 2> /dev/null
+    wait $spid
+    sleep 1.5
+    kill -INT $fpid; wait $fpid
+    src=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' /tmp/src.json | head -n 1)
+    expected=$(sed -n 's/.*"tx_bytes":\([0-9]*\).*/\1/p' /tmp/src.json | head -n 1)
+    reported=$(grep "\"pid\":$src," /tmp/pre.out | sed -n 's/.*"tx_bytes":\([0-9]*\).*/\1/p' \
+        | awk '{ s += $1 } END { print s + 0 }')
+    warned=$(grep -c "preempts kernel code" /tmp/pre.err)
+    skipped=$(sed -n "s/.*skipped flowtop's programs for \([0-9]*\) socket calls.*/\1/p" /tmp/pre.err \
+        | awk '{ s += $1 } END { print s + 0 }')
+    verdict=FAIL
+    if [ -n "$expected" ] && [ "$reported" = "$expected" ]; then
+        verdict=PASS
+    elif [ "$1" != tracepoint ] && [ "$warned" -gt 0 ] && { [ "$1" != fentry ] || [ "$skipped" -gt 0 ]; }; then
+        verdict=PASS
+    fi
+    [ $verdict = PASS ] || ok=0
+    echo "VMTEST $1 PREEMPT $verdict expected_tx=${expected:-none} reported_tx=$reported start_warning=$warned skipped_calls=$skipped"
+}
+if grep -qs full /sys/kernel/debug/sched/preempt && echo full > /sys/kernel/debug/sched/preempt; then
+    for fam in $FAMILIES; do
+        preempt_check "$fam"
+    done
+else
+    echo "VMTEST PREEMPT unavailable: $(cat /sys/kernel/debug/sched/preempt 2>&1)"
+    ok=0
+fi
 
 if [ $ok -eq 1 ]; then echo "VMTEST VERDICT success"; else echo "VMTEST VERDICT failure"; fi
 sync

@@ -107,6 +107,11 @@ pub struct KernelRun {
     /// (family, `ns_per_call=.. runs=.. run_ns=..`) from the guest's cost
     /// measurement: informational, never a failure.
     pub costs: Vec<(String, String)>,
+    /// (family, `PASS|FAIL expected_tx=.. reported_tx=.. start_warning=..
+    /// skipped_calls=..`) from the guest's check under full preemption.
+    pub preempt: Vec<(String, String)>,
+    /// Families that must report a preemption check (those whose scenarios run).
+    preempt_expected: Vec<String>,
     pub panicked: bool,
     pub timed_out: bool,
 }
@@ -127,6 +132,8 @@ impl KernelRun {
             cells: Vec::new(),
             verdicts: Vec::new(),
             costs: Vec::new(),
+            preempt: Vec::new(),
+            preempt_expected: spec.families.iter().map(|f| f.to_string()).collect(),
             panicked: console.panicked,
             timed_out: console.timed_out,
         };
@@ -137,6 +144,8 @@ impl KernelRun {
                 run.release = r.split_whitespace().next().map(str::to_string);
             } else if let Some((family, cost)) = line.split_once(" COST ") {
                 run.costs.push((family.to_string(), cost.to_string()));
+            } else if let Some((family, check)) = line.split_once(" PREEMPT ") {
+                run.preempt.push((family.to_string(), check.to_string()));
             }
         }
         for family in COLUMNS {
@@ -168,6 +177,15 @@ impl KernelRun {
             [] => out.push(format!("{k}: no verdict line")),
             [v] => out.push(format!("{k}: guest verdict {v}")),
             many => out.push(format!("{k}: {} verdict lines", many.len())),
+        }
+        for family in &self.preempt_expected {
+            match self.preempt.iter().find(|(f, _)| f == family) {
+                None => out.push(format!("{k} {family}: no check under full preemption")),
+                Some((_, check)) if !check.starts_with("PASS") => {
+                    out.push(format!("{k} {family}: under full preemption: {check}"))
+                }
+                Some(_) => {}
+            }
         }
         for (family, cell) in &self.cells {
             match cell {
@@ -311,6 +329,7 @@ pub fn table(runs: &[KernelRun]) -> String {
         let _ = writeln!(out, "- {}: Debian package `{}`", run.label, run.package);
     }
     out.push_str(&cost_table(runs));
+    out.push_str(&preempt_table(runs));
     let _ = writeln!(
         out,
         "\n| kernel | family | scenario | result | expected | reported |"
@@ -384,6 +403,50 @@ fn cost_table(runs: &[KernelRun]) -> String {
     out
 }
 
+/// The checks under full preemption: per kernel and family, the bytes 16 sender
+/// threads moved and what flowtop reported, and whether it warned.
+fn preempt_table(runs: &[KernelRun]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nUnder full preemption (`/sys/kernel/debug/sched/preempt` set to `full` in the \
+         guest), 16 threads sending 64-byte writes: flowtop's bytes must be exact, or it \
+         must have warned (at start that the kernel preempts kernel code; for fentry, \
+         also the calls the kernel skipped):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| kernel | family | result | bytes sent | bytes reported | start warning | skipped calls reported |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    for run in runs {
+        for (family, check) in &run.preempt {
+            let field = |name: &str| {
+                check
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix(name))
+                    .unwrap_or("-")
+                    .to_string()
+            };
+            let result = check.split_whitespace().next().unwrap_or("-");
+            let _ = writeln!(
+                out,
+                "| {} | {family} | {result} | {} | {} | {} | {} |",
+                run.label,
+                field("expected_tx="),
+                field("reported_tx="),
+                if field("start_warning=") == "0" {
+                    "no"
+                } else {
+                    "yes"
+                },
+                field("skipped_calls="),
+            );
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +480,14 @@ mod tests {
             "VMTEST tracepoint ABSENT rc=1 clean=yes msg=flowtop: no usable probe: tracepoint: ..."
                 .to_string(),
         );
+        lines.push(
+            "VMTEST fentry PREEMPT PASS expected_tx=600 reported_tx=400 start_warning=1 skipped_calls=3"
+                .to_string(),
+        );
+        lines.push(
+            "VMTEST kprobe PREEMPT PASS expected_tx=600 reported_tx=600 start_warning=1 skipped_calls=0"
+                .to_string(),
+        );
         lines.push("VMTEST VERDICT success".to_string());
         lines
     }
@@ -443,6 +514,30 @@ mod tests {
         assert!(t.contains("not supported: fails cleanly (exit 1)"), "{t}");
         let n = flowtop_tests::all_scenario_names().len();
         assert!(t.contains(&format!("PASS (chose fentry) {n}/{n}")), "{t}");
+    }
+
+    #[test]
+    fn a_failed_or_missing_preemption_check_fails() {
+        let lines: Vec<String> = good()
+            .into_iter()
+            .filter(|l| !l.starts_with("VMTEST kprobe PREEMPT"))
+            .map(|l| l.replace("fentry PREEMPT PASS", "fentry PREEMPT FAIL"))
+            .collect();
+        let f = KernelRun::judge(SPEC, "pkg", &console(&refs(&lines))).failures();
+        assert!(
+            f.contains(&"6.1 kprobe: no check under full preemption".to_string()),
+            "{f:?}"
+        );
+        assert!(
+            f.iter()
+                .any(|m| m.starts_with("6.1 fentry: under full preemption: FAIL")),
+            "{f:?}"
+        );
+        let t = table(&[KernelRun::judge(SPEC, "pkg", &console(&refs(&good())))]);
+        assert!(
+            t.contains("| 6.1 | fentry | PASS | 600 | 400 | yes | 3 |"),
+            "{t}"
+        );
     }
 
     #[test]
