@@ -3,6 +3,7 @@
 use std::{
     io::{self, Write as _},
     os::fd::AsRawFd as _,
+    path::PathBuf,
     time::{Duration, SystemTime},
 };
 
@@ -22,10 +23,9 @@ use crate::{
     output::{self, term::Term, OutputOptions, Printer, Stamp},
     privileges,
     probe::{
-        detect::KernelFacts,
+        detect::{self, KernelFacts},
         load::{attach_first, Attached, LoadConfig},
         misses::MissedEvents,
-        preempt,
         select::{plan, Facts},
         udp_peer, Family,
     },
@@ -48,6 +48,7 @@ pub fn run(cli: &Cli) -> Result<()> {
     // Before loading (a port in use fails fast) and before capabilities are dropped.
     let listener = cli.serve.map(serve::bind).transpose()?;
     let facts = KernelFacts::detect();
+    let preempts_kernel_code = facts.preempts_kernel_code.clone();
     let candidates = plan(cli.probe, &Facts::from(&facts))?;
     let filters = KernelFilters::from_cli(cli, facts.offsets.is_ok())?;
     let mut attached = attach_first(
@@ -61,16 +62,13 @@ pub fn run(cli: &Cli) -> Result<()> {
         },
     )?;
     filters.fill_maps(&mut attached.ebpf)?;
-    if attached.family != Family::Tracepoint {
-        if let Some(mode) = preempt::kernel_code_preemptible() {
-            log::warn!(
-                "this kernel preempts kernel code ({mode}): with the {} family, socket \
-                 calls can go uncounted while many threads send at once (fentry: \
-                 reported as skipped calls; kprobe: not detectable). The tracepoint \
-                 family (Linux 6.3+) is not affected",
-                attached.family
-            );
-        }
+    if let (Family::Fentry, Some(mode)) = (attached.family, &preempts_kernel_code) {
+        log::warn!(
+            "this kernel preempts kernel code ({mode}): with the fentry family, socket \
+             calls go uncounted while many threads send at once (flowtop reports every \
+             interval the calls the kernel skipped); the kprobe family, and the \
+             tracepoint family of Linux 6.3+, are not affected"
+        );
     }
     if filters.reads_addresses() {
         if let Err(e) = udp_peer::attach(&mut attached.ebpf) {
@@ -121,7 +119,13 @@ pub fn run(cli: &Cli) -> Result<()> {
     let stdout = io::stdout().lock();
     let printer = output::printer_with(&OutputOptions::resolve(cli, &Term::detect()), stdout);
     // `attached` lives until here: dropping it detaches the programs.
-    let misses = MissedEvents::new(&attached.ebpf);
+    // The kprobe family's probes are made through tracefs (see `load`): their own
+    // misses are in kprobe_profile.
+    let kprobe_profile = (attached.family == Family::Kprobe)
+        .then(|| detect::ensure_tracefs().ok())
+        .flatten()
+        .map(|dir| PathBuf::from(dir).join("kprobe_profile"));
+    let misses = MissedEvents::new(&attached.ebpf, kprobe_profile);
     let result = runtime.block_on(report_loop(cli, reader, misses, printer, signals));
     drop(attached);
     result

@@ -7,10 +7,14 @@
 //! event's bytes are lost to every eBPF tool. flowtop cannot know how many bytes, but
 //! it can say how many events, so that a loss is never silent. The kernel shows the
 //! count in `/proc/self/fdinfo/<program fd>` as `recursion_misses` (Linux 5.12+;
-//! absent means none counted).
+//! absent means none counted). The kprobe family's probes also miss hits of their
+//! own (a kprobe hit while another runs on that CPU, a return beyond the
+//! kretprobe's room for calls in flight): for probes made through tracefs, as
+//! flowtop makes them, the kernel lists those in `kprobe_profile`.
 use std::{
     fs,
     os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
+    path::PathBuf,
 };
 
 use aya::Ebpf;
@@ -19,18 +23,25 @@ use aya::Ebpf;
 pub struct MissedEvents {
     /// Duplicates of the loaded programs' fds: valid for as long as this lives.
     programs: Vec<OwnedFd>,
+    /// tracefs's `kprobe_profile`, for the kprobe family.
+    kprobe_profile: Option<PathBuf>,
     /// Misses already reported.
     seen: u64,
 }
 
 impl MissedEvents {
-    /// Every program of `ebpf` that is loaded now.
-    pub fn new(ebpf: &Ebpf) -> Self {
+    /// Every program of `ebpf` that is loaded now, and the probes of this process
+    /// in `kprobe_profile` when given.
+    pub fn new(ebpf: &Ebpf, kprobe_profile: Option<PathBuf>) -> Self {
         let programs = ebpf
             .programs()
             .filter_map(|(_, p)| p.fd().ok()?.as_fd().try_clone_to_owned().ok())
             .collect();
-        Self { programs, seen: 0 }
+        Self {
+            programs,
+            kprobe_profile,
+            seen: 0,
+        }
     }
 
     /// Events skipped since the last call (the first call: since loading).
@@ -42,7 +53,12 @@ impl MissedEvents {
                 fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()
             })
             .filter_map(|info| recursion_misses(&info))
-            .sum();
+            .sum::<u64>()
+            + self
+                .kprobe_profile
+                .as_ref()
+                .and_then(|p| fs::read_to_string(p).ok())
+                .map_or(0, |text| probe_misses(&text, std::process::id()));
         self.news(total)
     }
 
@@ -62,6 +78,21 @@ pub fn recursion_misses(fdinfo: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Misses of this process's probes in `kprobe_profile` text (`  NAME  HITS  MISSES`
+/// per line; aya names the probes it makes `aya_<pid>_...`).
+pub fn probe_misses(profile: &str, pid: u32) -> u64 {
+    let ours = format!("aya_{pid}_");
+    profile
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let name = f.next()?;
+            let missed = f.nth(1)?.parse::<u64>().ok()?;
+            name.starts_with(&ours).then_some(missed)
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,9 +105,20 @@ mod tests {
     }
 
     #[test]
+    fn sums_the_misses_of_this_process_probes_only() {
+        let profile = "  aya_42_r_inet_sendmsg_0x0_0                          1200               7\n  \
+                       aya_42_p_inet_recvmsg_0x0_3                           900               2\n  \
+                       aya_420_r_inet_sendmsg_0x0_0                          500              99\n  \
+                       myprobe                                                10               1\n";
+        assert_eq!(probe_misses(profile, 42), 9);
+        assert_eq!(probe_misses(profile, 7), 0);
+    }
+
+    #[test]
     fn each_miss_is_reported_once() {
         let mut m = MissedEvents {
             programs: Vec::new(),
+            kprobe_profile: None,
             seen: 0,
         };
         assert_eq!(m.news(0), 0);

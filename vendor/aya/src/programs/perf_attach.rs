@@ -71,6 +71,10 @@ impl Link for PerfLink {
         let Self { perf_fd, event } = self;
         let _unused: io::Result<()> =
             perf_event_ioctl(perf_fd.as_fd(), PerfEventIoctlRequest::Disable);
+        // flowtop patch: close the perf event before deleting its tracefs probe
+        // event; the kernel refuses to delete an event still open (EBUSY), and the
+        // probe definitions were left behind on every detach.
+        drop(perf_fd);
         if let Some(event) = event {
             let _unused: Result<(), ProgramError> = event.detach();
         }
