@@ -70,6 +70,13 @@ pub fn run(cli: &Cli) -> Result<()> {
              tracepoint family of Linux 6.3+, are not affected"
         );
     }
+    // The kprobe family's probes are made through tracefs (see `load`, which mounted
+    // it): their own misses are in kprobe_profile.
+    let kprobe_profile = (attached.family == Family::Kprobe)
+        .then(|| detect::ensure_tracefs().ok())
+        .flatten()
+        .map(|dir| PathBuf::from(dir).join("kprobe_profile"));
+    let misses = MissedEvents::new(&attached.ebpf, kprobe_profile);
     if filters.reads_addresses() {
         if let Err(e) = udp_peer::attach(&mut attached.ebpf) {
             log::info!(
@@ -119,13 +126,6 @@ pub fn run(cli: &Cli) -> Result<()> {
     let stdout = io::stdout().lock();
     let printer = output::printer_with(&OutputOptions::resolve(cli, &Term::detect()), stdout);
     // `attached` lives until here: dropping it detaches the programs.
-    // The kprobe family's probes are made through tracefs (see `load`): their own
-    // misses are in kprobe_profile.
-    let kprobe_profile = (attached.family == Family::Kprobe)
-        .then(|| detect::ensure_tracefs().ok())
-        .flatten()
-        .map(|dir| PathBuf::from(dir).join("kprobe_profile"));
-    let misses = MissedEvents::new(&attached.ebpf, kprobe_profile);
     let result = runtime.block_on(report_loop(cli, reader, misses, printer, signals));
     drop(attached);
     result

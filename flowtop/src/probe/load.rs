@@ -193,14 +193,15 @@ fn attach_counting(
                     let via_tracefs = match &tracefs {
                         Ok(_) => p
                             .attach_via_tracefs(func, Some(KRETPROBE_MAXACTIVE))
-                            .map_err(|e| log::info!("{prog} on {func} through the perf kprobe PMU (the kernel's default room for calls in flight, misses not visible): {e}"))
-                            .is_ok(),
-                        Err(e) => {
-                            log::info!("{prog} on {func} through the perf kprobe PMU (the kernel's default room for calls in flight, misses not visible): {e}");
-                            false
-                        }
+                            .map(drop)
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.clone()),
                     };
-                    if !via_tracefs {
+                    if let Err(why) = via_tracefs {
+                        log::info!(
+                            "{prog} on {func} through the perf kprobe PMU (the kernel's \
+                             default room for calls in flight, misses not visible): {why}"
+                        );
                         p.attach(func, 0).map_err(|e| {
                             kprobe_refused(&format!("attaching {prog} to {func}"), e)
                         })?;
