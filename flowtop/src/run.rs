@@ -76,7 +76,6 @@ pub fn run(cli: &Cli) -> Result<()> {
         .then(|| detect::ensure_tracefs().ok())
         .flatten()
         .map(|dir| PathBuf::from(dir).join("kprobe_profile"));
-    let misses = MissedEvents::new(&attached.ebpf, kprobe_profile);
     if filters.reads_addresses() {
         if let Err(e) = udp_peer::attach(&mut attached.ebpf) {
             log::info!(
@@ -125,6 +124,7 @@ pub fn run(cli: &Cli) -> Result<()> {
     );
     let stdout = io::stdout().lock();
     let printer = output::printer_with(&OutputOptions::resolve(cli, &Term::detect()), stdout);
+    let misses = MissedEvents::new(&attached.ebpf, kprobe_profile);
     // `attached` lives until here: dropping it detaches the programs.
     let result = runtime.block_on(report_loop(cli, reader, misses, printer, signals));
     drop(attached);
@@ -173,7 +173,7 @@ struct Signals {
 async fn report_loop(
     cli: &Cli,
     mut reader: Collector,
-    mut misses: MissedEvents,
+    mut misses: MissedEvents<'_>,
     mut printer: Box<dyn Printer + '_>,
     signals: Signals,
 ) -> Result<()> {

@@ -39,6 +39,7 @@ use flowtop::{
         sys_bpf::{lookup_batch, BatchCursor},
     },
     output::{self, Format},
+    probe::misses::fdinfo_field,
 };
 use flowtop_common::{ProcCounters, Unrecorded, COMM_LEN};
 
@@ -541,20 +542,16 @@ fn prog_stats(pid: u32) -> Result<(u64, u64)> {
         let Ok(info) = fs::read_to_string(entry?.path()) else {
             continue;
         };
-        let field = |name: &str| -> Option<u64> {
-            info.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().parse().ok())
-        };
-        let (Some(id), Some(ty)) = (field("prog_id:"), field("prog_type:")) else {
+        let field = |name| fdinfo_field(&info, name);
+        let (Some(id), Some(ty)) = (field("prog_id"), field("prog_type")) else {
             continue;
         };
         if ty == BPF_PROG_TYPE_PERF_EVENT || seen.contains(&id) {
             continue;
         }
         seen.push(id);
-        time += field("run_time_ns:").unwrap_or(0);
-        count += field("run_cnt:").unwrap_or(0);
+        time += field("run_time_ns").unwrap_or(0);
+        count += field("run_cnt").unwrap_or(0);
     }
     if seen.is_empty() {
         bail!("process {pid} holds no BPF programs");

@@ -13,29 +13,30 @@
 //! flowtop makes them, the kernel lists those in `kprobe_profile`.
 use std::{
     fs,
-    os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
     path::PathBuf,
 };
 
 use aya::Ebpf;
 
 /// The recursion misses of flowtop's programs, read once per interval.
-pub struct MissedEvents {
-    /// Duplicates of the loaded programs' fds: valid for as long as this lives.
-    programs: Vec<OwnedFd>,
+pub struct MissedEvents<'a> {
+    /// The loaded programs' own fds, borrowed: a duplicate would show every program
+    /// twice to anything that sums flowtop's fdinfo (run counts, run times).
+    programs: Vec<BorrowedFd<'a>>,
     /// tracefs's `kprobe_profile`, for the kprobe family.
     kprobe_profile: Option<PathBuf>,
     /// Misses already reported.
     seen: u64,
 }
 
-impl MissedEvents {
+impl<'a> MissedEvents<'a> {
     /// Every program of `ebpf` that is loaded now, and the probes of this process
     /// in `kprobe_profile` when given.
-    pub fn new(ebpf: &Ebpf, kprobe_profile: Option<PathBuf>) -> Self {
+    pub fn new(ebpf: &'a Ebpf, kprobe_profile: Option<PathBuf>) -> Self {
         let programs = ebpf
             .programs()
-            .filter_map(|(_, p)| p.fd().ok()?.as_fd().try_clone_to_owned().ok())
+            .filter_map(|(_, p)| Some(p.fd().ok()?.as_fd()))
             .collect();
         Self {
             programs,
@@ -52,7 +53,7 @@ impl MissedEvents {
             .filter_map(|fd| {
                 fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()
             })
-            .filter_map(|info| recursion_misses(&info))
+            .filter_map(|info| fdinfo_field(&info, "recursion_misses"))
             .sum::<u64>()
             + self
                 .kprobe_profile
@@ -70,11 +71,12 @@ impl MissedEvents {
     }
 }
 
-/// The `recursion_misses` field of a program's fdinfo text.
-pub fn recursion_misses(fdinfo: &str) -> Option<u64> {
+/// A numeric field (`run_cnt`, `recursion_misses`, ...) of a BPF object's fdinfo
+/// text (`/proc/PID/fdinfo/FD`: `name:\tvalue` lines).
+pub fn fdinfo_field(fdinfo: &str, name: &str) -> Option<u64> {
     fdinfo
         .lines()
-        .find_map(|l| l.strip_prefix("recursion_misses:"))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .and_then(|v| v.trim().parse().ok())
 }
 
@@ -100,8 +102,12 @@ mod tests {
     #[test]
     fn reads_the_count_from_fdinfo() {
         let info = "pos:\t0\nflags:\t02000002\nprog_type:\t26\nrun_time_ns:\t0\nrun_cnt:\t0\nrecursion_misses:\t17\nverified_insns:\t40\n";
-        assert_eq!(recursion_misses(info), Some(17));
-        assert_eq!(recursion_misses("prog_type:\t26\n"), None);
+        assert_eq!(fdinfo_field(info, "recursion_misses"), Some(17));
+        assert_eq!(fdinfo_field(info, "run_cnt"), Some(0));
+        assert_eq!(fdinfo_field(info, "prog_type"), Some(26));
+        assert_eq!(fdinfo_field("prog_type:\t26\n", "recursion_misses"), None);
+        // A name is not a prefix of a longer one.
+        assert_eq!(fdinfo_field("run_cnt_x:\t5\n", "run_cnt"), None);
     }
 
     #[test]

@@ -22,7 +22,10 @@ use std::{
 use anyhow::{Context as _, Result};
 use flowtop::{
     collect::sys_bpf::sys_bpf,
-    probe::btf::{KernelBtf, Kind},
+    probe::{
+        btf::{KernelBtf, Kind},
+        misses::fdinfo_field,
+    },
 };
 
 const BPF_MAP_CREATE: libc::c_long = 0;
@@ -392,14 +395,8 @@ impl Attached {
         let (mut time, mut count) = (0, 0);
         for prog in &self.progs {
             let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", prog.as_raw_fd()))?;
-            let field = |name: &str| -> u64 {
-                info.lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .and_then(|v| v.trim().parse().ok())
-                    .unwrap_or(0)
-            };
-            time += field("run_time_ns:");
-            count += field("run_cnt:");
+            time += fdinfo_field(&info, "run_time_ns").unwrap_or(0);
+            count += fdinfo_field(&info, "run_cnt").unwrap_or(0);
         }
         Ok((time, count))
     }

@@ -49,6 +49,22 @@ run_scenarios() { # $1: probe family (or auto)
     [ $rc -eq 0 ] || ok=0
 }
 
+# `flowtop --probe $1 -v --format json > $2 2> $3` in the background, once it counts
+# (fpid: its PID).
+start_flowtop() {
+    flowtop --probe "$1" -v --format json > "$2" 2> "$3" &
+    fpid=$!
+    i=0; while ! grep -qs "counting with probe family" "$3" && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+}
+# A TCP sink on 127.0.0.1 for $1 connections, once it listens (spid: its PID,
+# port: its port).
+start_sink() {
+    trafficgen --conns "$1" tcp-sink 127.0.0.1 > /dev/null 2> /tmp/sink.err &
+    spid=$!
+    i=0; while ! grep -qs "port=" /tmp/sink.err && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+    port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' /tmp/sink.err | head -n 1)
+}
+
 # Per-call cost of a family's programs, from the kernel's BPF run-time statistics:
 # 64-byte TCP sends over loopback (each one send and about one receive call), and
 # the run time of every program flowtop holds (fdinfo run_time_ns / run_cnt),
@@ -57,18 +73,16 @@ run_scenarios() { # $1: probe family (or auto)
 SENDS=20000
 measure_cost() { # $1: probe family
     echo 1 > /proc/sys/kernel/bpf_stats_enabled
-    flowtop --probe "$1" -v --format json > /dev/null 2> /tmp/cost.err &
-    fpid=$!
-    i=0; while ! grep -qs "counting with probe family" /tmp/cost.err && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
-    trafficgen tcp-sink 127.0.0.1 > /dev/null 2> /tmp/sink.err &
-    spid=$!
-    i=0; while ! grep -qs "port=" /tmp/sink.err && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
-    port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' /tmp/sink.err | head -n 1)
+    start_flowtop "$1" /dev/null /tmp/cost.err
+    start_sink 1
     trafficgen --chunk 64 tcp-source "127.0.0.1:$port" $((SENDS * 64)) > /dev/null 2>&1
     wait $spid
+    # Each program once, by id (a second fd of one program would count it twice).
     cat /proc/$fpid/fdinfo/* 2>/dev/null | awk -v f="$1" -v sends=$SENDS '
-        /^run_time_ns:/ { t += $2 } /^run_cnt:/ { c += $2 }
-        END { if (c > 0) printf "VMTEST %s COST ns_per_call=%d runs=%d run_ns=%d\n", f, t / sends, c, t / c;
+        /^prog_id:/ { id = $2 }
+        /^run_time_ns:/ { rt[id] = $2 } /^run_cnt:/ { rc[id] = $2 }
+        END { for (p in rt) { t += rt[p]; c += rc[p] }
+              if (c > 0) printf "VMTEST %s COST ns_per_call=%d runs=%d run_ns=%d\n", f, t / sends, c, t / c;
               else printf "VMTEST %s COST none\n", f }'
     kill -INT $fpid; wait $fpid
     echo 0 > /proc/sys/kernel/bpf_stats_enabled
@@ -114,13 +128,8 @@ done
 #   VMTEST <family> PREEMPT PASS|FAIL expected_tx=N reported_tx=N start_warning=N skipped_calls=N chose=F
 PREEMPT_BYTES=6000000
 preempt_check() { # $1: probe family
-    flowtop --probe "$1" -v --format json > /tmp/pre.out 2> /tmp/pre.err &
-    fpid=$!
-    i=0; while ! grep -qs "counting with probe family" /tmp/pre.err && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
-    trafficgen --conns 16 tcp-sink 127.0.0.1 > /dev/null 2> /tmp/sink.err &
-    spid=$!
-    i=0; while ! grep -qs "port=" /tmp/sink.err && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
-    port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' /tmp/sink.err | head -n 1)
+    start_flowtop "$1" /tmp/pre.out /tmp/pre.err
+    start_sink 16
     trafficgen --chunk 64 threads "127.0.0.1:$port" $PREEMPT_BYTES 16 > /tmp/src.json 2> /dev/null
     wait $spid
     sleep 1.5
