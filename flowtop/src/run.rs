@@ -3,7 +3,6 @@
 use std::{
     io::{self, Write as _},
     os::fd::AsRawFd as _,
-    path::PathBuf,
     time::{Duration, SystemTime},
 };
 
@@ -23,9 +22,10 @@ use crate::{
     output::{self, term::Term, OutputOptions, Printer, Stamp},
     privileges,
     probe::{
-        detect::{self, KernelFacts},
+        detect::KernelFacts,
         load::{attach_first, Attached, LoadConfig},
         misses::MissedEvents,
+        preempt,
         select::{plan, Facts},
         udp_peer, Family,
     },
@@ -48,7 +48,6 @@ pub fn run(cli: &Cli) -> Result<()> {
     // Before loading (a port in use fails fast) and before capabilities are dropped.
     let listener = cli.serve.map(serve::bind).transpose()?;
     let facts = KernelFacts::detect();
-    let preempts_kernel_code = facts.preempts_kernel_code.clone();
     let candidates = plan(cli.probe, &Facts::from(&facts))?;
     let filters = KernelFilters::from_cli(cli, facts.offsets.is_ok())?;
     let mut attached = attach_first(
@@ -62,20 +61,17 @@ pub fn run(cli: &Cli) -> Result<()> {
         },
     )?;
     filters.fill_maps(&mut attached.ebpf)?;
-    if let (Family::Fentry, Some(mode)) = (attached.family, &preempts_kernel_code) {
-        log::warn!(
-            "this kernel preempts kernel code ({mode}): with the fentry family, socket \
-             calls go uncounted while many threads send at once (flowtop reports every \
-             interval the calls the kernel skipped); the kprobe family, and the \
-             tracepoint family of Linux 6.3+, are not affected"
-        );
+    if attached.family != Family::Tracepoint {
+        if let Some(mode) = preempt::kernel_code_preemptible() {
+            log::warn!(
+                "this kernel preempts kernel code ({mode}): with the {} family, socket \
+                 calls can go uncounted while many threads send at once (fentry: \
+                 reported as skipped calls; kprobe: not detectable). The tracepoint \
+                 family (Linux 6.3+) is not affected",
+                attached.family
+            );
+        }
     }
-    // The kprobe family's probes are made through tracefs (see `load`, which mounted
-    // it): their own misses are in kprobe_profile.
-    let kprobe_profile = (attached.family == Family::Kprobe)
-        .then(|| detect::ensure_tracefs().ok())
-        .flatten()
-        .map(|dir| PathBuf::from(dir).join("kprobe_profile"));
     if filters.reads_addresses() {
         if let Err(e) = udp_peer::attach(&mut attached.ebpf) {
             log::info!(
@@ -124,8 +120,8 @@ pub fn run(cli: &Cli) -> Result<()> {
     );
     let stdout = io::stdout().lock();
     let printer = output::printer_with(&OutputOptions::resolve(cli, &Term::detect()), stdout);
-    let misses = MissedEvents::new(&attached.ebpf, kprobe_profile);
     // `attached` lives until here: dropping it detaches the programs.
+    let misses = MissedEvents::new(&attached.ebpf);
     let result = runtime.block_on(report_loop(cli, reader, misses, printer, signals));
     drop(attached);
     result

@@ -29,8 +29,6 @@ pub struct KernelFacts {
     /// Kernel BTF type ids of the tp_btf typedefs and fexit functions flowtop may
     /// load against, found here so loading need not parse the kernel's BTF again.
     pub btf_ids: Vec<(Kind, &'static str, u32)>,
-    /// Set when the kernel preempts kernel code (see [`super::preempt`]).
-    pub preempts_kernel_code: Option<String>,
 }
 
 impl KernelFacts {
@@ -106,7 +104,6 @@ impl KernelFacts {
             kprobes,
             optional_hooks,
             btf_ids,
-            preempts_kernel_code: super::preempt::kernel_code_preemptible(),
         }
     }
 }

@@ -174,10 +174,6 @@ fn attach_counting(
                 .chain(&candidate.extra_hooks)
                 .copied()
                 .collect();
-            // Through tracefs: return probes with room for KRETPROBE_MAXACTIVE calls in
-            // flight, and every probe's misses in `kprobe_profile` (see `misses`).
-            // aya caches the tracefs location on first use, so mount it first.
-            let tracefs = ensure_tracefs();
             // Return probes first: a return without a stashed entry is ignored, while
             // an entry whose return probe is missing would leave a stale stash behind.
             for (prog, funcs) in [
@@ -190,22 +186,8 @@ fn attach_counting(
                 p.load()
                     .map_err(|e| kprobe_refused(&format!("loading {prog}"), e))?;
                 for func in funcs {
-                    let via_tracefs = match &tracefs {
-                        Ok(_) => p
-                            .attach_via_tracefs(func, Some(KRETPROBE_MAXACTIVE))
-                            .map(drop)
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.clone()),
-                    };
-                    if let Err(why) = via_tracefs {
-                        log::info!(
-                            "{prog} on {func} through the perf kprobe PMU (the kernel's \
-                             default room for calls in flight, misses not visible): {why}"
-                        );
-                        p.attach(func, 0).map_err(|e| {
-                            kprobe_refused(&format!("attaching {prog} to {func}"), e)
-                        })?;
-                    }
+                    p.attach(func, 0)
+                        .map_err(|e| kprobe_refused(&format!("attaching {prog} to {func}"), e))?;
                     log::debug!("attached {prog} to {func}");
                 }
             }
@@ -214,13 +196,6 @@ fn attach_counting(
     }
     Ok(ebpf)
 }
-
-/// Calls of one hooked function a kretprobe can follow at once: the kernel's maximum
-/// (`KRETPROBE_MAXACTIVE_MAX`). Its default, max(10, 2 x CPUs), is exhausted by a few
-/// threads blocked in `recv()` or preempted inside `inet_sendmsg`, and every return
-/// beyond it is missed, with its bytes; the instances cost a few hundred KiB of
-/// kernel memory per probe.
-const KRETPROBE_MAXACTIVE: u32 = 4096;
 
 /// An `aya::Btf` in which aya's loaders find `names` (of `kind`) at their kernel
 /// type ids: aya's `BtfTracePoint::load`/`FExit::load` use the `Btf` only for that

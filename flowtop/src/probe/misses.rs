@@ -7,14 +7,10 @@
 //! event's bytes are lost to every eBPF tool. flowtop cannot know how many bytes, but
 //! it can say how many events, so that a loss is never silent. The kernel shows the
 //! count in `/proc/self/fdinfo/<program fd>` as `recursion_misses` (Linux 5.12+;
-//! absent means none counted). The kprobe family's probes also miss hits of their
-//! own (a kprobe hit while another runs on that CPU, a return beyond the
-//! kretprobe's room for calls in flight): for probes made through tracefs, as
-//! flowtop makes them, the kernel lists those in `kprobe_profile`.
+//! absent means none counted).
 use std::{
     fs,
     os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
-    path::PathBuf,
 };
 
 use aya::Ebpf;
@@ -24,25 +20,18 @@ pub struct MissedEvents<'a> {
     /// The loaded programs' own fds, borrowed: a duplicate would show every program
     /// twice to anything that sums flowtop's fdinfo (run counts, run times).
     programs: Vec<BorrowedFd<'a>>,
-    /// tracefs's `kprobe_profile`, for the kprobe family.
-    kprobe_profile: Option<PathBuf>,
     /// Misses already reported.
     seen: u64,
 }
 
 impl<'a> MissedEvents<'a> {
-    /// Every program of `ebpf` that is loaded now, and the probes of this process
-    /// in `kprobe_profile` when given.
-    pub fn new(ebpf: &'a Ebpf, kprobe_profile: Option<PathBuf>) -> Self {
+    /// Every program of `ebpf` that is loaded now.
+    pub fn new(ebpf: &'a Ebpf) -> Self {
         let programs = ebpf
             .programs()
             .filter_map(|(_, p)| Some(p.fd().ok()?.as_fd()))
             .collect();
-        Self {
-            programs,
-            kprobe_profile,
-            seen: 0,
-        }
+        Self { programs, seen: 0 }
     }
 
     /// Events skipped since the last call (the first call: since loading).
@@ -54,12 +43,7 @@ impl<'a> MissedEvents<'a> {
                 fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()
             })
             .filter_map(|info| fdinfo_field(&info, "recursion_misses"))
-            .sum::<u64>()
-            + self
-                .kprobe_profile
-                .as_ref()
-                .and_then(|p| fs::read_to_string(p).ok())
-                .map_or(0, |text| probe_misses(&text, std::process::id()));
+            .sum();
         self.news(total)
     }
 
@@ -80,21 +64,6 @@ pub fn fdinfo_field(fdinfo: &str, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// Misses of this process's probes in `kprobe_profile` text (`  NAME  HITS  MISSES`
-/// per line; aya names the probes it makes `aya_<pid>_...`).
-pub fn probe_misses(profile: &str, pid: u32) -> u64 {
-    let ours = format!("aya_{pid}_");
-    profile
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let name = f.next()?;
-            let missed = f.nth(1)?.parse::<u64>().ok()?;
-            name.starts_with(&ours).then_some(missed)
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,20 +80,9 @@ mod tests {
     }
 
     #[test]
-    fn sums_the_misses_of_this_process_probes_only() {
-        let profile = "  aya_42_r_inet_sendmsg_0x0_0                          1200               7\n  \
-                       aya_42_p_inet_recvmsg_0x0_3                           900               2\n  \
-                       aya_420_r_inet_sendmsg_0x0_0                          500              99\n  \
-                       myprobe                                                10               1\n";
-        assert_eq!(probe_misses(profile, 42), 9);
-        assert_eq!(probe_misses(profile, 7), 0);
-    }
-
-    #[test]
     fn each_miss_is_reported_once() {
         let mut m = MissedEvents {
             programs: Vec::new(),
-            kprobe_profile: None,
             seen: 0,
         };
         assert_eq!(m.news(0), 0);

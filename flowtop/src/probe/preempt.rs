@@ -1,14 +1,13 @@
 //! Whether the running kernel preempts kernel code ("full" or "lazy" preemption,
-//! PREEMPT_RT). Then a fexit program preempted on a CPU makes the kernel skip that
-//! program for every other call on that CPU until it resumes (counted as recursion
-//! misses, see `misses`): the fentry family misses socket calls while many threads
-//! send. Seen in Debian's 6.1 and 6.12 guests booted with `preempt=full`: a quarter
-//! to half of the bytes of 16 sender threads on one CPU. kprobe handlers cannot be
-//! preempted, and flowtop makes its kretprobes with room for 4096 calls in flight
-//! (threads preempted inside `inet_sendmsg` used up the default's 10), so the kprobe
-//! family stayed exact there, as did the tracepoint family (preemption disabled).
-//! `--probe auto` therefore tries kprobe before fentry on such a kernel, and flowtop
-//! warns when fentry is used anyway. The mode cannot be told on every kernel.
+//! PREEMPT_RT), under which the fentry and kprobe families miss socket calls when
+//! many threads send at once: a fexit program preempted on a CPU makes the kernel
+//! skip that program for every other call on that CPU until it resumes (counted
+//! as recursion misses, see `misses`), and threads preempted inside the hooked
+//! functions exhaust the kretprobes' return slots (not counted anywhere flowtop can
+//! read on every kernel). Seen in Debian's 6.1 and 6.12 guests booted with
+//! `preempt=full`: a quarter to half of the bytes of 16 sender threads on one CPU
+//! went uncounted. The tracepoint family runs with preemption disabled and stays
+//! exact. flowtop says so at start; it cannot tell the mode on every kernel.
 use std::fs;
 
 /// Where the mode was found and what it is, when the kernel preempts kernel code;

@@ -60,9 +60,6 @@ pub struct Facts {
     pub fentry: Result<(), String>,
     pub kprobes: Result<(), String>,
     pub optional_hooks: Vec<&'static str>,
-    /// Set (with where it was read) when the kernel preempts kernel code: fexit
-    /// programs then miss calls under load, kprobes do not (`preempt`).
-    pub preempts_kernel_code: Option<String>,
 }
 
 impl From<&KernelFacts> for Facts {
@@ -73,29 +70,14 @@ impl From<&KernelFacts> for Facts {
             fentry: k.fentry.clone(),
             kprobes: k.kprobes.clone(),
             optional_hooks: k.optional_hooks.clone(),
-            preempts_kernel_code: k.preempts_kernel_code.clone(),
         }
     }
 }
 
-/// `--probe auto`'s order on a kernel that preempts kernel code: kprobes (whose
-/// handlers cannot be preempted, made with room for 4096 calls in flight) before
-/// fexit, whose programs a preempted sender holds on its CPU (docs/kernels.md).
-const AUTO_ORDER_PREEMPTIBLE: [Family; 3] = [Family::Tracepoint, Family::Kprobe, Family::Fentry];
-
 /// Candidates to try in order; `Err` when none can work, with a reason for each.
 pub fn plan(request: ProbeRequest, facts: &Facts) -> Result<Vec<Candidate>, NoProbe> {
     let families: &[Family] = match request {
-        ProbeRequest::Auto => match &facts.preempts_kernel_code {
-            Some(mode) => {
-                log::info!(
-                    "trying kprobe before fentry: this kernel preempts kernel code ({mode}), \
-                     under which fexit programs miss calls"
-                );
-                &AUTO_ORDER_PREEMPTIBLE
-            }
-            None => &AUTO_ORDER,
-        },
+        ProbeRequest::Auto => &AUTO_ORDER,
         ProbeRequest::Tracepoint => &[Family::Tracepoint],
         ProbeRequest::Fentry => &[Family::Fentry],
         ProbeRequest::Kprobe => &[Family::Kprobe],
@@ -175,7 +157,6 @@ mod tests {
             fentry: ok_or(btf, "no BTF"),
             kprobes: Ok(()),
             optional_hooks: Vec::new(),
-            preempts_kernel_code: None,
         }
     }
 
@@ -239,24 +220,6 @@ mod tests {
         assert!(plan.iter().all(|c| c.extra_hooks == ["inet_sendpage"]));
         let err = super::plan(ProbeRequest::Tracepoint, &f).unwrap_err();
         assert!(err.to_string().contains("no tracepoints"), "{err}");
-    }
-
-    /// Debian 6.1 booted with preempt=full: kprobes before fentry, whose programs a
-    /// preempted sender holds; with the tracepoints they still go first.
-    #[test]
-    fn preemptible_kernel_auto_tries_kprobe_before_fentry() {
-        let mut f = facts(true, false);
-        f.preempts_kernel_code = Some("preempt=full on the kernel command line".into());
-        let p = plan(ProbeRequest::Auto, &f).unwrap();
-        assert_eq!(families(&p), [Family::Kprobe, Family::Fentry]);
-        f.sock_tracepoints = Ok(());
-        let p = plan(ProbeRequest::Auto, &f).unwrap();
-        assert_eq!(
-            families(&p),
-            [Family::Tracepoint, Family::Kprobe, Family::Fentry]
-        );
-        let p = plan(ProbeRequest::Fentry, &f).unwrap();
-        assert_eq!(families(&p), [Family::Fentry]);
     }
 
     /// This development machine: tracepoints only, no kprobes; fentry is refused only

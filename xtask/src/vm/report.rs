@@ -133,12 +133,7 @@ impl KernelRun {
             verdicts: Vec::new(),
             costs: Vec::new(),
             preempt: Vec::new(),
-            preempt_expected: spec
-                .families
-                .iter()
-                .chain(&["auto"])
-                .map(|f| f.to_string())
-                .collect(),
+            preempt_expected: spec.families.iter().map(|f| f.to_string()).collect(),
             panicked: console.panicked,
             timed_out: console.timed_out,
         };
@@ -415,15 +410,15 @@ fn preempt_table(runs: &[KernelRun]) -> String {
     let _ = writeln!(
         out,
         "\nUnder full preemption (`/sys/kernel/debug/sched/preempt` set to `full` in the \
-         guest), 16 threads sending 64-byte writes: flowtop's bytes must be exact (auto: \
-         on a family that is), or, for fentry, flowtop must have warned at start that \
-         the kernel preempts kernel code and reported the calls the kernel skipped:\n"
+         guest), 16 threads sending 64-byte writes: flowtop's bytes must be exact, or it \
+         must have warned (at start that the kernel preempts kernel code; for fentry, \
+         also the calls the kernel skipped):\n"
     );
     let _ = writeln!(
         out,
-        "| kernel | family | result | bytes sent | bytes reported | start warning | skipped calls reported | attached |"
+        "| kernel | family | result | bytes sent | bytes reported | start warning | skipped calls reported |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     for run in runs {
         for (family, check) in &run.preempt {
             let field = |name: &str| {
@@ -436,7 +431,7 @@ fn preempt_table(runs: &[KernelRun]) -> String {
             let result = check.split_whitespace().next().unwrap_or("-");
             let _ = writeln!(
                 out,
-                "| {} | {family} | {result} | {} | {} | {} | {} | {} |",
+                "| {} | {family} | {result} | {} | {} | {} | {} |",
                 run.label,
                 field("expected_tx="),
                 field("reported_tx="),
@@ -446,7 +441,6 @@ fn preempt_table(runs: &[KernelRun]) -> String {
                     "yes"
                 },
                 field("skipped_calls="),
-                field("chose="),
             );
         }
     }
@@ -487,15 +481,11 @@ mod tests {
                 .to_string(),
         );
         lines.push(
-            "VMTEST fentry PREEMPT PASS expected_tx=600 reported_tx=400 start_warning=1 skipped_calls=3 chose=fentry"
+            "VMTEST fentry PREEMPT PASS expected_tx=600 reported_tx=400 start_warning=1 skipped_calls=3"
                 .to_string(),
         );
         lines.push(
-            "VMTEST kprobe PREEMPT PASS expected_tx=600 reported_tx=600 start_warning=0 skipped_calls=0 chose=kprobe"
-                .to_string(),
-        );
-        lines.push(
-            "VMTEST auto PREEMPT PASS expected_tx=600 reported_tx=600 start_warning=0 skipped_calls=0 chose=kprobe"
+            "VMTEST kprobe PREEMPT PASS expected_tx=600 reported_tx=600 start_warning=1 skipped_calls=0"
                 .to_string(),
         );
         lines.push("VMTEST VERDICT success".to_string());
@@ -545,11 +535,7 @@ mod tests {
         );
         let t = table(&[KernelRun::judge(SPEC, "pkg", &console(&refs(&good())))]);
         assert!(
-            t.contains("| 6.1 | fentry | PASS | 600 | 400 | yes | 3 | fentry |"),
-            "{t}"
-        );
-        assert!(
-            t.contains("| 6.1 | auto | PASS | 600 | 600 | no | 0 | kprobe |"),
+            t.contains("| 6.1 | fentry | PASS | 600 | 400 | yes | 3 |"),
             "{t}"
         );
     }

@@ -92,23 +92,6 @@ impl KProbe {
         )
     }
 
-    /// flowtop patch: attaches through tracefs, with room for `maxactive` calls in
-    /// flight at once for a return probe (the kernel's limit is 4096); see
-    /// `probe::attach_via_tracefs`.
-    pub fn attach_via_tracefs<T: AsRef<OsStr>>(
-        &mut self,
-        fn_name: T,
-        maxactive: Option<u32>,
-    ) -> Result<KProbeLinkId, ProgramError> {
-        let Self { data, kind } = self;
-        crate::programs::probe::attach_via_tracefs::<Self, _>(
-            data,
-            *kind,
-            fn_name.as_ref(),
-            maxactive,
-        )
-    }
-
     /// Creates a program from a pinned entry on a bpffs.
     ///
     /// Existing links will not be populated. To work with existing links you should use [`crate::programs::links::PinnedLink`].

@@ -159,32 +159,9 @@ pub(crate) fn attach<P: Probe, T: Link + From<PerfLinkInner>>(
         if cookie.is_some() {
             return Err(ProgramError::AttachCookieNotSupported);
         }
-        let (perf_fd, event) = create_as_trace_point::<P>(kind, fn_name, offset, pid, None)?;
+        let (perf_fd, event) = create_as_trace_point::<P>(kind, fn_name, offset, pid)?;
         perf_attach_debugfs(prog_fd, perf_fd, event)
     }?;
-    program_data.links.insert(T::from(link))
-}
-
-/// flowtop patch: attaches a probe created through tracefs (`kprobe_events`)
-/// rather than the perf kprobe PMU, so that its hits and misses show in
-/// `kprobe_profile`, and, for a return probe, as `r<maxactive>:...` so that up to
-/// `maxactive` calls of the function can be in flight at once (the PMU always uses
-/// the kernel's default of max(10, 2 x CPUs), and further returns are missed). The
-/// probe event is named `aya_<pid>_<p|r>_<function>_...` and removed on detach.
-pub(crate) fn attach_via_tracefs<P: Probe, T: Link + From<PerfLinkInner>>(
-    program_data: &mut ProgramData<T>,
-    kind: ProbeKind,
-    fn_name: &OsStr,
-    maxactive: Option<u32>,
-) -> Result<T::Id, ProgramError> {
-    let prog_fd = program_data.fd()?;
-    let prog_fd = prog_fd.as_fd();
-    let maxactive = match kind {
-        ProbeKind::Return => maxactive,
-        ProbeKind::Entry => None,
-    };
-    let (perf_fd, event) = create_as_trace_point::<P>(kind, fn_name, 0, None, maxactive)?;
-    let link = perf_attach_debugfs(prog_fd, perf_fd, event)?;
     program_data.links.insert(T::from(link))
 }
 
@@ -225,11 +202,10 @@ fn create_as_trace_point<P: Probe>(
     name: &OsStr,
     offset: u64,
     pid: Option<u32>,
-    maxactive: Option<u32>,
 ) -> Result<(crate::MockableFd, ProbeEvent), ProgramError> {
     let tracefs = find_tracefs_path()?;
 
-    let event = create_probe_event::<P>(tracefs, kind, name, offset, maxactive)
+    let event = create_probe_event::<P>(tracefs, kind, name, offset)
         .map_err(|(filename, io_error)| P::file_error(filename, io_error).into())?;
 
     let ProbeEvent {
@@ -251,7 +227,6 @@ fn create_probe_event<P: Probe>(
     kind: ProbeKind,
     fn_name: &OsStr,
     offset: u64,
-    maxactive: Option<u32>,
 ) -> Result<ProbeEvent, (PathBuf, io::Error)> {
     use std::os::unix::ffi::OsStrExt as _;
 
@@ -284,10 +259,7 @@ fn create_probe_event<P: Probe>(
     .unwrap();
 
     let mut probe = OsString::new();
-    match maxactive {
-        Some(n) => write!(&mut probe, "{}{n}:{}s/", probe_type_prefix, P::PMU).unwrap(),
-        None => write!(&mut probe, "{}:{}s/", probe_type_prefix, P::PMU).unwrap(),
-    }
+    write!(&mut probe, "{}:{}s/", probe_type_prefix, P::PMU).unwrap();
     probe.push(&event_alias);
     probe.push(" ");
     probe.push(fn_name);
