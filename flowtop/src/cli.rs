@@ -1,12 +1,17 @@
-//! Command line: clap types and validation only. Decisions are made in `main`/`run`.
-use std::net::SocketAddr;
+//! Command line: clap types, validation, and the one conversion into a plain
+//! [`Config`] ([`Cli::into_config`]). Nothing below `main` sees this module.
+use std::{net::SocketAddr, time::Duration};
 
 use clap::{error::ErrorKind, CommandFactory as _, Parser};
-use flowtop_common::DEFAULT_MAX_ENTRIES;
+use flowtop_common::{
+    net::{AF_INET, AF_INET6},
+    proto_filter, DEFAULT_MAX_ENTRIES,
+};
 
 use crate::{
     collect::aggregate::{GroupBy, SortBy},
-    output::{Format, Units},
+    config::{Config, FilterRequest, Mode, ReportConfig, RowsConfig, ServeConfig},
+    output::{Format, OutputRequest, Units},
     probe::select::ProbeRequest,
 };
 
@@ -44,8 +49,7 @@ const SERVE_CONFLICTS: [&str; 14] = [
     "show_nspid",
 ];
 
-/// `0.1.0 (commit abc1234)` from a git checkout, else the crate version (build.rs).
-pub const VERSION: &str = env!("FLOWTOP_VERSION");
+use crate::VERSION;
 
 /// Per-process network traffic (TCP and UDP, IPv4 and IPv6), counted exactly in the
 /// kernel with eBPF.
@@ -181,6 +185,62 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// The request as plain values (call [`Self::validate`] first).
+    pub fn into_config(self) -> Config {
+        let filters = FilterRequest {
+            pids: self.pid,
+            comm: self.comm,
+            cgroup: self.cgroup,
+            family: match (self.ipv4, self.ipv6) {
+                (true, _) => AF_INET,
+                (_, true) => AF_INET6,
+                _ => 0,
+            },
+            proto: match (self.tcp, self.udp) {
+                (true, _) => proto_filter::TCP,
+                (_, true) => proto_filter::UDP,
+                _ => proto_filter::ANY,
+            },
+            port: self.port,
+        };
+        let mode = match self.serve {
+            Some(addr) => Mode::Serve(ServeConfig {
+                addr,
+                pid_label: self.metrics_pid_label,
+            }),
+            None => Mode::Report(ReportConfig {
+                interval: Duration::from_secs(self.interval),
+                count: self.count,
+                rows: RowsConfig {
+                    by: self.by,
+                    sort: self.sort,
+                    limit: self.rows,
+                    nspid: self.show_nspid,
+                },
+                output: OutputRequest {
+                    format: self.format,
+                    units: self.units,
+                    rate: self.rate,
+                    timestamp: self.timestamp,
+                    header: !self.no_header,
+                    // The two flags override each other: at most one is set.
+                    summary: match (self.summary, self.no_summary) {
+                        (true, _) => Some(true),
+                        (_, true) => Some(false),
+                        _ => None,
+                    },
+                    clear: self.clear,
+                },
+            }),
+        };
+        Config {
+            probe: self.probe,
+            max_entries: self.max_entries,
+            filters,
+            mode,
+        }
+    }
+
     /// Checks that involve several arguments; clap's error (exit 2) on failure.
     pub fn validate(&self) -> Result<(), clap::Error> {
         if self.units.is_some() && self.format != Format::Table {
@@ -395,6 +455,77 @@ mod tests {
         ] {
             assert_eq!(parse(bad).unwrap_err().exit_code(), 2, "{bad:?}");
         }
+    }
+
+    fn report(args: &[&str]) -> ReportConfig {
+        match parse(args).unwrap().into_config().mode {
+            Mode::Report(r) => r,
+            Mode::Serve(_) => panic!("{args:?} is report mode"),
+        }
+    }
+
+    #[test]
+    fn filters_become_kernel_values() {
+        let f = parse(&["-6", "--udp", "--port", "53", "-p", "7,8"])
+            .unwrap()
+            .into_config()
+            .filters;
+        assert_eq!(
+            (f.family, f.proto, f.port, f.pids),
+            (AF_INET6, proto_filter::UDP, Some(53), vec![7, 8])
+        );
+        let f = parse(&["-4", "--tcp"]).unwrap().into_config().filters;
+        assert_eq!((f.family, f.proto), (AF_INET, proto_filter::TCP));
+        let f = parse(&[]).unwrap().into_config().filters;
+        assert_eq!((f.family, f.proto, f.port), (0, proto_filter::ANY, None));
+    }
+
+    #[test]
+    fn summary_default_and_last_flag_wins() {
+        assert_eq!(report(&[]).output.summary, None);
+        assert_eq!(report(&["-S"]).output.summary, Some(false));
+        assert_eq!(report(&["--summary"]).output.summary, Some(true));
+        assert_eq!(
+            report(&["--summary", "--no-summary"]).output.summary,
+            Some(false)
+        );
+        assert_eq!(
+            report(&["--no-summary", "--summary"]).output.summary,
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn report_flags_land_in_the_config() {
+        let r = report(&["--units", "human", "--rate", "-T", "--no-header", "5", "3"]);
+        assert_eq!(r.output.units, Some(Units::Human));
+        assert!(r.output.rate && r.output.timestamp && !r.output.header);
+        assert_eq!((r.interval, r.count), (Duration::from_secs(5), Some(3)));
+        let r = report(&["--by", "conn", "--show-nspid", "-r", "4", "-s", "tx"]);
+        assert_eq!(
+            r.rows,
+            RowsConfig {
+                by: GroupBy::Conn,
+                sort: SortBy::Tx,
+                limit: Some(4),
+                nspid: true
+            }
+        );
+    }
+
+    #[test]
+    fn serve_is_its_own_mode_and_groups_by_cgroup_in_the_kernel() {
+        let c = parse(&["--serve", "9464", "--metrics-pid-label"])
+            .unwrap()
+            .into_config();
+        assert_eq!(c.group_by(), GroupBy::Cgroup);
+        assert_eq!(
+            c.mode,
+            Mode::Serve(ServeConfig {
+                addr: "127.0.0.1:9464".parse().unwrap(),
+                pid_label: true
+            })
+        );
     }
 
     #[test]

@@ -9,12 +9,25 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use flowtop_common::{
-    flow_mode, globals,
-    net::{AF_INET, AF_INET6},
-    proto_filter, COMM_LEN, MAP_FILTER_CGROUP, MAP_FILTER_PIDS, MAX_FILTER_PIDS,
+    flow_mode, globals, COMM_LEN, MAP_FILTER_CGROUP, MAP_FILTER_PIDS, MAX_FILTER_PIDS,
 };
 
-use crate::{cli::Cli, collect::aggregate::GroupBy, identity};
+use crate::{collect::aggregate::GroupBy, identity};
+
+/// The filters as asked for (`-p`, `-c`, `--cgroup`, `-4`/`-6`, `--tcp`/`--udp`,
+/// `--port`), before they are checked against this machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterRequest {
+    pub pids: Vec<u32>,
+    pub comm: Option<String>,
+    /// As `/proc/PID/cgroup` shows it, or a directory in the cgroup2 mount.
+    pub cgroup: Option<String>,
+    /// `AF_INET`, `AF_INET6`, or 0 for both.
+    pub family: u16,
+    /// A `proto_filter` value.
+    pub proto: u32,
+    pub port: Option<u16>,
+}
 
 /// What the programs are told to count and how to key it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,37 +55,28 @@ pub struct KernelFilters {
 impl KernelFilters {
     /// `have_offsets`: the kernel's BTF gave the `struct sock` offsets. Without them
     /// (only the classic tracepoint then works) addresses and ports cannot be read.
-    pub fn from_cli(cli: &Cli, have_offsets: bool) -> Result<Self> {
+    /// `by`: what rows are made of (decides what the kernel keys flows by).
+    pub fn new(req: &FilterRequest, by: GroupBy, have_offsets: bool) -> Result<Self> {
         let mut f = KernelFilters {
-            pids: cli.pid.clone(),
+            pids: req.pids.clone(),
             ..Default::default()
         };
         if f.pids.len() > MAX_FILTER_PIDS as usize {
             bail!("-p: at most {MAX_FILTER_PIDS} PIDs");
         }
         f.pid_map = u32::from(f.pids.len() > 1);
-        if let Some(name) = &cli.comm {
+        if let Some(name) = &req.comm {
             f.comm = comm_filter(name)?;
         }
-        if let Some(path) = &cli.cgroup {
+        if let Some(path) = &req.cgroup {
             let mount = identity::cgroup2_mount().context("--cgroup needs cgroup v2")?;
             f.cgroup_dir = Some(identity::cgroup_dir(&mount, path)?);
             f.cgroup_on = 1;
         }
-        f.family = match (cli.ipv4, cli.ipv6) {
-            (true, _) => AF_INET,
-            (_, true) => AF_INET6,
-            _ => 0,
-        };
-        f.proto = match (cli.tcp, cli.udp) {
-            (true, _) => proto_filter::TCP,
-            (_, true) => proto_filter::UDP,
-            _ => proto_filter::ANY,
-        };
-        f.port = cli.port.unwrap_or(0);
-        f.flow_mode = match cli.by {
-            // The exporter's counters are labelled by process and cgroup.
-            _ if cli.serve.is_some() => flow_mode::CGROUP,
+        f.family = req.family;
+        f.proto = req.proto;
+        f.port = req.port.unwrap_or(0);
+        f.flow_mode = match by {
             GroupBy::Conn => flow_mode::CONN,
             GroupBy::Cgroup => flow_mode::CGROUP,
             GroupBy::Pid | GroupBy::Comm => 0,
@@ -160,13 +164,18 @@ pub fn comm_filter(name: &str) -> Result<[u8; COMM_LEN]> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use clap::Parser as _;
+    use flowtop_common::{
+        net::{AF_INET, AF_INET6},
+        proto_filter,
+    };
 
-    fn filters(args: &[&str], btf: bool) -> Result<KernelFilters> {
-        let cli =
-            Cli::try_parse_from(std::iter::once("flowtop").chain(args.iter().copied())).unwrap();
-        KernelFilters::from_cli(&cli, btf)
+    use super::*;
+
+    fn pids(pids: &[u32]) -> FilterRequest {
+        FilterRequest {
+            pids: pids.to_vec(),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -180,22 +189,31 @@ mod tests {
 
     #[test]
     fn one_pid_uses_the_global_several_use_the_map() {
-        let f = filters(&["-p", "42"], true).unwrap();
+        let f = KernelFilters::new(&pids(&[42]), GroupBy::Pid, true).unwrap();
         assert_eq!((f.single_tgid(), f.pid_map), (42, 0));
-        let f = filters(&["-p", "42,43"], true).unwrap();
+        let f = KernelFilters::new(&pids(&[42, 43]), GroupBy::Pid, true).unwrap();
         assert_eq!((f.single_tgid(), f.pid_map), (0, 1));
         assert_eq!(f.pids, [42, 43]);
+        let many: Vec<u32> = (1..=MAX_FILTER_PIDS + 1).collect();
+        assert!(KernelFilters::new(&pids(&many), GroupBy::Pid, true).is_err());
     }
 
     #[test]
     fn pid_mode_reads_no_addresses_and_leaves_flows_alone() {
-        let f = filters(&[], true).unwrap();
+        let none = FilterRequest::default();
+        let f = KernelFilters::new(&none, GroupBy::Pid, true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (0, 0));
-        let f = filters(&["--by", "conn"], true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Conn, true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CONN, 1));
-        let f = filters(&["--by", "cgroup"], true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Cgroup, true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CGROUP, 0));
-        let f = filters(&["-6", "--udp", "--port", "53"], true).unwrap();
+        let dns = FilterRequest {
+            family: AF_INET6,
+            proto: proto_filter::UDP,
+            port: Some(53),
+            ..Default::default()
+        };
+        let f = KernelFilters::new(&dns, GroupBy::Pid, true).unwrap();
         assert_eq!(
             (f.family, f.proto, f.port, f.read_addrs),
             (AF_INET6, proto_filter::UDP, 53, 1)
@@ -204,12 +222,25 @@ mod tests {
 
     #[test]
     fn addresses_without_btf_are_refused_clearly() {
-        let e = filters(&["--by", "conn"], false).unwrap_err().to_string();
+        let none = FilterRequest::default();
+        let e = KernelFilters::new(&none, GroupBy::Conn, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--by conn needs the kernel's BTF"), "{e}");
-        let e = filters(&["--port", "80"], false).unwrap_err().to_string();
+        let port = FilterRequest {
+            port: Some(80),
+            ..Default::default()
+        };
+        let e = KernelFilters::new(&port, GroupBy::Pid, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("--port needs"), "{e}");
         // -4/-6 still work without BTF, on the socket's own family.
-        let f = filters(&["-4"], false).unwrap();
+        let v4 = FilterRequest {
+            family: AF_INET,
+            ..Default::default()
+        };
+        let f = KernelFilters::new(&v4, GroupBy::Pid, false).unwrap();
         assert_eq!((f.family, f.read_addrs), (AF_INET, 0));
     }
 }

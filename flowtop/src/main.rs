@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         e.exit();
     }
     init_logging(cli.verbose);
-    match run::run(&cli) {
+    match run::run(&cli.into_config()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

@@ -13,11 +13,11 @@ use tokio::{
 };
 
 use crate::{
-    cli::Cli,
     collect::{
         collector::{Collector, Interval},
         exporter::ExportReader,
     },
+    config::{Config, Mode, ReportConfig},
     filter::KernelFilters,
     output::{self, term::Term, OutputOptions, Printer, Stamp},
     privileges,
@@ -38,23 +38,93 @@ use crate::{
 /// How often flowtop checks whether exited processes' keys must be reclaimed early.
 const SWEEP_PERIOD: Duration = Duration::from_millis(50);
 
-pub fn run(cli: &Cli) -> Result<()> {
+pub fn run(config: &Config) -> Result<()> {
     if !privileges::can_trace(privileges::effective_caps()) {
         bail!(
             "loading eBPF programs needs root, or the capabilities CAP_BPF and CAP_PERFMON; \
              try: sudo flowtop"
         );
     }
-    // Before loading (a port in use fails fast) and before capabilities are dropped.
-    let listener = cli.serve.map(serve::bind).transpose()?;
+    match &config.mode {
+        Mode::Report(report) => {
+            let mut attached = attach(config)?;
+            // The readers take their maps while flowtop still holds its capabilities.
+            let mut reader = Collector::new(
+                &mut attached.ebpf,
+                report.rows.by,
+                report.rows.sort,
+                report.rows.limit,
+                config.max_entries,
+            )?;
+            if report.rows.nspid {
+                reader.show_nspids();
+            }
+            let session = Session::start(
+                &attached,
+                &format!("first report in {}s", report.interval.as_secs()),
+            )?;
+            let stdout = io::stdout().lock();
+            let opts = OutputOptions::resolve(
+                &report.output,
+                report.rows.by,
+                report.rows.nspid,
+                &Term::detect(),
+            );
+            let printer = output::printer_with(&opts, stdout);
+            // `attached` lives until here: dropping it detaches the programs.
+            let misses = MissedEvents::new(&attached.ebpf);
+            let Session { runtime, signals } = session;
+            let result = runtime.block_on(report_loop(
+                report,
+                config.max_entries,
+                reader,
+                misses,
+                printer,
+                signals,
+            ));
+            drop(attached);
+            result
+        }
+        Mode::Serve(serve) => {
+            // Before loading (a port in use fails fast) and before capabilities are
+            // dropped (a port below 1024).
+            let listener = serve::bind(serve.addr)?;
+            let mut attached = attach(config)?;
+            let reader = ExportReader::new(&mut attached.ebpf, config.max_entries)?;
+            let addr = listener.local_addr()?;
+            let session = Session::start(&attached, &format!("serving http://{addr}/metrics"))?;
+            let metrics = Metrics::new(Info {
+                family: attached.family.to_string(),
+                kind: attached.kind.to_string(),
+                version: crate::VERSION.to_string(),
+                capacity: config.max_entries,
+                pid_label: serve.pid_label,
+            });
+            let Session { runtime, signals } = session;
+            let result = runtime.block_on(serve::serve_loop(
+                listener,
+                reader,
+                metrics,
+                signals.int,
+                signals.term,
+            ));
+            drop(attached);
+            result
+        }
+    }
+}
+
+/// Loads and attaches the programs the kernel supports best, with the filters set
+/// and filled, and the optional parts (datagram peers) attached where they apply.
+fn attach(config: &Config) -> Result<Attached> {
     let facts = KernelFacts::detect();
-    let candidates = plan(cli.probe, &Facts::from(&facts))?;
-    let filters = KernelFilters::from_cli(cli, facts.offsets.is_ok())?;
+    let candidates = plan(config.probe, &Facts::from(&facts))?;
+    let filters = KernelFilters::new(&config.filters, config.group_by(), facts.offsets.is_ok())?;
     let mut attached = attach_first(
         &candidates,
         &LoadConfig {
             filter_tgid: filters.single_tgid(),
-            max_entries: cli.max_entries,
+            max_entries: config.max_entries,
             offsets: facts.offsets.ok(),
             filters: filters.clone(),
             btf_ids: facts.btf_ids,
@@ -81,83 +151,45 @@ pub fn run(cli: &Cli) -> Result<()> {
             );
         }
     }
-    if let Some(listener) = listener {
-        return serve(cli, listener, attached);
-    }
-    let mut reader = Collector::new(
-        &mut attached.ebpf,
-        cli.by,
-        cli.sort,
-        cli.rows,
-        cli.max_entries,
-    )?;
-    if cli.show_nspid {
-        reader.show_nspids();
-    }
-    privileges::drop_after_attach().context("dropping capabilities after attaching")?;
-    log::debug!(
-        "capabilities now {:#x}, no_new_privs set",
-        privileges::effective_caps()
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the event loop")?;
-    // Handlers go in before the "counting" line: a SIGINT sent as soon as that line
-    // appears must print the partial interval and exit 0, not kill the process.
-    let signals = {
-        let _rt = runtime.enter();
-        Signals {
-            int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
-            term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
-        }
-    };
-    log::info!(
-        "counting with probe family {} ({}); first report in {}s",
-        attached.family,
-        attached.kind,
-        cli.interval
-    );
-    let stdout = io::stdout().lock();
-    let printer = output::printer_with(&OutputOptions::resolve(cli, &Term::detect()), stdout);
-    // `attached` lives until here: dropping it detaches the programs.
-    let misses = MissedEvents::new(&attached.ebpf);
-    let result = runtime.block_on(report_loop(cli, reader, misses, printer, signals));
-    drop(attached);
-    result
+    Ok(attached)
 }
 
-/// `--serve`: the exporter's half of [`run`], after the programs are attached.
-fn serve(cli: &Cli, listener: std::net::TcpListener, mut attached: Attached) -> Result<()> {
-    let reader = ExportReader::new(&mut attached.ebpf, cli.max_entries)?;
-    privileges::drop_after_attach().context("dropping capabilities after attaching")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the event loop")?;
-    let (int, term) = {
-        let _rt = runtime.enter();
-        (
-            signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
-            signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
-        )
-    };
-    let metrics = Metrics::new(Info {
-        family: attached.family.to_string(),
-        kind: attached.kind.to_string(),
-        version: crate::cli::VERSION.to_string(),
-        capacity: cli.max_entries,
-        pid_label: cli.metrics_pid_label,
-    });
-    let addr = listener.local_addr()?;
-    log::info!(
-        "counting with probe family {} ({}); serving http://{addr}/metrics",
-        attached.family,
-        attached.kind,
-    );
-    let result = runtime.block_on(serve::serve_loop(listener, reader, metrics, int, term));
-    drop(attached);
-    result
+/// What report and serve mode share once the programs are attached and the readers
+/// hold their maps: no capabilities left, an event loop, and signal handlers.
+struct Session {
+    runtime: tokio::runtime::Runtime,
+    signals: Signals,
+}
+
+impl Session {
+    /// `what_next`: the end of the "counting" line (when the first output comes).
+    fn start(attached: &Attached, what_next: &str) -> Result<Self> {
+        privileges::drop_after_attach().context("dropping capabilities after attaching")?;
+        log::debug!(
+            "capabilities now {:#x}, no_new_privs set",
+            privileges::effective_caps()
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the event loop")?;
+        // Handlers go in before the "counting" line: a SIGINT sent as soon as that
+        // line appears must end flowtop cleanly (the partial interval printed, exit
+        // 0), not kill the process.
+        let signals = {
+            let _rt = runtime.enter();
+            Signals {
+                int: signal(SignalKind::interrupt()).context("installing SIGINT handler")?,
+                term: signal(SignalKind::terminate()).context("installing SIGTERM handler")?,
+            }
+        };
+        log::info!(
+            "counting with probe family {} ({}); {what_next}",
+            attached.family,
+            attached.kind,
+        );
+        Ok(Self { runtime, signals })
+    }
 }
 
 /// SIGINT and SIGTERM streams, installed before flowtop announces that it counts.
@@ -167,13 +199,14 @@ struct Signals {
 }
 
 async fn report_loop(
-    cli: &Cli,
+    config: &ReportConfig,
+    max_entries: u32,
     mut reader: Collector,
     mut misses: MissedEvents<'_>,
     mut printer: Box<dyn Printer + '_>,
     signals: Signals,
 ) -> Result<()> {
-    let period = Duration::from_secs(cli.interval);
+    let period = config.interval;
     let mut ticks = interval_at(Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // Reclaim sweeps between reports (cheap unless the map is over a quarter full).
@@ -205,7 +238,7 @@ async fn report_loop(
         log::debug!(
             "interval {}: keys in the process map: {occupancy} (capacity {})",
             report.index(),
-            cli.max_entries,
+            max_entries,
         );
         let unrecorded = report.unrecorded();
         if unrecorded.total() > 0 {
@@ -214,7 +247,7 @@ async fn report_loop(
                  this interval (raise --max-entries, now {})",
                 unrecorded.rx,
                 unrecorded.tx,
-                cli.max_entries
+                max_entries
             );
         }
         let missed = misses.since_last();
@@ -234,7 +267,7 @@ async fn report_loop(
             io::stdout().flush()?;
         }
         reports += 1;
-        if stopping || cli.count.is_some_and(|c| reports >= c) || stdout_reader_gone() {
+        if stopping || config.count.is_some_and(|c| reports >= c) || stdout_reader_gone() {
             return Ok(());
         }
     }

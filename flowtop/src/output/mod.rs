@@ -2,8 +2,8 @@
 //! write into a `Vec<u8>`; the caller flushes after every interval (pipes see each
 //! interval as soon as it ends).
 //!
-//! Two stages, as in ripgrep: the command line (`cli::Cli`) and the terminal
-//! ([`term::Term`]) are resolved once into [`OutputOptions`] (is colour on? how wide
+//! Two stages, as in ripgrep: what was asked ([`OutputRequest`], from the command
+//! line) and the terminal ([`term::Term`]) are resolved once into [`OutputOptions`] (is colour on? how wide
 //! may a line be?), and printers only follow those decisions. All printers share
 //! one column model ([`columns`]) and print every `--by` ([`frame`], [`grouped`]).
 pub mod columns;
@@ -22,12 +22,9 @@ use std::{
 
 pub use units::Units;
 
-use crate::{
-    cli::Cli,
-    collect::{
-        aggregate::{GroupBy, Report},
-        diff::IntervalReport,
-    },
+use crate::collect::{
+    aggregate::{GroupBy, Report},
+    diff::IntervalReport,
 };
 
 /// `--format`.
@@ -41,6 +38,22 @@ pub enum Format {
     Csv,
     /// JSON Lines: one object per row per interval, exact byte counts
     Json,
+}
+
+/// The output options as asked for, before the terminal is known.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutputRequest {
+    pub format: Format,
+    /// `--units`; None: the default (KB). Only the table has units.
+    pub units: Option<Units>,
+    pub rate: bool,
+    pub timestamp: bool,
+    /// Print the header line (`--no-header` turns it off).
+    pub header: bool,
+    /// `--summary` / `--no-summary`, the last one given; None: on for the table only.
+    pub summary: Option<bool>,
+    /// `-C`.
+    pub clear: bool,
 }
 
 /// Every output decision, made once at start.
@@ -96,24 +109,20 @@ impl Default for OutputOptions {
 }
 
 impl OutputOptions {
-    /// Pure: the command line plus what stdout is connected to.
-    pub fn resolve(cli: &Cli, term: &term::Term) -> Self {
-        let table = cli.format == Format::Table;
-        let summary = if cli.no_summary {
-            false
-        } else {
-            cli.summary || table
-        };
+    /// Pure: what was asked, what a row is (`by`, `nspid`: they decide the
+    /// columns), and what stdout is connected to.
+    pub fn resolve(req: &OutputRequest, by: GroupBy, nspid: bool, term: &term::Term) -> Self {
+        let table = req.format == Format::Table;
         Self {
-            format: cli.format,
-            by: cli.by,
-            nspid: cli.show_nspid,
-            units: cli.units.unwrap_or_default(),
-            rate: cli.rate,
-            timestamp: cli.timestamp,
-            header: !cli.no_header,
-            summary,
-            clear: cli.clear && table && term.stdout_is_tty,
+            format: req.format,
+            by,
+            nspid,
+            units: req.units.unwrap_or_default(),
+            rate: req.rate,
+            timestamp: req.timestamp,
+            header: req.header,
+            summary: req.summary.unwrap_or(table),
+            clear: req.clear && table && term.stdout_is_tty,
             color: table && term.stdout_is_tty && !term.no_color,
             width: term.env_columns.or(term.tty_size.map(|(c, _)| c)),
             height: term.env_lines.or(term.tty_size.map(|(_, r)| r)),
@@ -185,14 +194,19 @@ pub fn printer<'a, W: io::Write + 'a>(format: Format, out: W) -> Box<dyn Printer
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser as _;
-
     use super::{term::Term, *};
 
-    fn resolve(args: &[&str], term: &Term) -> OutputOptions {
-        let cli =
-            Cli::try_parse_from(std::iter::once("flowtop").chain(args.iter().copied())).unwrap();
-        OutputOptions::resolve(&cli, term)
+    fn req(format: Format, clear: bool) -> OutputRequest {
+        OutputRequest {
+            format,
+            clear,
+            header: true,
+            ..OutputRequest::default()
+        }
+    }
+
+    fn resolve(req: &OutputRequest, term: &Term) -> OutputOptions {
+        OutputOptions::resolve(req, GroupBy::Pid, false, term)
     }
 
     fn tty() -> Term {
@@ -205,12 +219,12 @@ mod tests {
 
     #[test]
     fn clear_and_colour_only_on_a_terminal() {
-        let piped = resolve(&["-C"], &Term::default());
+        let piped = resolve(&req(Format::Table, true), &Term::default());
         assert!(!piped.clear && !piped.color);
-        let t = resolve(&["-C"], &tty());
+        let t = resolve(&req(Format::Table, true), &tty());
         assert!(t.clear && t.color);
         assert_eq!((t.width, t.height), (Some(120), Some(40)));
-        let json = resolve(&["-C", "--format", "json"], &tty());
+        let json = resolve(&req(Format::Json, true), &tty());
         assert!(
             !json.clear && !json.color,
             "machine formats never get escapes"
@@ -223,46 +237,56 @@ mod tests {
             no_color: true,
             ..tty()
         };
-        assert!(!resolve(&[], &term).color);
+        assert!(!resolve(&req(Format::Table, false), &term).color);
     }
 
     #[test]
     fn columns_env_wins_even_without_a_terminal() {
+        let table = req(Format::Table, false);
         let term = Term {
             env_columns: Some(60),
             ..Term::default()
         };
-        assert_eq!(resolve(&[], &term).width, Some(60));
+        assert_eq!(resolve(&table, &term).width, Some(60));
         let term = Term {
             env_columns: Some(70),
             ..tty()
         };
-        assert_eq!(resolve(&[], &term).width, Some(70));
-        assert_eq!(resolve(&[], &Term::default()).width, None);
+        let o = resolve(&table, &term);
+        assert_eq!(o.width, Some(70));
+        assert!(!o.follow_tty, "COLUMNS fixes the width");
+        assert_eq!(resolve(&table, &Term::default()).width, None);
+        assert!(resolve(&table, &tty()).follow_tty);
     }
 
     #[test]
-    fn summary_defaults_on_for_the_table_only_and_last_flag_wins() {
+    fn summary_defaults_on_for_the_table_only() {
         let t = Term::default();
-        assert!(resolve(&[], &t).summary);
-        assert!(!resolve(&["-S"], &t).summary);
-        assert!(!resolve(&["--format", "json"], &t).summary);
-        assert!(resolve(&["--format", "csv", "--summary"], &t).summary);
-        assert!(!resolve(&["--summary", "--no-summary"], &t).summary);
-        assert!(resolve(&["--no-summary", "--summary"], &t).summary);
+        assert!(resolve(&req(Format::Table, false), &t).summary);
+        assert!(!resolve(&req(Format::Json, false), &t).summary);
+        assert!(!resolve(&req(Format::Csv, false), &t).summary);
+        let off = OutputRequest {
+            summary: Some(false),
+            ..req(Format::Table, false)
+        };
+        assert!(!resolve(&off, &t).summary);
+        let on = OutputRequest {
+            summary: Some(true),
+            ..req(Format::Csv, false)
+        };
+        assert!(resolve(&on, &t).summary);
     }
 
     #[test]
-    fn flags_land_in_the_options() {
-        let o = resolve(
-            &["--units", "human", "--rate", "-T", "--no-header"],
+    fn rows_decide_the_columns_and_units_default_to_kb() {
+        let d = resolve(&req(Format::Table, false), &Term::default());
+        assert_eq!((d.units, d.by, d.nspid), (Units::Kb, GroupBy::Pid, false));
+        let o = OutputOptions::resolve(
+            &req(Format::Table, false),
+            GroupBy::Conn,
+            true,
             &Term::default(),
         );
-        assert_eq!(o.units, Units::Human);
-        assert!(o.rate && o.timestamp && !o.header);
-        let d = resolve(&[], &Term::default());
-        assert_eq!((d.units, d.by, d.nspid), (Units::Kb, GroupBy::Pid, false));
-        let o = resolve(&["--by", "conn", "--show-nspid"], &Term::default());
         assert_eq!((o.by, o.nspid), (GroupBy::Conn, true));
     }
 }
