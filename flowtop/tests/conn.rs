@@ -697,7 +697,7 @@ fn cgroup_grouping_and_filter_are_exact() {
 /// followed by `more`.
 fn keys_then(more: &[&str]) -> Vec<String> {
     let opts = flowtop::output::OutputOptions::default();
-    let core = flowtop::output::columns::record_columns(&opts);
+    let core = flowtop::output::layout::record_columns(&opts);
     let core = core.into_iter().map(|c| c.key());
     core.chain(more.iter().copied()).map(String::from).collect()
 }

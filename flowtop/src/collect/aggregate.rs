@@ -32,6 +32,18 @@ pub enum GroupBy {
     Cgroup,
 }
 
+impl GroupBy {
+    /// `--by`'s value, as the JSON key `by` carries it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Pid => "pid",
+            GroupBy::Conn => "conn",
+            GroupBy::Comm => "comm",
+            GroupBy::Cgroup => "cgroup",
+        }
+    }
+}
+
 /// `-s`: the order of the rows shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SortBy {

@@ -2,38 +2,18 @@
 //!
 //! A [`Column`] knows its machine key (JSON key and CSV header), its table header
 //! (which follows `--units` and `--rate`), how the table fits it into a narrow
-//! terminal ([`Fit`], [`Stage`]), and how to get its [`Value`] from any row ([`RowData`]).
-//! Printers only walk a list of columns ([`record_columns`], [`table_columns`]; the
-//! groupings' own columns are in [`super::grouped`]), so every `--by` gets units,
-//! rates, `-T`, width fitting and every format from the same code.
-use std::{borrow::Cow, time::SystemTime};
+//! terminal ([`Fit`], [`Stage`]), and how to get its [`Value`] from any row
+//! ([`RowData`]). Printers only walk a list of columns (which ones, per `--by` and
+//! option, is [`super::layout`]'s job), so every `--by` gets units, rates, `-T`,
+//! width fitting and every format from the same code.
+use std::borrow::Cow;
 
 use super::{
-    frame::RowData,
-    grouped::{by_name, record_fields, table_lead, table_tail},
+    row::{RowCtx, RowData, Value},
     units::per_sec,
-    Format, OutputOptions, Stamp,
+    OutputOptions,
 };
-use crate::collect::aggregate::{Conn, GroupBy};
-
-/// One cell before formatting. The table formats bytes with `--units`; CSV and JSON
-/// write exact integers.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value<'a> {
-    Text(Cow<'a, str>),
-    /// A plain count (PID, interval number, processes, port).
-    Int(u64),
-    /// An amount of bytes.
-    Bytes(u64),
-    /// Bytes per second.
-    Rate(f64),
-    /// Seconds (the interval's measured length).
-    Seconds(f64),
-    /// When the interval ended.
-    Time(SystemTime),
-    /// Not known or not applicable: `-` in the table, empty in CSV, `null` in JSON.
-    Null,
-}
+use crate::collect::aggregate::Conn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
@@ -110,18 +90,6 @@ pub enum Column {
     Cgroup,
     /// Processes in a group that moved bytes this interval (table: PROCS).
     Processes,
-}
-
-/// What a column's value is computed from.
-pub struct RowCtx<'a, R> {
-    /// 1-based interval number.
-    pub index: u64,
-    pub by: GroupBy,
-    pub row: &'a R,
-    pub stamp: &'a Stamp,
-    /// `stamp.elapsed` in seconds, for the rates: computed once per interval, not
-    /// once per cell.
-    pub seconds: f64,
 }
 
 impl Column {
@@ -226,7 +194,7 @@ impl Column {
             Column::Seconds => Value::Seconds(secs),
             Column::RxRate => Value::Rate(per_sec(row.interval().rx, secs)),
             Column::TxRate => Value::Rate(per_sec(row.interval().tx, secs)),
-            Column::By => Value::Text(Cow::Borrowed(by_name(ctx.by))),
+            Column::By => Value::Text(Cow::Borrowed(ctx.by.name())),
             Column::Cgroup => text(row.cgroup()),
             Column::Processes => Value::Int(row.processes().into()),
             _ => row.conn().map_or(Value::Null, |c| self.conn_value(c)),
@@ -254,210 +222,13 @@ fn text(s: Option<&str>) -> Value<'_> {
     s.map_or(Value::Null, |s| Value::Text(Cow::Borrowed(s)))
 }
 
-/// Keys of every JSON row and CSV line, in order. The first nine are the stable
-/// contract; then, for groupings, `by` (JSON only: a CSV file holds one grouping)
-/// and the grouping's fields; options only ever append (`--rate`, `--show-nspid`).
-pub fn record_columns(opts: &OutputOptions) -> Vec<Column> {
-    use Column::*;
-    let mut cols = vec![Time, Interval, Pid, Comm, Rx, Tx, RxTotal, TxTotal, Total];
-    if opts.by != GroupBy::Pid && opts.format == Format::Json {
-        cols.push(By);
-    }
-    cols.extend(record_fields(opts.by));
-    if opts.rate {
-        cols.extend([Seconds, RxRate, TxRate]);
-    }
-    if opts.nspid {
-        cols.push(Nspid);
-    }
-    cols
-}
-
-/// The table's columns: `[TIME]`, what a row is (`PID [NSPID] COMM` for processes,
-/// see [`table_lead`]), `RX TX` (per second with `--rate`), `RXSUM TXSUM SUM`, and
-/// for cgroups the path last.
-pub fn table_columns(opts: &OutputOptions) -> Vec<Column> {
-    use Column::*;
-    let mut cols = Vec::new();
-    if opts.timestamp {
-        cols.push(Time);
-    }
-    cols.extend(table_lead(opts.by, opts.nspid));
-    if opts.rate {
-        cols.extend([RxRate, TxRate]);
-    } else {
-        cols.extend([Rx, Tx]);
-    }
-    cols.extend([RxTotal, TxTotal, Total]);
-    cols.extend(table_tail(opts.by));
-    cols
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
-    use std::time::Duration;
-
+mod tests {
     use super::*;
     use crate::{
-        collect::{diff::ProcRow, Bytes},
-        output::units::Units,
+        collect::aggregate::GroupBy,
+        output::fixtures::{row, stamp},
     };
-
-    pub fn row(pid: u32, comm: &str, rx: u64, tx: u64, rxt: u64, txt: u64) -> ProcRow {
-        ProcRow {
-            pid,
-            nspid: None,
-            comm: comm.into(),
-            interval: Bytes { rx, tx },
-            total: Bytes { rx: rxt, tx: txt },
-        }
-    }
-
-    pub fn stamp(secs: u64) -> Stamp {
-        Stamp {
-            at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-            elapsed: Duration::from_secs(secs),
-        }
-    }
-
-    /// The stable contract: the first keys of every JSON row and CSV line.
-    pub const CORE_KEYS: [&str; 9] = [
-        "time",
-        "interval",
-        "pid",
-        "comm",
-        "rx_bytes",
-        "tx_bytes",
-        "rx_total_bytes",
-        "tx_total_bytes",
-        "total_bytes",
-    ];
-
-    fn keys(o: &OutputOptions) -> Vec<&'static str> {
-        record_columns(o).into_iter().map(Column::key).collect()
-    }
-
-    fn headers(o: &OutputOptions) -> Vec<String> {
-        table_columns(o).into_iter().map(|c| c.header(o)).collect()
-    }
-
-    #[test]
-    fn record_keys_start_with_the_stable_contract_and_options_append() {
-        let mut opts = OutputOptions::default();
-        assert_eq!(keys(&opts), CORE_KEYS);
-        opts.rate = true;
-        opts.timestamp = true;
-        opts.units = Units::Human;
-        let with_rate = keys(&opts);
-        assert_eq!(with_rate[..9], CORE_KEYS);
-        assert_eq!(
-            with_rate[9..],
-            ["seconds", "rx_bytes_per_sec", "tx_bytes_per_sec"]
-        );
-        opts.nspid = true;
-        assert_eq!(
-            keys(&opts)[9..],
-            ["seconds", "rx_bytes_per_sec", "tx_bytes_per_sec", "nspid"]
-        );
-    }
-
-    #[test]
-    fn groupings_add_their_fields_after_the_core_keys_and_by_only_in_json() {
-        let opts = |by, format| OutputOptions {
-            by,
-            format,
-            ..OutputOptions::default()
-        };
-        let conn = keys(&opts(GroupBy::Conn, Format::Csv));
-        assert_eq!(conn[..9], CORE_KEYS);
-        assert_eq!(
-            conn[9..],
-            ["proto", "family", "laddr", "lport", "raddr", "rport"]
-        );
-        let json = keys(&opts(GroupBy::Conn, Format::Json));
-        assert_eq!(json[9], "by");
-        assert_eq!(json[10..], conn[9..]);
-        assert_eq!(keys(&opts(GroupBy::Comm, Format::Csv))[9..], ["processes"]);
-        assert_eq!(
-            keys(&opts(GroupBy::Cgroup, Format::Json))[9..],
-            ["by", "cgroup", "processes"]
-        );
-        let mut o = opts(GroupBy::Conn, Format::Csv);
-        (o.rate, o.nspid) = (true, true);
-        assert_eq!(
-            keys(&o)[15..],
-            ["seconds", "rx_bytes_per_sec", "tx_bytes_per_sec", "nspid"]
-        );
-    }
-
-    #[test]
-    fn table_headers_follow_units_rate_and_timestamp() {
-        let mut opts = OutputOptions::default();
-        assert_eq!(
-            headers(&opts),
-            ["PID", "COMM", "RX_KB", "TX_KB", "RXSUM_KB", "TXSUM_KB", "SUM_KB"]
-        );
-        opts.units = Units::Bytes;
-        assert_eq!(
-            headers(&opts),
-            [
-                "PID",
-                "COMM",
-                "RX_BYTES",
-                "TX_BYTES",
-                "RXSUM_BYTES",
-                "TXSUM_BYTES",
-                "SUM_BYTES"
-            ]
-        );
-        opts.units = Units::Human;
-        opts.rate = true;
-        opts.timestamp = true;
-        assert_eq!(
-            headers(&opts),
-            ["TIME", "PID", "COMM", "RX/s", "TX/s", "RXSUM", "TXSUM", "SUM"]
-        );
-    }
-
-    #[test]
-    fn grouped_table_layouts_with_units_rate_and_nspid() {
-        let mut opts = OutputOptions {
-            by: GroupBy::Conn,
-            nspid: true,
-            ..OutputOptions::default()
-        };
-        let conn = headers(&opts);
-        assert_eq!(
-            conn[..6],
-            [
-                "PID",
-                "NSPID",
-                "COMM",
-                "PROTO",
-                "LADDR:LPORT",
-                "RADDR:RPORT"
-            ]
-        );
-        assert_eq!(conn[6..], headers(&OutputOptions::default())[2..]);
-        opts.by = GroupBy::Comm;
-        opts.units = Units::Bytes;
-        assert_eq!(headers(&opts)[..3], ["PROCS", "COMM", "RX_BYTES"]);
-        opts.by = GroupBy::Cgroup;
-        opts.rate = true;
-        opts.timestamp = true;
-        assert_eq!(
-            headers(&opts),
-            [
-                "TIME",
-                "RX_BYTES/s",
-                "TX_BYTES/s",
-                "RXSUM_BYTES",
-                "TXSUM_BYTES",
-                "SUM_BYTES",
-                "CGROUP"
-            ]
-        );
-    }
 
     #[test]
     fn values_come_from_the_row_and_rates_from_the_measured_interval() {

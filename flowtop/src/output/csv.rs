@@ -13,8 +13,10 @@
 use std::io;
 
 use super::{
-    columns::{record_columns, Column, Value},
-    frame::{Frame, RowData, Summary},
+    columns::Column,
+    frame::{Frame, Summary},
+    layout::record_columns,
+    row::{RowData, Value},
     FramePrinter, OutputOptions, Stamp,
 };
 
@@ -95,7 +97,7 @@ mod tests {
     use crate::{
         collect::{diff::IntervalReport, Bytes},
         output::{
-            columns::tests::{row, stamp, CORE_KEYS},
+            fixtures::{row, stamp, CORE_KEYS},
             Printer as _,
         },
     };

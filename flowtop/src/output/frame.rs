@@ -2,92 +2,18 @@
 //!
 //! `--by pid` rows come straight from the differ ([`ProcRow`], up to 100k per
 //! interval), the other groupings' from [`aggregate`](crate::collect::aggregate)
-//! ([`Row`]). Columns read both through [`RowData`], so one column model and one
+//! ([`Row`]). Columns read both through [`RowData`](super::row::RowData), so one column model and one
 //! printer per format serve every grouping without converting rows.
-use super::units::per_sec;
 use super::{
-    columns::{RowCtx, Value},
+    row::{RowCtx, Value},
+    units::per_sec,
     Stamp,
 };
 use crate::collect::{
-    aggregate::{Conn, GroupBy, Report, Row},
+    aggregate::{GroupBy, Report, Row},
     diff::{IntervalReport, ProcRow},
     Bytes,
 };
-
-/// What the columns read from one row.
-pub trait RowData {
-    /// Host PID; None for groups of processes (`--by comm|cgroup`).
-    fn pid(&self) -> Option<u32>;
-    /// PID in the process's innermost PID namespace (`--show-nspid`); None: unknown.
-    fn nspid(&self) -> Option<u32>;
-    /// Process name; None for cgroups.
-    fn comm(&self) -> Option<&str>;
-    /// Bytes moved during this interval.
-    fn interval(&self) -> Bytes;
-    /// Bytes moved since flowtop started.
-    fn total(&self) -> Bytes;
-    /// `--by conn`: the connection.
-    fn conn(&self) -> Option<&Conn>;
-    /// `--by cgroup`: the cgroup path.
-    fn cgroup(&self) -> Option<&str>;
-    /// Processes that moved bytes in this row this interval.
-    fn processes(&self) -> u32;
-}
-
-impl RowData for ProcRow {
-    fn pid(&self) -> Option<u32> {
-        Some(self.pid)
-    }
-    fn nspid(&self) -> Option<u32> {
-        self.nspid
-    }
-    fn comm(&self) -> Option<&str> {
-        Some(&self.comm)
-    }
-    fn interval(&self) -> Bytes {
-        self.interval
-    }
-    fn total(&self) -> Bytes {
-        self.total
-    }
-    fn conn(&self) -> Option<&Conn> {
-        None
-    }
-    fn cgroup(&self) -> Option<&str> {
-        None
-    }
-    fn processes(&self) -> u32 {
-        1
-    }
-}
-
-impl RowData for Row {
-    fn pid(&self) -> Option<u32> {
-        self.pid
-    }
-    fn nspid(&self) -> Option<u32> {
-        self.nspid
-    }
-    fn comm(&self) -> Option<&str> {
-        self.comm.as_deref()
-    }
-    fn interval(&self) -> Bytes {
-        self.interval
-    }
-    fn total(&self) -> Bytes {
-        self.total
-    }
-    fn conn(&self) -> Option<&Conn> {
-        self.conn.as_ref()
-    }
-    fn cgroup(&self) -> Option<&str> {
-        self.cgroup.as_deref()
-    }
-    fn processes(&self) -> u32 {
-        self.processes
-    }
-}
 
 /// One interval: the rows shown, and what the summary and the `-r` note need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,7 +164,7 @@ pub fn row_noun(by: GroupBy, n: usize) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::columns::tests::{row, stamp};
+    use crate::output::fixtures::{row, stamp};
 
     #[test]
     fn summary_adds_up_the_interval() {

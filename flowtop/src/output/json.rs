@@ -3,7 +3,7 @@
 //! Keys, in order: `time` (RFC 3339, UTC, end of the interval), `interval` (1-based),
 //! `pid`, `comm`, `rx_bytes`, `tx_bytes` (this interval), `rx_total_bytes`,
 //! `tx_total_bytes`, `total_bytes` (since flowtop started); for `--by
-//! conn|comm|cgroup` then `by` and the grouping's fields ([`super::grouped`]).
+//! conn|comm|cgroup` then `by` and the grouping's fields ([`super::layout`]).
 //! `--rate` appends `seconds` (the interval's measured length), `rx_bytes_per_sec`,
 //! `tx_bytes_per_sec`; `--show-nspid` appends `nspid` (null when unknown).
 //!
@@ -18,8 +18,10 @@
 use std::io;
 
 use super::{
-    columns::{record_columns, Column, Value},
-    frame::{Frame, RowData, Summary},
+    columns::Column,
+    frame::{Frame, Summary},
+    layout::record_columns,
+    row::{RowData, Value},
     FramePrinter, OutputOptions, Stamp,
 };
 
@@ -93,7 +95,7 @@ mod tests {
     use crate::{
         collect::{diff::IntervalReport, Bytes},
         output::{
-            columns::tests::{row, stamp, CORE_KEYS},
+            fixtures::{row, stamp, CORE_KEYS},
             Printer as _,
         },
     };

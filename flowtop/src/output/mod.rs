@@ -5,12 +5,16 @@
 //! Two stages, as in ripgrep: what was asked ([`OutputRequest`], from the command
 //! line) and the terminal ([`term::Term`]) are resolved once into [`OutputOptions`] (is colour on? how wide
 //! may a line be?), and printers only follow those decisions. All printers share
-//! one column model ([`columns`]) and print every `--by` ([`frame`], [`grouped`]).
+//! one column model ([`columns`], [`row`]) and print every `--by` ([`frame`],
+//! [`layout`]).
 pub mod columns;
 pub mod csv;
+#[cfg(test)]
+mod fixtures;
 pub mod frame;
-pub mod grouped;
 pub mod json;
+pub mod layout;
+pub mod row;
 pub mod table;
 pub mod term;
 pub mod units;
@@ -146,7 +150,7 @@ pub struct Stamp {
 pub trait Printer {
     /// Per-process rows (`--by pid`).
     fn interval(&mut self, report: &IntervalReport, stamp: &Stamp) -> io::Result<()>;
-    /// Rows of any grouping (`--by conn|comm|cgroup`, see [`grouped`]).
+    /// Rows of any grouping (`--by conn|comm|cgroup`, see [`layout`]).
     fn grouped(&mut self, report: &Report, stamp: &Stamp) -> io::Result<()>;
 }
 
@@ -154,7 +158,7 @@ pub trait Printer {
 /// usable as a trait object (no generic methods), is implemented for every
 /// `FramePrinter`.
 pub trait FramePrinter {
-    fn frame<R: frame::RowData>(
+    fn frame<R: row::RowData>(
         &mut self,
         frame: &frame::Frame<'_, R>,
         stamp: &Stamp,

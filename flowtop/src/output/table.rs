@@ -1,6 +1,6 @@
 //! The human table: an optional summary line, then the columns of the grouping
 //! (`PID COMM RX_KB TX_KB RXSUM_KB TXSUM_KB SUM_KB` for `--by pid`, see
-//! [`super::grouped`] for the others; names follow `--units`/`--rate`, `-T` adds
+//! [`super::layout`] for the others; names follow `--units`/`--rate`, `-T` adds
 //! TIME first), and a note when `-r` left rows out.
 //!
 //! No line is wider than `OutputOptions::width`: first the shrinkable columns (COMM
@@ -11,8 +11,10 @@
 use std::{io, time::SystemTime};
 
 use super::{
-    columns::{table_columns, Align, Column, Fit, Shrink, Stage, Value},
-    frame::{row_noun, Frame, RowData, Summary},
+    columns::{Align, Column, Fit, Shrink, Stage},
+    frame::{row_noun, Frame, Summary},
+    layout::table_columns,
+    row::{RowData, Value},
     term::local_hms,
     FramePrinter, OutputOptions, Stamp,
 };
@@ -606,7 +608,7 @@ mod tests {
     use crate::{
         collect::diff::IntervalReport,
         output::{
-            columns::tests::{row, stamp},
+            fixtures::{row, stamp},
             units::Units,
             Printer as _,
         },

@@ -18,18 +18,8 @@
 //! groups of processes), then (JSON only) `by`, then the grouping's fields: conn:
 //! `proto`, `family`, `laddr`, `lport`, `raddr`, `rport` (both null when the remote
 //! is not known); comm: `processes`; cgroup: `cgroup`, `processes`.
-use super::columns::Column;
+use super::{columns::Column, Format, OutputOptions};
 use crate::collect::aggregate::GroupBy;
-
-/// `--by`'s value, as the JSON key `by` carries it.
-pub fn by_name(by: GroupBy) -> &'static str {
-    match by {
-        GroupBy::Pid => "pid",
-        GroupBy::Conn => "conn",
-        GroupBy::Comm => "comm",
-        GroupBy::Cgroup => "cgroup",
-    }
-}
 
 /// The grouping's own fields in JSON and CSV, after the core keys.
 pub fn record_fields(by: GroupBy) -> &'static [Column] {
@@ -71,6 +61,45 @@ pub fn table_tail(by: GroupBy) -> &'static [Column] {
     }
 }
 
+/// Keys of every JSON row and CSV line, in order. The first nine are the stable
+/// contract; then, for groupings, `by` (JSON only: a CSV file holds one grouping)
+/// and the grouping's fields; options only ever append (`--rate`, `--show-nspid`).
+pub fn record_columns(opts: &OutputOptions) -> Vec<Column> {
+    use Column::*;
+    let mut cols = vec![Time, Interval, Pid, Comm, Rx, Tx, RxTotal, TxTotal, Total];
+    if opts.by != GroupBy::Pid && opts.format == Format::Json {
+        cols.push(By);
+    }
+    cols.extend(record_fields(opts.by));
+    if opts.rate {
+        cols.extend([Seconds, RxRate, TxRate]);
+    }
+    if opts.nspid {
+        cols.push(Nspid);
+    }
+    cols
+}
+
+/// The table's columns: `[TIME]`, what a row is (`PID [NSPID] COMM` for processes,
+/// see [`table_lead`]), `RX TX` (per second with `--rate`), `RXSUM TXSUM SUM`, and
+/// for cgroups the path last.
+pub fn table_columns(opts: &OutputOptions) -> Vec<Column> {
+    use Column::*;
+    let mut cols = Vec::new();
+    if opts.timestamp {
+        cols.push(Time);
+    }
+    cols.extend(table_lead(opts.by, opts.nspid));
+    if opts.rate {
+        cols.extend([RxRate, TxRate]);
+    } else {
+        cols.extend([Rx, Tx]);
+    }
+    cols.extend([RxTotal, TxTotal, Total]);
+    cols.extend(table_tail(opts.by));
+    cols
+}
+
 #[cfg(test)]
 mod tests {
     use flowtop_common::{net::*, FlowKey};
@@ -81,12 +110,138 @@ mod tests {
             Bytes,
         },
         output::{
-            columns::tests::stamp, printer_with, table::width_of, Format, OutputOptions, Stamp,
-            Units,
+            fixtures::stamp, printer_with, table::width_of, Format, OutputOptions, Stamp, Units,
         },
     };
 
     use super::*;
+    use crate::output::fixtures::CORE_KEYS;
+
+    fn keys(o: &OutputOptions) -> Vec<&'static str> {
+        record_columns(o).into_iter().map(Column::key).collect()
+    }
+
+    fn headers(o: &OutputOptions) -> Vec<String> {
+        table_columns(o).into_iter().map(|c| c.header(o)).collect()
+    }
+
+    #[test]
+    fn record_keys_start_with_the_stable_contract_and_options_append() {
+        let mut opts = OutputOptions::default();
+        assert_eq!(keys(&opts), CORE_KEYS);
+        opts.rate = true;
+        opts.timestamp = true;
+        opts.units = Units::Human;
+        let with_rate = keys(&opts);
+        assert_eq!(with_rate[..9], CORE_KEYS);
+        assert_eq!(
+            with_rate[9..],
+            ["seconds", "rx_bytes_per_sec", "tx_bytes_per_sec"]
+        );
+        opts.nspid = true;
+        assert_eq!(
+            keys(&opts)[9..],
+            ["seconds", "rx_bytes_per_sec", "tx_bytes_per_sec", "nspid"]
+        );
+    }
+
+    #[test]
+    fn groupings_add_their_fields_after_the_core_keys_and_by_only_in_json() {
+        let opts = |by, format| OutputOptions {
+            by,
+            format,
+            ..OutputOptions::default()
+        };
+        let conn = keys(&opts(GroupBy::Conn, Format::Csv));
+        assert_eq!(conn[..9], CORE_KEYS);
+        assert_eq!(
+            conn[9..],
+            ["proto", "family", "laddr", "lport", "raddr", "rport"]
+        );
+        let json = keys(&opts(GroupBy::Conn, Format::Json));
+        assert_eq!(json[9], "by");
+        assert_eq!(json[10..], conn[9..]);
+        assert_eq!(keys(&opts(GroupBy::Comm, Format::Csv))[9..], ["processes"]);
+        assert_eq!(
+            keys(&opts(GroupBy::Cgroup, Format::Json))[9..],
+            ["by", "cgroup", "processes"]
+        );
+        let mut o = opts(GroupBy::Conn, Format::Csv);
+        (o.rate, o.nspid) = (true, true);
+        assert_eq!(
+            keys(&o)[15..],
+            ["seconds", "rx_bytes_per_sec", "tx_bytes_per_sec", "nspid"]
+        );
+    }
+
+    #[test]
+    fn table_headers_follow_units_rate_and_timestamp() {
+        let mut opts = OutputOptions::default();
+        assert_eq!(
+            headers(&opts),
+            ["PID", "COMM", "RX_KB", "TX_KB", "RXSUM_KB", "TXSUM_KB", "SUM_KB"]
+        );
+        opts.units = Units::Bytes;
+        assert_eq!(
+            headers(&opts),
+            [
+                "PID",
+                "COMM",
+                "RX_BYTES",
+                "TX_BYTES",
+                "RXSUM_BYTES",
+                "TXSUM_BYTES",
+                "SUM_BYTES"
+            ]
+        );
+        opts.units = Units::Human;
+        opts.rate = true;
+        opts.timestamp = true;
+        assert_eq!(
+            headers(&opts),
+            ["TIME", "PID", "COMM", "RX/s", "TX/s", "RXSUM", "TXSUM", "SUM"]
+        );
+    }
+
+    #[test]
+    fn grouped_table_layouts_with_units_rate_and_nspid() {
+        let mut opts = OutputOptions {
+            by: GroupBy::Conn,
+            nspid: true,
+            ..OutputOptions::default()
+        };
+        let conn = headers(&opts);
+        assert_eq!(
+            conn[..6],
+            [
+                "PID",
+                "NSPID",
+                "COMM",
+                "PROTO",
+                "LADDR:LPORT",
+                "RADDR:RPORT"
+            ]
+        );
+        assert_eq!(conn[6..], headers(&OutputOptions::default())[2..]);
+        opts.by = GroupBy::Comm;
+        opts.units = Units::Bytes;
+        assert_eq!(headers(&opts)[..3], ["PROCS", "COMM", "RX_BYTES"]);
+        opts.by = GroupBy::Cgroup;
+        opts.rate = true;
+        opts.timestamp = true;
+        assert_eq!(
+            headers(&opts),
+            [
+                "TIME",
+                "RX_BYTES/s",
+                "TX_BYTES/s",
+                "RXSUM_BYTES",
+                "TXSUM_BYTES",
+                "SUM_BYTES",
+                "CGROUP"
+            ]
+        );
+    }
 
     fn conn_report(limit: Option<usize>) -> Report {
         let mut k = FlowKey {
