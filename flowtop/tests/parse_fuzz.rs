@@ -2,7 +2,7 @@
 //! text, kernel BTF bytes, kernel task names) either parses or gives a clean error,
 //! for any input, and never panics.
 use clap::Parser as _;
-use flowtop::{cli::Cli, collect::read::comm_to_string, privileges, probe::btf::KernelBtf};
+use flowtop::{cli::Cli, collect::Comm, privileges, probe::btf::KernelBtf};
 use proptest::prelude::*;
 
 /// Tokens that look like flowtop's flags and values, mixed with arbitrary strings.
@@ -64,7 +64,7 @@ proptest! {
 
     #[test]
     fn task_names_are_cut_at_the_first_nul(bytes in prop::collection::vec(any::<u8>(), 0..16)) {
-        let s = comm_to_string(&bytes);
+        let s = Comm::from_kernel(&bytes);
         prop_assert!(!s.contains('\0'));
         prop_assert!(s.len() <= bytes.len() * 3); // lossy UTF-8 may widen a byte to U+FFFD
     }

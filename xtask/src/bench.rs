@@ -34,8 +34,9 @@ use aya::maps::{
 };
 use flowtop::{
     collect::{
-        diff::Differ,
-        read::{LivePids, MapReader},
+        diff::ProcDiffer,
+        live::LivePids,
+        maps::KernelMaps,
         sys_bpf::{lookup_batch, BatchCursor},
     },
     output::{self, Format},
@@ -787,16 +788,17 @@ fn interval_times(n: u32, cpus: usize, reps: usize, which: Interval) -> Result<V
     };
     raise(0)?;
     let unrecorded = PerCpuArray::<MapData, Unrecorded>::create(1, 0)?;
-    let mut reader = MapReader::from_maps(procs, unrecorded)?;
+    let mut maps = KernelMaps::from_maps(procs, unrecorded)?;
+    let reader = &mut maps.procs;
     if which == Interval::FirstKeyByKey {
         reader.force_key_by_key();
     }
     let live: LivePids = (1..=n).collect();
     let mut sink = Vec::with_capacity(100 * n as usize);
-    let mut differ = Differ::new();
+    let mut differ = ProcDiffer::new();
     if which == Interval::Steady {
         // The interval before: fills the differ's tables and the reader's buffers.
-        let report = differ.next(reader.read_with(|| Ok(live.clone()))?);
+        let report = differ.next(&reader.read_with(|| Ok(live.clone()))?, Default::default());
         std::hint::black_box(report);
     }
     let mut times = Vec::new();
@@ -806,12 +808,12 @@ fn interval_times(n: u32, cpus: usize, reps: usize, which: Interval) -> Result<V
             raise(rep as u64 + 1)?;
         } else {
             // Every key has moved bytes since the start, so every key makes a row.
-            differ = Differ::new();
+            differ = ProcDiffer::new();
         }
         let (t, c) = (Instant::now(), thread_cpu_ms());
         let snap = reader.read_with(|| Ok(live.clone()))?;
         let (t_read, c_read) = (t.elapsed(), thread_cpu_ms());
-        let report = differ.next(snap);
+        let report = differ.next(&snap, Default::default());
         let c_diff = thread_cpu_ms();
         let stamp = output::Stamp {
             at: SystemTime::now(),

@@ -228,7 +228,7 @@ pub fn by_conn(flows: &[FlowDelta], procs: &[ProcRow]) -> Vec<Row> {
             comm: Some(
                 names
                     .get(&f.key.tgid)
-                    .map_or_else(|| f.comm.clone(), |n| n.to_string()),
+                    .map_or_else(|| f.comm.to_string(), |n| n.to_string()),
             ),
             conn: Some(Conn::from_key(&f.key)),
             ..Row::new(f.interval, f.total)
@@ -534,7 +534,7 @@ mod tests {
                 cgroup,
                 ..Default::default()
             },
-            comm: String::new(),
+            comm: Default::default(),
             interval: Bytes { rx, tx: 0 },
             total: Bytes { rx, tx: 0 },
         };

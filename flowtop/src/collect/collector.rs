@@ -5,9 +5,9 @@ use aya::Ebpf;
 
 use super::{
     aggregate::{self, GroupBy, Groups, Report, SortBy},
-    diff::{Differ, IntervalReport},
-    flows::{FlowDiffer, FlowReader},
-    read::MapReader,
+    diff::{IntervalReport, ProcDiffer},
+    flows::FlowDiffer,
+    maps::KernelMaps,
     Bytes,
 };
 use crate::{
@@ -54,10 +54,10 @@ pub struct Collector {
     by: GroupBy,
     sort: SortBy,
     limit: Option<usize>,
-    procs: MapReader,
-    differ: Differ,
-    /// `--by conn`/`--by cgroup` only.
-    flows: Option<(FlowReader, FlowDiffer)>,
+    maps: KernelMaps,
+    differ: ProcDiffer,
+    /// `--by conn`/`--by cgroup` only (with `maps.flows`).
+    flows: FlowDiffer,
     comms: Groups<String>,
     cgroups: Groups<u64>,
     names: Option<CgroupNames>,
@@ -74,13 +74,7 @@ impl Collector {
         limit: Option<u64>,
         capacity: u32,
     ) -> Result<Self> {
-        // Before MapReader::new, which takes UNRECORDED out of `ebpf`.
-        let flows = match by {
-            GroupBy::Conn | GroupBy::Cgroup => {
-                Some((FlowReader::new(ebpf)?, FlowDiffer::default()))
-            }
-            GroupBy::Pid | GroupBy::Comm => None,
-        };
+        let flows = matches!(by, GroupBy::Conn | GroupBy::Cgroup);
         let names = match by {
             GroupBy::Cgroup => Some(CgroupNames::new(identity::cgroup2_mount()?)),
             _ => None,
@@ -89,9 +83,9 @@ impl Collector {
             by,
             sort,
             limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-            procs: MapReader::new(ebpf, capacity)?,
-            differ: Differ::new(),
-            flows,
+            maps: KernelMaps::take(ebpf, capacity, flows)?,
+            differ: ProcDiffer::new(),
+            flows: FlowDiffer::default(),
             comms: Groups::default(),
             cgroups: Groups::default(),
             names,
@@ -105,32 +99,32 @@ impl Collector {
     }
 
     /// Between reports: reclaims exited processes' keys early when the per-process map
-    /// fills up (see [`MapReader::sweep`]).
+    /// fills up (see [`CounterReader::sweep`](super::counters::CounterReader::sweep)).
     pub fn sweep(&mut self) -> Result<()> {
-        self.procs.sweep()
+        self.maps.procs.sweep()
     }
 
     /// Keys in the per-process map now.
     pub fn occupancy(&self) -> Result<u64> {
-        self.procs.occupancy()
+        self.maps.procs.occupancy()
     }
 
     /// The report for the interval that ends now.
     pub fn report(&mut self) -> Result<Interval> {
         // The per-process map is read in every mode: it keeps PID reclaiming and the
         // map-full warning the same everywhere.
-        let snapshot = self.procs.read()?;
+        let samples = self.maps.procs.read()?;
+        let unstored = self.maps.unstored()?;
         // Processes whose keys were reclaimed: they exited.
         let exited: Vec<u32> = match self.nspids {
-            Some(_) => snapshot
-                .procs
+            Some(_) => samples
                 .iter()
                 .filter(|p| p.reclaimed)
-                .map(|p| p.pid)
+                .map(|p| p.key)
                 .collect(),
             None => Vec::new(),
         };
-        let procs = self.differ.next(snapshot);
+        let procs = self.differ.next(&samples, unstored.procs);
         if self.by == GroupBy::Pid {
             let mut report = aggregate::finish_procs(procs, self.sort, self.limit);
             if let Some(nspids) = &mut self.nspids {
@@ -142,14 +136,10 @@ impl Collector {
             return Ok(Interval::Procs(report));
         }
         let mut unrecorded = procs.unrecorded;
-        let rows = match (&mut self.flows, self.by) {
-            (Some((reader, differ)), by) => {
-                let (samples, lost) = reader.read()?;
-                let (flows, lost) = differ.next(&samples, lost);
-                unrecorded = Bytes {
-                    rx: unrecorded.rx + lost.rx,
-                    tx: unrecorded.tx + lost.tx,
-                };
+        let rows = match (&mut self.maps.flows, self.by) {
+            (Some(reader), by) => {
+                let (flows, lost) = self.flows.next(&reader.read()?, unstored.flows);
+                unrecorded = unrecorded + lost;
                 if by == GroupBy::Conn {
                     aggregate::by_conn(&flows, &procs.rows)
                 } else {

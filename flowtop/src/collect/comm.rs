@@ -19,8 +19,7 @@ enum Repr {
 }
 
 impl Comm {
-    /// The NUL-padded kernel name as text (lossy: names are bytes, not UTF-8), like
-    /// [`comm_to_string`](super::read::comm_to_string) but without allocating.
+    /// The NUL-padded kernel name as text (lossy: names are bytes, not UTF-8), without allocating.
     pub fn from_kernel(comm: &[u8]) -> Self {
         let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
         match std::str::from_utf8(&comm[..end]) {
@@ -142,7 +141,12 @@ impl fmt::Display for Comm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::read::comm_to_string;
+
+    /// The plain way: cut at the first NUL, lossy UTF-8, on the heap.
+    fn comm_to_string(comm: &[u8]) -> String {
+        let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+        String::from_utf8_lossy(&comm[..end]).into_owned()
+    }
 
     #[test]
     fn is_as_small_as_a_string() {

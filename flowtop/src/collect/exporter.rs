@@ -6,12 +6,7 @@
 use anyhow::Result;
 use aya::Ebpf;
 
-use super::{
-    diff::Differ,
-    flows::{FlowDiffer, FlowReader},
-    read::MapReader,
-    Bytes,
-};
+use super::{diff::ProcDiffer, flows::FlowDiffer, maps::KernelMaps, Bytes};
 use crate::identity::{self, CgroupNames};
 
 /// One process-in-a-cgroup's bytes since the previous read.
@@ -40,9 +35,8 @@ pub struct Update {
 }
 
 pub struct ExportReader {
-    procs: MapReader,
-    differ: Differ,
-    flows: FlowReader,
+    maps: KernelMaps,
+    differ: ProcDiffer,
     flow_differ: FlowDiffer,
     names: Option<CgroupNames>,
 }
@@ -50,8 +44,6 @@ pub struct ExportReader {
 impl ExportReader {
     /// `capacity`: `--max-entries` (both maps).
     pub fn new(ebpf: &mut Ebpf, capacity: u32) -> Result<Self> {
-        // Before MapReader::new, which takes UNRECORDED out of `ebpf`.
-        let flows = FlowReader::new(ebpf)?;
         let names = match identity::cgroup2_mount() {
             Ok(m) => Some(CgroupNames::new(m)),
             Err(e) => {
@@ -60,9 +52,8 @@ impl ExportReader {
             }
         };
         Ok(Self {
-            procs: MapReader::new(ebpf, capacity)?,
-            differ: Differ::new(),
-            flows,
+            maps: KernelMaps::take(ebpf, capacity, true)?,
+            differ: ProcDiffer::new(),
             flow_differ: FlowDiffer::default(),
             names,
         })
@@ -70,23 +61,28 @@ impl ExportReader {
 
     /// Reclaims exited processes' keys early when the per-process map fills up.
     pub fn sweep(&mut self) -> Result<()> {
-        self.procs.sweep()
+        self.maps.procs.sweep()
     }
 
     /// Bytes moved since the previous read.
     pub fn read(&mut self) -> Result<Update> {
         // The per-process map is read too: it reclaims dead PIDs' keys there, and its
         // losses are reported as a health metric.
-        let procs = self.differ.next(self.procs.read()?);
-        let (samples, lost) = self.flows.read()?;
+        let procs = self.maps.procs.read()?;
+        let unstored = self.maps.unstored()?;
+        let procs = self.differ.next(&procs, unstored.procs);
+        let Some(flows) = &mut self.maps.flows else {
+            unreachable!("the exporter takes the flow map");
+        };
+        let samples = flows.read()?;
         let flow_keys = samples.iter().filter(|s| !s.reclaimed).count() as u64;
-        let (deltas, lost) = self.flow_differ.next(&samples, lost);
+        let (deltas, lost) = self.flow_differ.next(&samples, unstored.flows);
         let names = &mut self.names;
         let flows = deltas
             .into_iter()
             .map(|d| FlowBytes {
                 pid: d.key.tgid,
-                comm: d.comm,
+                comm: d.comm.to_string(),
                 cgroup: match names {
                     Some(n) => n.path(d.key.cgroup),
                     None => format!("cgroup:{}", d.key.cgroup),
@@ -98,7 +94,7 @@ impl ExportReader {
             flows,
             unrecorded_procs: procs.unrecorded,
             unrecorded_flows: lost,
-            proc_keys: self.procs.occupancy()?,
+            proc_keys: self.maps.procs.occupancy()?,
             flow_keys,
         })
     }

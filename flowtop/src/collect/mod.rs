@@ -1,15 +1,21 @@
 //! Turning the kernel's cumulative counters into per-interval rows.
 //!
-//! `read` takes a snapshot of the maps (cumulative bytes since each key was created)
-//! and reclaims keys of processes that are gone, taking their final value in the same
-//! step; `diff` (pure) turns successive snapshots into interval and total rows.
+//! One pipeline with two instances, per process (key: PID) and per flow (key:
+//! process + connection or cgroup): [`maps`] takes the maps out of the loaded object,
+//! [`counters`] reads one map (cumulative bytes since each key was created) and
+//! reclaims keys of processes that are gone, taking their final value in the same
+//! step; [`diff`] (pure) turns successive reads into interval and total amounts;
+//! [`aggregate`] makes rows of any `--by`. [`collector`] drives it for reports,
+//! [`exporter`] for `--serve`.
 pub mod aggregate;
 pub mod collector;
 pub mod comm;
+pub mod counters;
 pub mod diff;
 pub mod exporter;
 pub mod flows;
-pub mod read;
+pub mod live;
+pub mod maps;
 pub mod sys_bpf;
 
 pub use comm::Comm;
@@ -27,20 +33,33 @@ impl Bytes {
     }
 }
 
-/// One process's cumulative counters as read from the kernel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcSample {
-    pub pid: u32,
-    pub comm: Comm,
-    pub bytes: Bytes,
-    /// The process is gone and its key was deleted with this final value.
-    pub reclaimed: bool,
+impl std::ops::Add for Bytes {
+    type Output = Bytes;
+
+    fn add(self, o: Bytes) -> Bytes {
+        Bytes {
+            rx: self.rx + o.rx,
+            tx: self.tx + o.tx,
+        }
+    }
 }
 
-/// Everything one read of the maps returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    pub procs: Vec<ProcSample>,
-    /// Cumulative bytes the programs could not store (map full).
-    pub unrecorded: Bytes,
+impl Bytes {
+    /// What a cumulative counter gained since `earlier` (never negative: a key that
+    /// was reclaimed and made again starts from zero).
+    pub fn since(self, earlier: Bytes) -> Bytes {
+        Bytes {
+            rx: self.rx.saturating_sub(earlier.rx),
+            tx: self.tx.saturating_sub(earlier.tx),
+        }
+    }
+}
+
+impl From<flowtop_common::Unrecorded> for Bytes {
+    fn from(u: flowtop_common::Unrecorded) -> Bytes {
+        Bytes {
+            rx: u.rx_bytes,
+            tx: u.tx_bytes,
+        }
+    }
 }
