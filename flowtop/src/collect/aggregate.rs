@@ -1,21 +1,16 @@
-//! Groupings (`--by pid|conn|comm|cgroup`), sorting (`-s`) and row limits (`-r`).
+//! Groupings (`--by pid|conn|comm|cgroup`): rows of each interval, then `-s`/`-r`.
 //!
 //! Every grouping is a sum of exact per-key interval deltas: a group's interval bytes
 //! are its keys' deltas this interval, its totals the running sum of those, so no
 //! grouping can gain or lose a byte against the per-key counters.
-use std::{
-    collections::HashMap,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-};
+use std::collections::HashMap;
 
-use flowtop_common::{
-    net::{AF_INET, AF_INET6, IPPROTO_MPTCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE},
-    FlowKey,
-};
-
+pub use super::{conn::Conn, order::SortBy};
 use super::{
     diff::{IntervalReport, ProcRow},
     flows::FlowDelta,
+    order::order,
+    row::RowData,
     Bytes,
 };
 
@@ -41,97 +36,6 @@ impl GroupBy {
             GroupBy::Comm => "comm",
             GroupBy::Cgroup => "cgroup",
         }
-    }
-}
-
-/// `-s`: the order of the rows shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SortBy {
-    /// This interval's RX+TX, largest first
-    Total,
-    /// This interval's RX, largest first
-    Rx,
-    /// This interval's TX, largest first
-    Tx,
-    /// PID, smallest first
-    Pid,
-    /// Process name, alphabetical
-    Comm,
-}
-
-/// A connection's identity as shown (`--by conn`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Conn {
-    pub family: u16,
-    pub protocol: u16,
-    pub laddr: IpAddr,
-    pub lport: u16,
-    /// None: not connected (unconnected UDP): the hooks do not see each datagram's peer.
-    pub remote: Option<(IpAddr, u16)>,
-}
-
-impl Conn {
-    pub fn from_key(k: &FlowKey) -> Self {
-        let addr = |b: &[u8; 16]| -> IpAddr {
-            if k.family == AF_INET {
-                IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-            } else {
-                unmap(IpAddr::V6(Ipv6Addr::from(*b)))
-            }
-        };
-        let raddr = addr(&k.raddr);
-        Self {
-            family: k.family,
-            protocol: k.protocol,
-            laddr: addr(&k.laddr),
-            lport: k.lport,
-            remote: (!raddr.is_unspecified() || k.rport != 0).then_some((raddr, k.rport)),
-        }
-    }
-
-    /// `tcp`, `udp`, `mptcp`, `udplite`.
-    pub fn proto(&self) -> String {
-        match self.protocol {
-            IPPROTO_TCP => "tcp".into(),
-            IPPROTO_UDP => "udp".into(),
-            IPPROTO_MPTCP => "mptcp".into(),
-            IPPROTO_UDPLITE => "udplite".into(),
-            p => format!("proto{p}"),
-        }
-    }
-
-    /// `ipv4` or `ipv6`, after IPv4-mapped addresses were shown as IPv4.
-    pub fn family_name(&self) -> &'static str {
-        match (self.family, self.laddr) {
-            (AF_INET6, IpAddr::V6(_)) => "ipv6",
-            _ => "ipv4",
-        }
-    }
-
-    pub fn local(&self) -> String {
-        endpoint(self.laddr, self.lport)
-    }
-
-    /// `*` when the remote is not known.
-    pub fn remote(&self) -> String {
-        self.remote
-            .map_or_else(|| "*".to_string(), |(a, p)| endpoint(a, p))
-    }
-}
-
-/// IPv4-mapped IPv6 (`::ffff:1.2.3.4`) as the IPv4 address it is.
-fn unmap(a: IpAddr) -> IpAddr {
-    match a {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// `1.2.3.4:80`, `[::1]:8080`.
-pub fn endpoint(addr: IpAddr, port: u16) -> String {
-    match unmap(addr) {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
     }
 }
 
@@ -169,6 +73,33 @@ impl Row {
     }
 }
 
+impl RowData for Row {
+    fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+    fn nspid(&self) -> Option<u32> {
+        self.nspid
+    }
+    fn comm(&self) -> Option<&str> {
+        self.comm.as_deref()
+    }
+    fn interval(&self) -> Bytes {
+        self.interval
+    }
+    fn total(&self) -> Bytes {
+        self.total
+    }
+    fn conn(&self) -> Option<&Conn> {
+        self.conn.as_ref()
+    }
+    fn cgroup(&self) -> Option<&str> {
+        self.cgroup.as_deref()
+    }
+    fn processes(&self) -> u32 {
+        self.processes
+    }
+}
+
 /// One interval of any grouping, after `-s` and `-r`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
@@ -181,39 +112,6 @@ pub struct Report {
     pub all: Bytes,
     /// Bytes the kernel could not attribute this interval (map full).
     pub unrecorded: Bytes,
-}
-
-impl Report {
-    /// The per-process report the existing printers take (`--by pid`).
-    pub fn to_interval_report(&self) -> IntervalReport {
-        IntervalReport {
-            index: self.index,
-            rows: self
-                .rows
-                .iter()
-                .map(|r| ProcRow {
-                    pid: r.pid.unwrap_or(0),
-                    nspid: r.nspid,
-                    comm: r.comm.as_deref().unwrap_or_default().into(),
-                    interval: r.interval,
-                    total: r.total,
-                })
-                .collect(),
-            unrecorded: self.unrecorded,
-        }
-    }
-}
-
-/// `--by pid`.
-pub fn by_pid(procs: &[ProcRow]) -> Vec<Row> {
-    procs
-        .iter()
-        .map(|p| Row {
-            pid: Some(p.pid),
-            comm: Some(p.comm.to_string()),
-            ..Row::new(p.interval, p.total)
-        })
-        .collect()
 }
 
 /// `--by conn`: flows as they are (each flow key belongs to one process), named as
@@ -298,8 +196,8 @@ pub fn by_cgroup(
     })
 }
 
-/// Keeps the `limit` busiest rows (by this interval's RX+TX), then orders them by
-/// `sort`; the report still counts every row.
+/// Keeps the `limit` busiest rows, ordered by `sort` (see [`order`]); the report
+/// still counts every row.
 pub fn finish(
     index: u64,
     by: GroupBy,
@@ -309,18 +207,8 @@ pub fn finish(
     unrecorded: Bytes,
 ) -> Report {
     let all_rows = rows.len();
-    let all = rows.iter().fold(Bytes::default(), |a, r| Bytes {
-        rx: a.rx + r.interval.rx,
-        tx: a.tx + r.interval.tx,
-    });
-    rows.sort_by(busiest);
-    if let Some(n) = limit {
-        rows.truncate(n);
-    }
-    fn key(r: &Row) -> SortKey<'_> {
-        (r.interval, r.pid, r.comm.as_deref())
-    }
-    rows.sort_by(|a, b| sorted_by(sort, key(a), key(b)).then_with(|| busiest(a, b)));
+    let all = rows.iter().fold(Bytes::default(), |a, r| a + r.interval);
+    order(&mut rows, sort, limit);
     Report {
         index,
         by,
@@ -331,124 +219,56 @@ pub fn finish(
     }
 }
 
-/// [`finish`] for `--by pid`, on the differ's rows as they are: the same rows in the
-/// same order as `finish(by_pid(rows))` and back through
-/// [`Report::to_interval_report`], without converting up to 100k rows twice. The
-/// differ already ordered them busiest first, so the first sort only checks that
-/// (or orders the names of one PID).
+/// [`finish`] for `--by pid`, on the differ's rows as they are (up to 100k rows are
+/// not converted).
 pub fn finish_procs(
     mut report: IntervalReport,
     sort: SortBy,
     limit: Option<usize>,
 ) -> IntervalReport {
-    let busiest = |a: &ProcRow, b: &ProcRow| {
-        b.interval
-            .total()
-            .cmp(&a.interval.total())
-            .then(a.pid.cmp(&b.pid))
-            .then_with(|| a.comm.cmp(&b.comm))
-    };
-    let rows = &mut report.rows;
-    rows.sort_by(busiest);
-    if let Some(n) = limit {
-        rows.truncate(n);
-    }
-    if sort != SortBy::Total {
-        fn key(r: &ProcRow) -> SortKey<'_> {
-            (r.interval, Some(r.pid), Some(&r.comm))
-        }
-        rows.sort_by(|a, b| sorted_by(sort, key(a), key(b)).then_with(|| busiest(a, b)));
-    }
+    order(&mut report.rows, sort, limit);
     report
-}
-
-/// What `-s` looks at in a row: this interval's bytes, the PID, the name.
-type SortKey<'a> = (Bytes, Option<u32>, Option<&'a str>);
-
-/// How `-s` alone orders two rows.
-fn sorted_by(sort: SortBy, a: SortKey<'_>, b: SortKey<'_>) -> std::cmp::Ordering {
-    match sort {
-        SortBy::Total => std::cmp::Ordering::Equal,
-        SortBy::Rx => b.0.rx.cmp(&a.0.rx),
-        SortBy::Tx => b.0.tx.cmp(&a.0.tx),
-        SortBy::Pid => a.1.cmp(&b.1),
-        SortBy::Comm => a.2.cmp(&b.2),
-    }
-}
-
-/// Largest interval RX+TX first; ties in a stable order (pid, name, cgroup, ports).
-fn busiest(a: &Row, b: &Row) -> std::cmp::Ordering {
-    b.interval
-        .total()
-        .cmp(&a.interval.total())
-        .then(a.pid.cmp(&b.pid))
-        .then_with(|| a.comm.cmp(&b.comm))
-        .then_with(|| a.cgroup.cmp(&b.cgroup))
-        .then_with(|| {
-            let ports = |r: &Row| r.conn.as_ref().map(|c| (c.lport, c.local(), c.remote()));
-            ports(a).cmp(&ports(b))
-        })
 }
 
 #[cfg(test)]
 mod tests {
+    use flowtop_common::FlowKey;
+
     use super::*;
 
-    fn key(family: u16, laddr: [u8; 16], lport: u16, raddr: [u8; 16], rport: u16) -> FlowKey {
-        FlowKey {
-            tgid: 1,
-            family,
-            protocol: IPPROTO_TCP,
-            lport,
-            rport,
-            laddr,
-            raddr,
-            ..Default::default()
+    // The plain way to make `--by pid` rows and back, as an oracle for
+    // `finish_procs`.
+    impl Report {
+        /// The per-process report the existing printers take (`--by pid`).
+        pub fn to_interval_report(&self) -> IntervalReport {
+            IntervalReport {
+                index: self.index,
+                rows: self
+                    .rows
+                    .iter()
+                    .map(|r| ProcRow {
+                        pid: r.pid.unwrap_or(0),
+                        nspid: r.nspid,
+                        comm: r.comm.as_deref().unwrap_or_default().into(),
+                        interval: r.interval,
+                        total: r.total,
+                    })
+                    .collect(),
+                unrecorded: self.unrecorded,
+            }
         }
     }
 
-    fn v4(a: [u8; 4]) -> [u8; 16] {
-        let mut b = [0; 16];
-        b[..4].copy_from_slice(&a);
-        b
-    }
-
-    #[test]
-    fn formats_v4_v6_mapped_and_unknown_remotes() {
-        let c = Conn::from_key(&key(
-            AF_INET,
-            v4([127, 0, 0, 1]),
-            8080,
-            v4([10, 1, 2, 3]),
-            443,
-        ));
-        assert_eq!(
-            (c.local(), c.remote()),
-            ("127.0.0.1:8080".into(), "10.1.2.3:443".into())
-        );
-        assert_eq!((c.proto(), c.family_name()), ("tcp".into(), "ipv4"));
-        let lo6 = Ipv6Addr::LOCALHOST.octets();
-        let c = Conn::from_key(&key(AF_INET6, lo6, 8080, lo6, 51000));
-        assert_eq!(
-            (c.local(), c.remote()),
-            ("[::1]:8080".into(), "[::1]:51000".into())
-        );
-        assert_eq!(c.family_name(), "ipv6");
-        let doc = "2001:db8::a:0:0:1".parse::<Ipv6Addr>().unwrap().octets();
-        let c = Conn::from_key(&key(AF_INET6, doc, 1, [0; 16], 0));
-        assert_eq!(
-            (c.local(), c.remote()),
-            ("[2001:db8::a:0:0:1]:1".into(), "*".into())
-        );
-        let mapped = Ipv4Addr::new(192, 0, 2, 7).to_ipv6_mapped().octets();
-        let c = Conn::from_key(&key(AF_INET6, mapped, 53, mapped, 5353));
-        assert_eq!(
-            (c.local(), c.remote()),
-            ("192.0.2.7:53".into(), "192.0.2.7:5353".into())
-        );
-        assert_eq!(c.family_name(), "ipv4");
-        let c = Conn::from_key(&key(AF_INET, [0; 16], 5353, [0; 16], 0));
-        assert_eq!((c.local(), c.remote()), ("0.0.0.0:5353".into(), "*".into()));
+    /// `--by pid`.
+    pub fn by_pid(procs: &[ProcRow]) -> Vec<Row> {
+        procs
+            .iter()
+            .map(|p| Row {
+                pid: Some(p.pid),
+                comm: Some(p.comm.to_string()),
+                ..Row::new(p.interval, p.total)
+            })
+            .collect()
     }
 
     #[test]

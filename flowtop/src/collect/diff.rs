@@ -9,7 +9,7 @@ use std::{
     hash::{BuildHasher, BuildHasherDefault, Hash, Hasher},
 };
 
-use super::{counters::Sample, Bytes, Comm};
+use super::{conn::Conn, counters::Sample, row::RowData, Bytes, Comm};
 
 /// One process's line for one interval.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +34,33 @@ pub struct IntervalReport {
     pub rows: Vec<ProcRow>,
     /// Bytes that could not be attributed this interval (map full).
     pub unrecorded: Bytes,
+}
+
+impl RowData for ProcRow {
+    fn pid(&self) -> Option<u32> {
+        Some(self.pid)
+    }
+    fn nspid(&self) -> Option<u32> {
+        self.nspid
+    }
+    fn comm(&self) -> Option<&str> {
+        Some(&self.comm)
+    }
+    fn interval(&self) -> Bytes {
+        self.interval
+    }
+    fn total(&self) -> Bytes {
+        self.total
+    }
+    fn conn(&self) -> Option<&Conn> {
+        None
+    }
+    fn cgroup(&self) -> Option<&str> {
+        None
+    }
+    fn processes(&self) -> u32 {
+        1
+    }
 }
 
 #[derive(Debug, Default)]

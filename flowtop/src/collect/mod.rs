@@ -10,12 +10,15 @@
 pub mod aggregate;
 pub mod collector;
 pub mod comm;
+pub mod conn;
 pub mod counters;
 pub mod diff;
 pub mod exporter;
 pub mod flows;
 pub mod live;
 pub mod maps;
+pub mod order;
+pub mod row;
 pub mod sys_bpf;
 
 pub use comm::Comm;
