@@ -71,10 +71,7 @@ impl ExportReader {
         let procs = self.maps.procs.read()?;
         let unstored = self.maps.unstored()?;
         let procs = self.differ.next(&procs, unstored.procs);
-        let Some(flows) = &mut self.maps.flows else {
-            unreachable!("the exporter takes the flow map");
-        };
-        let samples = flows.read()?;
+        let samples = self.maps.flows()?.read()?;
         let flow_keys = samples.iter().filter(|s| !s.reclaimed).count() as u64;
         let (deltas, lost) = self.flow_differ.next(&samples, unstored.flows);
         let names = &mut self.names;

@@ -64,6 +64,13 @@ impl KernelMaps {
         })
     }
 
+    /// The flow map's reader; an error when it was not taken (`flows: false`).
+    pub fn flows(&mut self) -> Result<&mut CounterReader<FlowKey>> {
+        self.flows
+            .as_mut()
+            .ok_or_else(|| anyhow!("the flow map was not taken from the eBPF object"))
+    }
+
     /// What the programs could not store so far.
     pub fn unstored(&self) -> Result<Unstored> {
         let read = |index: u32| -> Result<Bytes> {

@@ -34,6 +34,15 @@ impl Bytes {
     pub fn total(&self) -> u64 {
         self.rx + self.tx
     }
+
+    /// What a cumulative counter gained since `earlier` (never negative: a key that
+    /// was reclaimed and made again starts from zero).
+    pub fn since(self, earlier: Bytes) -> Bytes {
+        Bytes {
+            rx: self.rx.saturating_sub(earlier.rx),
+            tx: self.tx.saturating_sub(earlier.tx),
+        }
+    }
 }
 
 impl std::ops::Add for Bytes {
@@ -43,17 +52,6 @@ impl std::ops::Add for Bytes {
         Bytes {
             rx: self.rx + o.rx,
             tx: self.tx + o.tx,
-        }
-    }
-}
-
-impl Bytes {
-    /// What a cumulative counter gained since `earlier` (never negative: a key that
-    /// was reclaimed and made again starts from zero).
-    pub fn since(self, earlier: Bytes) -> Bytes {
-        Bytes {
-            rx: self.rx.saturating_sub(earlier.rx),
-            tx: self.tx.saturating_sub(earlier.tx),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! flowtop's own reading, diffing and printing code on a real per-CPU map.
 use super::*;
 
-/// Polling cost with N live keys: flowtop's `MapReader` on a real per-CPU hash of
+/// Polling cost with N live keys: flowtop's `CounterReader` on a real per-CPU hash of
 /// flowtop's layout, then the diff and the table printer, as one interval does.
 pub(super) fn poll() -> Result<()> {
     let cpus = aya::util::nr_cpus().map_err(|(p, e)| anyhow!("reading {p}: {e}"))?;
