@@ -130,7 +130,7 @@ impl KernelFilters {
                     .ok_or_else(|| anyhow!("map {MAP_FILTER_PIDS} missing"))?,
             )?;
             for pid in &self.pids {
-                pids.insert(pid, 1, 0).context("filling the PID filter")?;
+                pids.insert(pid, &1, 0).context("filling the PID filter")?;
             }
         }
         if let Some(dir) = &self.cgroup_dir {

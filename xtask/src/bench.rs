@@ -590,7 +590,9 @@ fn peak_rss_kib(pid: u32) -> Result<u64> {
 /// Polling cost with N live keys: flowtop's `MapReader` on a real per-CPU hash of
 /// flowtop's layout, then the diff and the table printer, as one interval does.
 fn poll() -> Result<()> {
-    let cpus = aya::util::nr_cpus().map_err(|(p, e)| anyhow!("reading {p}: {e}"))?;
+    let cpus = aya::util::nr_cpus()
+        .map_err(|(p, e)| anyhow!("reading {p}: {e}"))?
+        .get() as usize;
     const REPS: usize = 5;
     println!(
         "## Polling\n\nOne interval (read map + diff + format the table to a sink) with N \

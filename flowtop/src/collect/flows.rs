@@ -59,7 +59,9 @@ impl FlowReader {
         };
         let unrecorded = PerCpuArray::try_from(Map::PerCpuArray(MapData::from_fd(fd)?))?;
         let possible_cpus =
-            aya::util::nr_cpus().map_err(|(path, e)| anyhow!("reading {path}: {e}"))?;
+            aya::util::nr_cpus()
+                .map_err(|(path, e)| anyhow!("reading {path}: {e}"))?
+                .get() as usize;
         Ok(Self {
             flows,
             unrecorded,

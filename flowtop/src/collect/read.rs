@@ -83,7 +83,9 @@ impl MapReader {
         unrecorded: PerCpuArray<MapData, Unrecorded>,
     ) -> Result<Self> {
         let possible_cpus =
-            aya::util::nr_cpus().map_err(|(path, e)| anyhow!("reading {path}: {e}"))?;
+            aya::util::nr_cpus()
+                .map_err(|(path, e)| anyhow!("reading {path}: {e}"))?
+                .get() as usize;
         Ok(Self {
             procs,
             unrecorded,

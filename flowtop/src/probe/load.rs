@@ -256,11 +256,10 @@ fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
 }
 
 fn load_object(cfg: &LoadConfig, comm_each_event: bool) -> Result<Ebpf> {
-    // No CO-RE relocations in the object (offsets arrive as globals), so aya need not
-    // parse the kernel's BTF here; only tp_btf/fentry loads need it (see attach_kind).
-    // `with_btf` is flowtop's patch to aya (vendor/aya): `EbpfLoader::new()` would
-    // parse all of the kernel's BTF first, ~30 ms and ~15 MB for nothing.
-    let mut loader = EbpfLoader::with_btf(None);
+    // No CO-RE relocations in the object (offsets arrive as globals), so aya never
+    // parses the kernel's BTF here (it only does for objects with relocations or typed
+    // ksyms); tp_btf/fentry loads get a few-type BTF instead (see `btf_for`).
+    let mut loader = EbpfLoader::new();
     loader
         .map_max_entries(MAP_PROC_BYTES, cfg.max_entries)
         .override_global(globals::FILTER_TGID, &cfg.filter_tgid, true);
