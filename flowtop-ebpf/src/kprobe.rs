@@ -16,7 +16,8 @@ use aya_ebpf::{
 };
 
 use crate::{
-    account::{account, Direction},
+    account::account,
+    direction::Direction,
     kernel::{sock_family_protocol, socket_sk},
     maps::{InFlight, IN_FLIGHT},
 };

@@ -53,7 +53,6 @@ pub fn run(cli: &Cli) -> Result<()> {
     let mut attached = attach_first(
         &candidates,
         &LoadConfig {
-            filter_tgid: filters.single_tgid(),
             max_entries: cli.max_entries,
             offsets: facts.offsets.ok(),
             filters: filters.clone(),

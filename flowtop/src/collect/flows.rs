@@ -58,10 +58,9 @@ impl FlowReader {
             _ => return Err(anyhow!("map {MAP_UNRECORDED} missing from the eBPF object")),
         };
         let unrecorded = PerCpuArray::try_from(Map::PerCpuArray(MapData::from_fd(fd)?))?;
-        let possible_cpus =
-            aya::util::nr_cpus()
-                .map_err(|(path, e)| anyhow!("reading {path}: {e}"))?
-                .get() as usize;
+        let possible_cpus = aya::util::nr_cpus()
+            .map_err(|(path, e)| anyhow!("reading {path}: {e}"))?
+            .get() as usize;
         Ok(Self {
             flows,
             unrecorded,

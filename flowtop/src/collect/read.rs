@@ -82,10 +82,9 @@ impl MapReader {
         procs: PerCpuHashMap<MapData, u32, ProcCounters>,
         unrecorded: PerCpuArray<MapData, Unrecorded>,
     ) -> Result<Self> {
-        let possible_cpus =
-            aya::util::nr_cpus()
-                .map_err(|(path, e)| anyhow!("reading {path}: {e}"))?
-                .get() as usize;
+        let possible_cpus = aya::util::nr_cpus()
+            .map_err(|(path, e)| anyhow!("reading {path}: {e}"))?
+            .get() as usize;
         Ok(Self {
             procs,
             unrecorded,
