@@ -106,7 +106,7 @@ fn account_flow(
             return;
         }
     }
-    // Without READ_ADDRS (no BTF) this is the socket's own family.
+    // Without `read_addrs` (no BTF) this is the socket's own family.
     let want_family = config!(filter_family);
     if want_family != 0 && want_family != key.family {
         return;

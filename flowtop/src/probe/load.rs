@@ -255,7 +255,7 @@ fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
 }
 
 fn load_object(cfg: &LoadConfig, comm_each_event: bool) -> Result<Ebpf> {
-    // No CO-RE relocations in the object (offsets arrive as globals), so aya never
+    // No CO-RE relocations in the object (offsets arrive in the CONFIG global), so aya never
     // parses the kernel's BTF here (it only does for objects with relocations or typed
     // ksyms); tp_btf/fentry loads get a few-type BTF instead (see `btf_for`).
     let mut config = KernelConfig {
