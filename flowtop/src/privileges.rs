@@ -25,26 +25,6 @@ pub fn can_trace(caps: u64) -> bool {
     has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_cap_eff_line() {
-        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
-        assert_eq!(parse_cap_eff(status), Some(0x1ff_ffff_ffff));
-    }
-
-    #[test]
-    fn root_or_bpf_plus_perfmon_may_trace() {
-        assert!(can_trace(0x1ff_ffff_ffff));
-        assert!(can_trace(1 << CAP_SYS_ADMIN));
-        assert!(can_trace((1 << CAP_BPF) | (1 << CAP_PERFMON)));
-        assert!(!can_trace(1 << CAP_BPF));
-        assert!(!can_trace(0));
-    }
-}
-
 /// The only capability flowtop keeps once its programs are attached and its maps
 /// open: reading and deleting map entries is a `bpf(2)` call, which kernels before
 /// 6.5 refuse without CAP_BPF when unprivileged BPF is disabled (Debian's default).
@@ -85,4 +65,24 @@ pub fn drop_after_attach() -> anyhow::Result<()> {
         return Err(std::io::Error::last_os_error()).context("setting no_new_privs");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_cap_eff_line() {
+        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
+        assert_eq!(parse_cap_eff(status), Some(0x1ff_ffff_ffff));
+    }
+
+    #[test]
+    fn root_or_bpf_plus_perfmon_may_trace() {
+        assert!(can_trace(0x1ff_ffff_ffff));
+        assert!(can_trace(1 << CAP_SYS_ADMIN));
+        assert!(can_trace((1 << CAP_BPF) | (1 << CAP_PERFMON)));
+        assert!(!can_trace(1 << CAP_BPF));
+        assert!(!can_trace(0));
+    }
 }

@@ -676,8 +676,8 @@ fn read_by_design(cpus: usize, reps: usize) -> Result<()> {
         let mut shared =
             HashMap::<MapData, u32, ProcCounters>::create(n, 0).context("creating a hash")?;
         for (pid, values) in bench_counters(n, cpus, 0) {
-            shared.insert(pid, values[0], 0)?;
-            per_cpu.insert(pid, PerCpuValues::try_from(values)?, 0)?;
+            shared.insert(&pid, &values[0], 0)?;
+            per_cpu.insert(&pid, PerCpuValues::try_from(values)?, 0)?;
         }
         let per_cpu_ms = batch_read_ms(per_cpu.map().fd().as_fd().as_raw_fd(), cpus, n, reps)?;
         let shared_ms = batch_read_ms(shared.map().fd().as_fd().as_raw_fd(), 1, n, reps)?;
@@ -783,7 +783,7 @@ fn interval_times(n: u32, cpus: usize, reps: usize, which: Interval) -> Result<V
     ))?;
     let mut raise = |round: u64| -> Result<()> {
         for (pid, per_cpu) in bench_counters(n, cpus, round) {
-            writer.insert(pid, PerCpuValues::try_from(per_cpu)?, 0)?;
+            writer.insert(&pid, PerCpuValues::try_from(per_cpu)?, 0)?;
         }
         Ok(())
     };

@@ -260,7 +260,7 @@ fn load_object(cfg: &LoadConfig, comm_each_event: bool) -> Result<Ebpf> {
     // ksyms); tp_btf/fentry loads get a few-type BTF instead (see `btf_for`).
     let mut config = KernelConfig {
         comm_each_event: u32::from(comm_each_event),
-        offsets: cfg.offsets.unwrap_or(KernelOffsets::default()),
+        offsets: cfg.offsets.unwrap_or_default(),
         ..KernelConfig::UNSET
     };
     cfg.filters.configure(&mut config);
