@@ -5,6 +5,11 @@
 //! checkout (or with FLOWTOP_COMMIT set, e.g. by a packager), else just `0.1.0`.
 use std::process::Command;
 
+/// The nightly that builds the eBPF object (-Z build-std=core needs nightly), pinned
+/// so every machine compiles the same kernel code; scripts/setup.sh installs it with
+/// rust-src. Change both together.
+const EBPF_NIGHTLY: &str = "nightly-2026-07-01";
+
 fn main() -> anyhow::Result<()> {
     version();
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../flowtop-ebpf");
@@ -15,7 +20,7 @@ fn main() -> anyhow::Result<()> {
             root_dir: root,
             ..Default::default()
         }],
-        aya_build::Toolchain::default(),
+        aya_build::Toolchain::Custom(EBPF_NIGHTLY),
     )
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing flowtop needs on a Debian machine, and nothing
 # that is already there (quick on a second run).
-#   scripts/setup.sh            build deps: bpf-linker (+ LLVM 22 to build it), nightly rust-src
+#   scripts/setup.sh            build deps: the pinned stable and nightly (rust-src),
+#                               bpf-linker (+ LLVM 22 to build it)
 #   scripts/setup.sh test       + what the tests need (qemu, busybox-static, cpio, tmux, setpriv,
 #                               prometheus)
 #   scripts/setup.sh bench      + what the benchmarks need (iperf3, bpftrace, bpftool)
@@ -31,20 +32,30 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The eBPF object is built with nightly and -Z build-std=core (aya-build).
-if ! rustup +nightly component list --installed 2>/dev/null | grep -q '^rust-src'; then
-  echo "setup: adding rust-src to the nightly toolchain" >&2
-  rustup component add rust-src --toolchain nightly
+# The toolchains are pinned so that every machine compiles the same code: stable in
+# rust-toolchain.toml (userspace), a dated nightly in flowtop/build.rs (the eBPF object,
+# -Z build-std=core needs rust-src). That nightly's LLVM (22) must be the one bpf-linker
+# is built against: a nightly on LLVM 23 writes bitcode bpf-linker cannot read.
+root=$(cd "$(dirname "$0")/.." && pwd)
+stable=$(sed -n 's/^channel = "\(.*\)"/\1/p' "$root/rust-toolchain.toml")
+nightly=$(sed -n 's/^const EBPF_NIGHTLY: &str = "\(.*\)";/\1/p' "$root/flowtop/build.rs")
+if ! rustup component list --installed --toolchain "$stable" 2>/dev/null | grep -q '^clippy'; then
+  echo "setup: installing Rust $stable (rustfmt, clippy)" >&2
+  rustup toolchain install "$stable" --profile minimal -c rustfmt -c clippy
+fi
+if ! rustup component list --installed --toolchain "$nightly" 2>/dev/null | grep -q '^rust-src'; then
+  echo "setup: installing Rust $nightly with rust-src (eBPF build)" >&2
+  rustup toolchain install "$nightly" --profile minimal -c rust-src
 fi
 
 # bpf-linker links the eBPF object; built against the system's LLVM 22.
-if ! command -v bpf-linker >/dev/null 2>&1; then
+if [ "$(bpf-linker --version 2>/dev/null)" != "bpf-linker 0.13.0" ]; then
   echo "setup: installing bpf-linker (about a minute)" >&2
   LLVM_PREFIX=/usr/lib/llvm-22 cargo install bpf-linker --version 0.13.0 --locked \
     --no-default-features --features llvm-22
 fi
 
 if [ "$what" = docs ]; then
-  cd "$(dirname "$0")/.."
+  cd "$root"
   $SUDO env "PATH=$PATH" cargo xtask docs --prefix /usr/local
 fi

@@ -24,7 +24,8 @@ pub const MAP_IN_FLIGHT: &str = "IN_FLIGHT";
 pub const IN_FLIGHT_MAX: u32 = 65536;
 /// Threads whose datagram peer can be in flight at once (`--by conn`, kernel side).
 pub const UDP_PEERS_MAX: u32 = 4096;
-/// Per-CPU hash: [`FlowKey`] -> [`ProcCounters`], written only when `FLOW_MODE` != 0
+/// Per-CPU hash: [`FlowKey`] -> [`ProcCounters`], written only when
+/// [`KernelConfig::flow_mode`] != 0
 /// (`--by conn`, `--by cgroup`), so `--by pid` pays nothing for it.
 pub const MAP_FLOW_BYTES: &str = "FLOW_BYTES";
 /// Hash: thread-group ids to count when `-p` names more than one process.
@@ -37,7 +38,7 @@ pub const MAX_FILTER_PIDS: u32 = 1024;
 pub const UNRECORDED_PROC: u32 = 0;
 pub const UNRECORDED_FLOW: u32 = 1;
 
-/// Bits of the `FLOW_MODE` global: what goes into a [`FlowKey`].
+/// Bits of [`KernelConfig::flow_mode`]: what goes into a [`FlowKey`].
 pub mod flow_mode {
     /// Addresses, ports, family and protocol (`--by conn`).
     pub const CONN: u32 = 1;
@@ -45,7 +46,7 @@ pub mod flow_mode {
     pub const CGROUP: u32 = 2;
 }
 
-/// Values of the `FILTER_PROTO` global (`--tcp`/`--udp`).
+/// Values of [`KernelConfig::filter_proto`] (`--tcp`/`--udp`).
 pub mod proto_filter {
     pub const ANY: u32 = 0;
     /// TCP and MPTCP.
@@ -54,47 +55,86 @@ pub mod proto_filter {
     pub const UDP: u32 = 2;
 }
 
-/// Globals the loader overrides before loading (see `aya::EbpfLoader::override_global`).
-pub mod globals {
-    /// `u32`: only count this thread-group id; 0 counts every process.
-    pub const FILTER_TGID: &str = "FILTER_TGID";
-    /// `u32`: 1 = only count thread-group ids present in `FILTER_PIDS`.
-    pub const FILTER_PID_MAP: &str = "FILTER_PID_MAP";
-    /// `[u8; 16]`: only count processes with this name (NUL-padded); all NUL = any.
-    pub const FILTER_COMM: &str = "FILTER_COMM";
-    /// `u32`: 1 = write the process name on every event (when no rename hook could
-    /// be attached); 0 = only at key creation and on `task:task_rename`.
-    pub const COMM_EACH_EVENT: &str = "COMM_EACH_EVENT";
-    /// `u32`: 1 = only count tasks under the cgroup in `FILTER_CGROUP` slot 0.
-    pub const FILTER_CGROUP_ON: &str = "FILTER_CGROUP_ON";
-    /// `u16`: only this (effective, see [`super::FlowKey::family`]) address family; 0 = any.
-    pub const FILTER_FAMILY: &str = "FILTER_FAMILY";
-    /// `u32`: a [`super::proto_filter`] value.
-    pub const FILTER_PROTO: &str = "FILTER_PROTO";
-    /// `u16`: only sockets with this local or remote port; 0 = any.
-    pub const FILTER_PORT: &str = "FILTER_PORT";
-    /// `u32`: [`super::flow_mode`] bits; 0 leaves `FLOW_BYTES` alone.
-    pub const FLOW_MODE: &str = "FLOW_MODE";
-    /// `u32`: 1 = read addresses and ports from `struct sock` (needs the offsets below).
-    pub const READ_ADDRS: &str = "READ_ADDRS";
-    /// `u32` offsets taken from the running kernel's BTF, so the programs never
-    /// depend on the layout of the kernel they were built on.
-    pub const OFF_SOCK_FAMILY: &str = "OFF_SOCK_FAMILY";
-    pub const OFF_SOCK_PROTOCOL: &str = "OFF_SOCK_PROTOCOL";
-    pub const OFF_SOCKET_SK: &str = "OFF_SOCKET_SK";
-    pub const OFF_TASK_GROUP_LEADER: &str = "OFF_TASK_GROUP_LEADER";
-    pub const OFF_TASK_COMM: &str = "OFF_TASK_COMM";
-    /// `struct sock_common` address and port fields (offsets inside `struct sock`).
-    pub const OFF_SKC_DADDR: &str = "OFF_SKC_DADDR";
-    pub const OFF_SKC_RCV_SADDR: &str = "OFF_SKC_RCV_SADDR";
-    pub const OFF_SKC_DPORT: &str = "OFF_SKC_DPORT";
-    pub const OFF_SKC_NUM: &str = "OFF_SKC_NUM";
-    /// `struct inet_sock`'s `inet_sport` (offset inside the socket): the local port,
-    /// still set after a TCP socket went to CLOSE (which zeroes `skc_num`).
-    pub const OFF_INET_SPORT: &str = "OFF_INET_SPORT";
-    pub const OFF_SKC_V6_DADDR: &str = "OFF_SKC_V6_DADDR";
-    pub const OFF_SKC_V6_RCV_SADDR: &str = "OFF_SKC_V6_RCV_SADDR";
+/// Name of the one global the loader overrides (`aya::EbpfLoader::override_global`):
+/// a [`KernelConfig`] in the object's frozen `.rodata`.
+pub const CONFIG_GLOBAL: &str = "CONFIG";
+
+/// Everything the programs are told at load time, in one place: filters, modes and
+/// kernel struct offsets. It lives in frozen `.rodata`, so the verifier sees every
+/// field as a constant and prunes the branches of unset filters (an unused filter
+/// costs nothing), and the offsets count as constants for `tp_btf` loads.
+///
+/// All-zero is "count everything, process counters only, no offsets". The fields are
+/// ordered so that none needs padding (checked below at compile time): `aya::Pod`
+/// copies the bytes as they are, and uninitialised padding must never reach it. A
+/// field that breaks that order gets an explicit `_pad` field, as [`FlowKey`] has.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelConfig {
+    /// Only count this thread-group id; 0 counts every process.
+    pub filter_tgid: u32,
+    /// 1 = only count thread-group ids present in [`MAP_FILTER_PIDS`].
+    pub filter_pid_map: u32,
+    /// 1 = only count tasks under the cgroup in [`MAP_FILTER_CGROUP`] slot 0.
+    pub filter_cgroup_on: u32,
+    /// A [`proto_filter`] value.
+    pub filter_proto: u32,
+    /// Only this (effective, see [`FlowKey::family`]) address family; 0 = any.
+    pub filter_family: u16,
+    /// Only sockets with this local or remote port; 0 = any.
+    pub filter_port: u16,
+    /// Only count processes with this name (NUL-padded); all NUL = any.
+    pub filter_comm: [u8; COMM_LEN],
+    /// [`flow_mode`] bits; 0 leaves [`MAP_FLOW_BYTES`] alone.
+    pub flow_mode: u32,
+    /// 1 = read addresses and ports from `struct sock` (needs [`Self::offsets`]).
+    pub read_addrs: u32,
+    /// 1 = write the process name on every event (when no rename hook could be
+    /// attached); 0 = only at key creation and on `task:task_rename`.
+    pub comm_each_event: u32,
+    pub offsets: KernelOffsets,
 }
+
+/// Byte offsets of the kernel struct fields the programs read, taken from the
+/// running kernel's BTF: aya cannot emit CO-RE relocations from Rust, so this is how
+/// one build reads `struct sock` and `task_struct` correctly on every kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub sock_family: u32,
+    pub sock_protocol: u32,
+    pub socket_sk: u32,
+    pub task_group_leader: u32,
+    pub task_comm: u32,
+    /// `struct sock_common` addresses and ports, as offsets inside `struct sock`
+    /// (`--by conn`, `--port`, `-4`/`-6` on dual-stack sockets).
+    pub skc_daddr: u32,
+    pub skc_rcv_saddr: u32,
+    /// `__be16`.
+    pub skc_dport: u32,
+    /// `__u16`, host order: the local port while the socket is bound (zeroed when a
+    /// TCP socket reaches CLOSE, e.g. on entering TIME_WAIT with unread data).
+    pub skc_num: u32,
+    /// `struct inet_sock`'s `__be16 inet_sport`: the local port, kept after CLOSE.
+    pub inet_sport: u32,
+    pub skc_v6_daddr: u32,
+    pub skc_v6_rcv_saddr: u32,
+}
+
+impl KernelConfig {
+    /// All zero: every filter off, no flow map, no offsets (what the object carries
+    /// until the loader overrides it).
+    // SAFETY: integers and byte arrays only, for which all-zero is a valid value.
+    pub const UNSET: Self = unsafe { core::mem::zeroed() };
+}
+
+// No implicit padding: each struct is exactly the sum of its fields, so the bytes
+// `aya::Pod` hands to the loader are all initialised.
+const _: () = {
+    use core::mem::size_of;
+    assert!(size_of::<KernelOffsets>() == 12 * 4);
+    assert!(size_of::<KernelConfig>() == 4 * 4 + 2 * 2 + COMM_LEN + 3 * 4 + 12 * 4);
+};
 
 /// Program names in the eBPF object, by probe family.
 pub mod programs {
@@ -194,7 +234,7 @@ pub struct ProcCounters {
 }
 
 /// One flow of one process: the key of [`MAP_FLOW_BYTES`]. Fields not asked for by
-/// `FLOW_MODE` stay zero, so e.g. `--by cgroup` has one key per (process, cgroup).
+/// [`KernelConfig::flow_mode`] stay zero, so e.g. `--by cgroup` has one key per (process, cgroup).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
@@ -232,6 +272,11 @@ mod pod {
     unsafe impl aya::Pod for super::Unrecorded {}
     // SAFETY: `#[repr(C)]`, padding written out (`_pad`), 56 bytes.
     unsafe impl aya::Pod for super::FlowKey {}
+    // SAFETY: `#[repr(C)]`, u32/u16/u8 fields with no implicit padding (checked by
+    // the `const` assertion next to the type).
+    unsafe impl aya::Pod for super::KernelConfig {}
+    // SAFETY: `#[repr(C)]`, twelve u32.
+    unsafe impl aya::Pod for super::KernelOffsets {}
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     maps::PerCpuHashMap,
-    Global,
 };
 use flowtop_common::{
     flow_mode,
@@ -14,50 +13,13 @@ use flowtop_common::{
 };
 
 use crate::{
+    config::config,
+    direction::Direction,
     kernel::{process_comm, sock_endpoints},
     maps::UdpPeer,
     maps::{FILTER_CGROUP, FILTER_PIDS, FLOW_BYTES, PROC_BYTES, PROC_INSERTS, UNRECORDED},
     udp_peer,
 };
-
-// Filters and modes, fixed at load time: the verifier prunes the branches of the
-// ones left unset, so an unused filter costs nothing.
-/// Only count this thread-group id (0: all).
-#[unsafe(no_mangle)]
-static FILTER_TGID: Global<u32> = Global::new(0);
-/// 1: only count thread-group ids in `FILTER_PIDS`.
-#[unsafe(no_mangle)]
-static FILTER_PID_MAP: Global<u32> = Global::new(0);
-/// Only count processes of this name (all NUL: any).
-#[unsafe(no_mangle)]
-static FILTER_COMM: Global<[u8; COMM_LEN]> = Global::new([0; COMM_LEN]);
-/// 1: only count tasks under the cgroup in `FILTER_CGROUP`.
-#[unsafe(no_mangle)]
-static FILTER_CGROUP_ON: Global<u32> = Global::new(0);
-/// Only this effective address family (0: any).
-#[unsafe(no_mangle)]
-static FILTER_FAMILY: Global<u16> = Global::new(0);
-/// `proto_filter::{ANY, TCP, UDP}`.
-#[unsafe(no_mangle)]
-static FILTER_PROTO: Global<u32> = Global::new(0);
-/// Only sockets with this local or remote port (0: any).
-#[unsafe(no_mangle)]
-static FILTER_PORT: Global<u16> = Global::new(0);
-/// `flow_mode` bits: what to key `FLOW_BYTES` by (0: leave it alone).
-#[unsafe(no_mangle)]
-static FLOW_MODE: Global<u32> = Global::new(0);
-/// 1: take the process name on every event (no `task_rename` hook attached).
-#[unsafe(no_mangle)]
-static COMM_EACH_EVENT: Global<u32> = Global::new(0);
-/// 1: read addresses and ports from `struct sock` (conn mode, `--port`, `-4`/`-6`).
-#[unsafe(no_mangle)]
-static READ_ADDRS: Global<u32> = Global::new(0);
-
-#[derive(Clone, Copy)]
-pub enum Direction {
-    Rx,
-    Tx,
-}
 
 /// Adds `ret` bytes moved by the current process on socket `sk` of `family`/`protocol`.
 ///
@@ -70,33 +32,34 @@ pub fn account(sk: *const u8, family: u16, protocol: u16, ret: i64, flags: i32, 
         return;
     }
     let bytes = ret as u64;
-    match FILTER_PROTO.load() {
+    match config!(filter_proto) {
         proto_filter::TCP if protocol != IPPROTO_TCP && protocol != IPPROTO_MPTCP => return,
         proto_filter::UDP if protocol != IPPROTO_UDP && protocol != IPPROTO_UDPLITE => return,
         _ => {}
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    let filter = FILTER_TGID.load();
+    let filter = config!(filter_tgid);
     if filter != 0 && filter != tgid {
         return;
     }
-    if FILTER_PID_MAP.load() != 0 && unsafe { FILTER_PIDS.get(&tgid) }.is_none() {
+    if config!(filter_pid_map) != 0 && unsafe { FILTER_PIDS.get(&tgid) }.is_none() {
         return;
     }
-    let want = FILTER_COMM.load();
+    let want = config!(filter_comm);
     if want[0] != 0 && !same_comm(&want, &process_comm(pid_tgid)) {
         return;
     }
-    if FILTER_CGROUP_ON.load() != 0 && !FILTER_CGROUP.current_task_under_cgroup(0).unwrap_or(false)
+    if config!(filter_cgroup_on) != 0
+        && !FILTER_CGROUP.current_task_under_cgroup(0).unwrap_or(false)
     {
         return;
     }
-    let mode = FLOW_MODE.load();
-    if READ_ADDRS.load() == 0 && mode == 0 {
+    let mode = config!(flow_mode);
+    if config!(read_addrs) == 0 && mode == 0 {
         // `--by pid`/`--by comm` without address filters: the process counter only,
         // so these modes pay nothing for flows (the verifier drops the rest).
-        let want_family = FILTER_FAMILY.load();
+        let want_family = config!(filter_family);
         if want_family == 0 || want_family == family {
             add_bytes(&PROC_BYTES, &tgid, bytes, dir, pid_tgid, UNRECORDED_PROC);
         }
@@ -124,7 +87,7 @@ fn account_flow(
         protocol,
         ..FlowKey::default()
     };
-    if READ_ADDRS.load() != 0 {
+    if config!(read_addrs) != 0 {
         // A failed read (a family that passed a null `sk`) leaves the addresses zero:
         // the bytes still count, under an unknown flow (and match no `--port`).
         let mut with_addrs = key;
@@ -138,13 +101,13 @@ fn account_flow(
                 set_remote(&mut key, &peer);
             }
         }
-        let port = FILTER_PORT.load();
+        let port = config!(filter_port);
         if port != 0 && port != key.lport && port != key.rport {
             return;
         }
     }
-    // Without READ_ADDRS (no BTF) this is the socket's own family.
-    let want_family = FILTER_FAMILY.load();
+    // Without `read_addrs` (no BTF) this is the socket's own family.
+    let want_family = config!(filter_family);
     if want_family != 0 && want_family != key.family {
         return;
     }
@@ -269,7 +232,7 @@ fn add_to_existing<K>(
             // nest on these hooks, so a plain add is exact.
             let counters = unsafe { &mut *counters };
             add(counters, bytes, dir);
-            if COMM_EACH_EVENT.load() != 0 {
+            if config!(comm_each_event) != 0 {
                 counters.comm = process_comm(pid_tgid);
                 counters.comm_ns = unsafe { bpf_ktime_get_ns() };
             }

@@ -13,7 +13,8 @@
 use aya_ebpf::{macros::fexit, programs::FExitContext};
 
 use crate::{
-    account::{account, Direction},
+    account::account,
+    direction::Direction,
     kernel::{sock_family_protocol, socket_sk},
 };
 

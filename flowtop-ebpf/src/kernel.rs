@@ -1,25 +1,13 @@
 //! Reads of kernel structures at offsets the loader took from the running kernel's
-//! BTF. aya cannot emit CO-RE relocations from Rust, so offsets arrive as globals
-//! instead; a build on one kernel then runs on any other.
-use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_task, bpf_probe_read_kernel},
-    Global,
-};
+//! BTF. aya cannot emit CO-RE relocations from Rust, so offsets arrive in the
+//! load-time configuration (`config.rs`) instead; a build on one kernel then runs on any other.
+use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_task, bpf_probe_read_kernel};
 use flowtop_common::{
     net::{AF_INET, AF_INET6},
     FlowKey, COMM_LEN,
 };
 
-#[unsafe(no_mangle)]
-static OFF_SOCK_FAMILY: Global<u32> = Global::new(0);
-#[unsafe(no_mangle)]
-static OFF_SOCK_PROTOCOL: Global<u32> = Global::new(0);
-#[unsafe(no_mangle)]
-static OFF_SOCKET_SK: Global<u32> = Global::new(0);
-#[unsafe(no_mangle)]
-static OFF_TASK_GROUP_LEADER: Global<u32> = Global::new(0);
-#[unsafe(no_mangle)]
-static OFF_TASK_COMM: Global<u32> = Global::new(0);
+use crate::config::config;
 
 #[inline(always)]
 unsafe fn read_at<T>(base: *const u8, offset: u32) -> Option<T> {
@@ -33,8 +21,8 @@ unsafe fn read_at<T>(base: *const u8, offset: u32) -> Option<T> {
 #[inline(always)]
 pub fn sock_family_protocol(sk: *const u8) -> Option<(u16, u16)> {
     unsafe {
-        let family: u16 = read_at(sk, OFF_SOCK_FAMILY.load())?;
-        let protocol: u16 = read_at(sk, OFF_SOCK_PROTOCOL.load())?;
+        let family: u16 = read_at(sk, config!(offsets.sock_family))?;
+        let protocol: u16 = read_at(sk, config!(offsets.sock_protocol))?;
         Some((family, protocol))
     }
 }
@@ -52,9 +40,9 @@ pub fn sock_family_protocol_btf(sk: *const u8) -> Option<(u16, u16)> {
     }
     unsafe {
         let family =
-            core::ptr::read_volatile(sk.add(OFF_SOCK_FAMILY.load() as usize) as *const u16);
+            core::ptr::read_volatile(sk.add(config!(offsets.sock_family) as usize) as *const u16);
         let protocol =
-            core::ptr::read_volatile(sk.add(OFF_SOCK_PROTOCOL.load() as usize) as *const u16);
+            core::ptr::read_volatile(sk.add(config!(offsets.sock_protocol) as usize) as *const u16);
         Some((family, protocol))
     }
 }
@@ -62,7 +50,7 @@ pub fn sock_family_protocol_btf(sk: *const u8) -> Option<(u16, u16)> {
 /// `socket->sk` of a `struct socket *`.
 #[inline(always)]
 pub fn socket_sk(sock: *const u8) -> *const u8 {
-    unsafe { read_at::<*const u8>(sock, OFF_SOCKET_SK.load()).unwrap_or(core::ptr::null()) }
+    unsafe { read_at::<*const u8>(sock, config!(offsets.socket_sk)).unwrap_or(core::ptr::null()) }
 }
 
 /// Name of the current process: the thread-group leader's `comm`, so that the bytes
@@ -74,8 +62,8 @@ pub fn process_comm(pid_tgid: u64) -> [u8; COMM_LEN] {
     if tid != tgid {
         unsafe {
             let task = bpf_get_current_task() as *const u8;
-            if let Some(leader) = read_at::<*const u8>(task, OFF_TASK_GROUP_LEADER.load()) {
-                if let Some(comm) = read_at::<[u8; COMM_LEN]>(leader, OFF_TASK_COMM.load()) {
+            if let Some(leader) = read_at::<*const u8>(task, config!(offsets.task_group_leader)) {
+                if let Some(comm) = read_at::<[u8; COMM_LEN]>(leader, config!(offsets.task_comm)) {
                     return comm;
                 }
             }
@@ -83,21 +71,6 @@ pub fn process_comm(pid_tgid: u64) -> [u8; COMM_LEN] {
     }
     bpf_get_current_comm().unwrap_or([0; COMM_LEN])
 }
-
-#[unsafe(no_mangle)]
-static OFF_SKC_DADDR: Global<u32> = Global::new(0);
-#[unsafe(no_mangle)]
-static OFF_SKC_RCV_SADDR: Global<u32> = Global::new(0);
-#[unsafe(no_mangle)]
-static OFF_SKC_DPORT: Global<u32> = Global::new(0);
-#[unsafe(no_mangle)]
-static OFF_SKC_NUM: Global<u32> = Global::new(0);
-#[unsafe(no_mangle)]
-static OFF_INET_SPORT: Global<u32> = Global::new(0);
-#[unsafe(no_mangle)]
-static OFF_SKC_V6_DADDR: Global<u32> = Global::new(0);
-#[unsafe(no_mangle)]
-static OFF_SKC_V6_RCV_SADDR: Global<u32> = Global::new(0);
 
 /// Fills `key`'s family, ports and addresses from `sk`'s `sock_common`: what the
 /// socket is bound and connected to. An unconnected UDP socket has no remote here
@@ -111,19 +84,20 @@ static OFF_SKC_V6_RCV_SADDR: Global<u32> = Global::new(0);
 #[inline(always)]
 pub fn sock_endpoints(sk: *const u8, family: u16, key: &mut FlowKey) -> Option<()> {
     unsafe {
-        key.lport = u16::from_be(read_at::<u16>(sk, OFF_INET_SPORT.load())?);
+        key.lport = u16::from_be(read_at::<u16>(sk, config!(offsets.inet_sport))?);
         if key.lport == 0 {
-            key.lport = read_at::<u16>(sk, OFF_SKC_NUM.load())?;
+            key.lport = read_at::<u16>(sk, config!(offsets.skc_num))?;
         }
-        key.rport = u16::from_be(read_at::<u16>(sk, OFF_SKC_DPORT.load())?);
+        key.rport = u16::from_be(read_at::<u16>(sk, config!(offsets.skc_dport))?);
         if family == AF_INET {
             key.family = AF_INET;
-            key.laddr[..4].copy_from_slice(&read_at::<[u8; 4]>(sk, OFF_SKC_RCV_SADDR.load())?);
-            key.raddr[..4].copy_from_slice(&read_at::<[u8; 4]>(sk, OFF_SKC_DADDR.load())?);
+            key.laddr[..4]
+                .copy_from_slice(&read_at::<[u8; 4]>(sk, config!(offsets.skc_rcv_saddr))?);
+            key.raddr[..4].copy_from_slice(&read_at::<[u8; 4]>(sk, config!(offsets.skc_daddr))?);
             return Some(());
         }
-        let local: [u32; 4] = read_at(sk, OFF_SKC_V6_RCV_SADDR.load())?;
-        let remote: [u32; 4] = read_at(sk, OFF_SKC_V6_DADDR.load())?;
+        let local: [u32; 4] = read_at(sk, config!(offsets.skc_v6_rcv_saddr))?;
+        let remote: [u32; 4] = read_at(sk, config!(offsets.skc_v6_daddr))?;
         let is_zero = |a: &[u32; 4]| a[0] | a[1] | a[2] | a[3] == 0;
         let mapped = |a: &[u32; 4]| a[0] == 0 && a[1] == 0 && a[2] == V4_MAPPED_WORD;
         let v4 = (mapped(&remote) && (mapped(&local) || is_zero(&local)))

@@ -16,7 +16,8 @@ use aya_ebpf::{
 };
 
 use crate::{
-    account::{account, Direction},
+    account::account,
+    direction::Direction,
     kernel::{sock_family_protocol, socket_sk},
     maps::{InFlight, IN_FLIGHT},
 };
@@ -36,7 +37,7 @@ fn enter(sock: Option<*const u8>, flags: i32) {
     };
     // On failure (map full) the call is not counted; the map is sized far above the
     // number of threads that can be inside a socket call at once.
-    let _ = IN_FLIGHT.insert(bpf_get_current_pid_tgid(), call, 0);
+    let _ = IN_FLIGHT.insert(&bpf_get_current_pid_tgid(), &call, 0);
 }
 
 /// `ret`: the hooked function's return value, sign-extended from 32 bits (`int`, or
@@ -44,11 +45,11 @@ fn enter(sock: Option<*const u8>, flags: i32) {
 #[inline(always)]
 fn exit(ret: i32, dir: Direction) {
     let key = bpf_get_current_pid_tgid();
-    let Some(call) = IN_FLIGHT.get_ptr(key) else {
+    let Some(call) = IN_FLIGHT.get_ptr(&key) else {
         return;
     };
     let call = unsafe { *call };
-    let _ = IN_FLIGHT.remove(key);
+    let _ = IN_FLIGHT.remove(&key);
     account(
         call.sk as *const u8,
         call.family,

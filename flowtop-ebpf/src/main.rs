@@ -7,6 +7,8 @@
 #![no_main]
 
 mod account;
+mod config;
+mod direction;
 mod fentry;
 mod kernel;
 mod kprobe;

@@ -15,7 +15,7 @@ pub static PROC_BYTES: PerCpuHashMap<u32, ProcCounters> =
     PerCpuHashMap::with_max_entries(DEFAULT_MAX_ENTRIES, 0);
 
 /// Cumulative bytes per flow (`--by conn`/`--by cgroup`), same rules as `PROC_BYTES`.
-/// Only written when the `FLOW_MODE` global is set; the loader shrinks it otherwise.
+/// Only written when `KernelConfig::flow_mode` is set; the loader shrinks it otherwise.
 #[map(name = "FLOW_BYTES")]
 pub static FLOW_BYTES: PerCpuHashMap<FlowKey, ProcCounters> =
     PerCpuHashMap::with_max_entries(DEFAULT_MAX_ENTRIES, 0);

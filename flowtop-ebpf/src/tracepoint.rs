@@ -11,7 +11,8 @@ use aya_ebpf::{
 };
 
 use crate::{
-    account::{account, Direction},
+    account::account,
+    direction::Direction,
     kernel::{sock_family_protocol, sock_family_protocol_btf},
 };
 

@@ -14,7 +14,7 @@ use aya_ebpf::{
 use flowtop_common::net::{AF_INET, AF_INET6};
 
 use crate::{
-    account::Direction,
+    direction::Direction,
     maps::{UdpPeer, UDP_PEERS},
 };
 

@@ -1,15 +1,15 @@
-//! Filters and groupings as the kernel programs see them: load-time globals (the
-//! verifier prunes unused branches, so an unset filter costs nothing) and two small
-//! maps (`-p` with several PIDs, `--cgroup`).
+//! Filters and groupings as the kernel programs see them: fields of the load-time
+//! [`KernelConfig`] (the verifier prunes unused branches, so an unset filter costs
+//! nothing) and two small maps (`-p` with several PIDs, `--cgroup`).
 use std::{fs::File, os::fd::AsRawFd as _, path::PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use aya::{
     maps::{CgroupArray, HashMap},
-    Ebpf, EbpfLoader,
+    Ebpf,
 };
 use flowtop_common::{
-    flow_mode, globals, COMM_LEN, MAP_FILTER_CGROUP, MAP_FILTER_PIDS, MAX_FILTER_PIDS,
+    flow_mode, KernelConfig, COMM_LEN, MAP_FILTER_CGROUP, MAP_FILTER_PIDS, MAX_FILTER_PIDS,
 };
 
 use crate::{collect::aggregate::GroupBy, identity};
@@ -32,7 +32,7 @@ pub struct FilterRequest {
 /// What the programs are told to count and how to key it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KernelFilters {
-    /// `-p`: one PID goes in the `FILTER_TGID` global, several in `FILTER_PIDS`.
+    /// `-p`: one PID goes in [`KernelConfig::filter_tgid`], several in `FILTER_PIDS`.
     pub pids: Vec<u32>,
     /// `-c`: NUL-padded, at most 15 bytes (the kernel's `TASK_COMM_LEN` - 1).
     pub comm: [u8; COMM_LEN],
@@ -46,7 +46,7 @@ pub struct KernelFilters {
     pub port: u16,
     /// `flow_mode` bits for `--by conn`/`--by cgroup`.
     pub flow_mode: u32,
-    // Derived globals (u32 flags, since globals are read as-is).
+    // Derived flags (u32, as the kernel reads them).
     pid_map: u32,
     cgroup_on: u32,
     read_addrs: u32,
@@ -104,25 +104,25 @@ impl KernelFilters {
         self.read_addrs != 0
     }
 
-    /// The single PID for the `FILTER_TGID` global (0: none or several).
-    pub fn single_tgid(&self) -> u32 {
+    /// The single PID for [`KernelConfig::filter_tgid`] (0: none or several).
+    fn single_tgid(&self) -> u32 {
         match self.pids[..] {
             [pid] => pid,
             _ => 0,
         }
     }
 
-    /// Sets every filter global except `FILTER_TGID` (see [`Self::single_tgid`]).
-    pub fn set_globals<'a>(&'a self, loader: &mut EbpfLoader<'a>) {
-        loader
-            .override_global(globals::FILTER_PID_MAP, &self.pid_map, true)
-            .override_global(globals::FILTER_COMM, &self.comm, true)
-            .override_global(globals::FILTER_CGROUP_ON, &self.cgroup_on, true)
-            .override_global(globals::FILTER_FAMILY, &self.family, true)
-            .override_global(globals::FILTER_PROTO, &self.proto, true)
-            .override_global(globals::FILTER_PORT, &self.port, true)
-            .override_global(globals::FLOW_MODE, &self.flow_mode, true)
-            .override_global(globals::READ_ADDRS, &self.read_addrs, true);
+    /// Writes the filters and the flow mode into the programs' configuration.
+    pub fn configure(&self, config: &mut KernelConfig) {
+        config.filter_tgid = self.single_tgid();
+        config.filter_pid_map = self.pid_map;
+        config.filter_comm = self.comm;
+        config.filter_cgroup_on = self.cgroup_on;
+        config.filter_family = self.family;
+        config.filter_proto = self.proto;
+        config.filter_port = self.port;
+        config.flow_mode = self.flow_mode;
+        config.read_addrs = self.read_addrs;
     }
 
     /// Fills the filter maps. Until this runs, a program with the PID-list or cgroup
@@ -134,7 +134,7 @@ impl KernelFilters {
                     .ok_or_else(|| anyhow!("map {MAP_FILTER_PIDS} missing"))?,
             )?;
             for pid in &self.pids {
-                pids.insert(pid, 1, 0).context("filling the PID filter")?;
+                pids.insert(pid, &1, 0).context("filling the PID filter")?;
             }
         }
         if let Some(dir) = &self.cgroup_dir {

@@ -25,6 +25,48 @@ pub fn can_trace(caps: u64) -> bool {
     has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
 }
 
+/// The only capability flowtop keeps once its programs are attached and its maps
+/// open: reading and deleting map entries is a `bpf(2)` call, which kernels before
+/// 6.5 refuse without CAP_BPF when unprivileged BPF is disabled (Debian's default).
+pub const KEPT_AFTER_ATTACH: u64 = 1 << CAP_BPF;
+
+/// Drops every capability but [`KEPT_AFTER_ATTACH`] from all sets (bounding,
+/// ambient, inheritable, permitted, effective) and sets no_new_privs, so that a bug
+/// later in flowtop cannot load programs, mount, or regain privileges through exec.
+pub fn drop_after_attach() -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use caps::{CapSet, CapsHashSet};
+    let kept: CapsHashSet = caps::read(None, CapSet::Effective)
+        .context("reading the effective capabilities")?
+        .into_iter()
+        .filter(|c| KEPT_AFTER_ATTACH & c.bitmask() != 0)
+        .collect();
+    for cap in caps::runtime::thread_all_supported() {
+        if !kept.contains(&cap) {
+            // Refused without CAP_SETPCAP (flowtop may run with CAP_BPF and
+            // CAP_PERFMON only): the bounding set then stays, the rest still drops.
+            let _ = caps::drop(None, CapSet::Bounding, cap);
+        }
+    }
+    // Fails only on kernels without ambient capabilities (before 4.3): nothing to clear.
+    let _ = caps::clear(None, CapSet::Ambient);
+    // Effective before permitted: the kernel refuses an effective set larger than
+    // the permitted one.
+    let none = CapsHashSet::default();
+    for (set, to) in [
+        (CapSet::Inheritable, &none),
+        (CapSet::Effective, &kept),
+        (CapSet::Permitted, &kept),
+    ] {
+        caps::set(None, set, to).with_context(|| format!("setting the {set:?} capabilities"))?;
+    }
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("setting no_new_privs");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,81 +85,4 @@ mod tests {
         assert!(!can_trace(1 << CAP_BPF));
         assert!(!can_trace(0));
     }
-}
-
-/// `_LINUX_CAPABILITY_VERSION_3`: 64-bit capability sets in two 32-bit halves.
-const CAP_VERSION_3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// The only capability flowtop keeps once its programs are attached and its maps
-/// open: reading and deleting map entries is a `bpf(2)` call, which kernels before
-/// 6.5 refuse without CAP_BPF when unprivileged BPF is disabled (Debian's default).
-pub const KEPT_AFTER_ATTACH: u64 = 1 << CAP_BPF;
-
-/// Drops every capability but [`KEPT_AFTER_ATTACH`] from all sets (bounding,
-/// ambient, inheritable, permitted, effective) and sets no_new_privs, so that a bug
-/// later in flowtop cannot load programs, mount, or regain privileges through exec.
-pub fn drop_after_attach() -> std::io::Result<()> {
-    let last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
-        .unwrap_or(40);
-    // SAFETY: prctl/capset with valid arguments; no memory is shared.
-    unsafe {
-        for cap in 0..=last_cap {
-            if KEPT_AFTER_ATTACH & (1u64 << cap) == 0 {
-                // EINVAL for capabilities this kernel does not know: fine.
-                libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0);
-            }
-        }
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        );
-        let mut header = CapHeader {
-            version: CAP_VERSION_3,
-            pid: 0,
-        };
-        let keep = KEPT_AFTER_ATTACH & effective_caps();
-        let data = [
-            CapData {
-                effective: keep as u32,
-                permitted: keep as u32,
-                inheritable: 0,
-            },
-            CapData {
-                effective: (keep >> 32) as u32,
-                permitted: (keep >> 32) as u32,
-                inheritable: 0,
-            },
-        ];
-        if libc::syscall(
-            libc::SYS_capset,
-            &mut header as *mut CapHeader,
-            data.as_ptr(),
-        ) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }

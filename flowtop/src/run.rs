@@ -123,7 +123,6 @@ fn attach(config: &Config) -> Result<Attached> {
     let mut attached = attach_first(
         &candidates,
         &LoadConfig {
-            filter_tgid: filters.single_tgid(),
             max_entries: config.max_entries,
             offsets: facts.offsets.ok(),
             filters: filters.clone(),

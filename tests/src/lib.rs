@@ -1747,8 +1747,8 @@ fn pairs(ctx: &Ctx, opts: &[(Vec<String>, Vec<String>)]) -> Result<(Vec<Pair>, V
     Ok((pairs, senders))
 }
 
-/// `flowtop -p SENDER` while a second sender runs at the same time (the `FILTER_TGID`
-/// global): only the first one's bytes, and nothing of anyone else.
+/// `flowtop -p SENDER` while a second sender runs at the same time
+/// (`KernelConfig::filter_tgid`): only the first one's bytes, and nothing of anyone else.
 pub fn pid_filter(ctx: &Ctx) -> ScenarioResult {
     let run = || {
         let (pairs, senders) = pairs(ctx, &[Default::default(), Default::default()])?;

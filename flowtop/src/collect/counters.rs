@@ -104,8 +104,9 @@ impl<K: CounterKey> CounterReader<K> {
         inserts: Option<PerCpuArray<MapData, u64>>,
         capacity: u32,
     ) -> Result<Self> {
-        let possible_cpus =
-            aya::util::nr_cpus().map_err(|(path, e)| anyhow!("reading {path}: {e}"))?;
+        let possible_cpus = aya::util::nr_cpus()
+            .map_err(|(path, e)| anyhow!("reading {path}: {e}"))?
+            .get() as usize;
         Ok(Self {
             map,
             inserts,

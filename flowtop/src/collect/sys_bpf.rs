@@ -1,39 +1,25 @@
-//! The `bpf(2)` commands flowtop needs that aya 0.14 does not expose:
+//! The `bpf(2)` commands flowtop needs that aya (0.16) does not expose publicly:
 //! - `BPF_MAP_LOOKUP_AND_DELETE_ELEM`, which removes a key and returns its last value
 //!   atomically, so reclaiming a dead process's key loses none of its bytes;
 //! - `BPF_MAP_LOOKUP_BATCH` (aya#1124), which reads thousands of keys and their
 //!   per-CPU values in one call instead of two syscalls per key.
+//!
+//! The attribute layouts are aya-obj's bindings generated from the kernel's
+//! `union bpf_attr`; each call passes only its own member, as libbpf does.
 use std::{io, os::fd::RawFd};
 
-const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
-const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+use aya_obj::generated::{
+    bpf_attr__bindgen_ty_2 as MapElemAttr, bpf_attr__bindgen_ty_2__bindgen_ty_1 as ValueOrNextKey,
+    bpf_attr__bindgen_ty_3 as BatchAttr, bpf_cmd,
+};
+
+const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long =
+    bpf_cmd::BPF_MAP_LOOKUP_AND_DELETE_ELEM as libc::c_long;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = bpf_cmd::BPF_MAP_LOOKUP_BATCH as libc::c_long;
 
 /// The kernel's internal `ENOTSUPP` (not `EOPNOTSUPP`), which leaks to userspace
 /// from map types without batch operations.
 pub const ENOTSUPP: i32 = 524;
-
-/// The `map_elem` member of `union bpf_attr`.
-#[repr(C)]
-struct MapElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
-/// The `batch` member of `union bpf_attr`.
-#[repr(C)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
-}
 
 /// `bpf(cmd, attr, sizeof attr)`: the non-negative result (0, or a new file
 /// descriptor for commands that create one), or the error.
@@ -61,12 +47,12 @@ pub unsafe fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<i64> {
 /// Deletes `key` and writes its value to `value` (for per-CPU maps: one 8-byte
 /// aligned slot per possible CPU). Needs Linux 5.14+ for hash maps.
 pub fn lookup_and_delete(fd: RawFd, key: &[u8], value: &mut [u8]) -> io::Result<()> {
-    let mut attr = MapElemAttr {
-        map_fd: fd as u32,
-        _pad: 0,
-        key: key.as_ptr() as u64,
+    // SAFETY: integers only; zeroed so the padding after `map_fd` is zero too.
+    let mut attr: MapElemAttr = unsafe { std::mem::zeroed() };
+    attr.map_fd = fd as u32;
+    attr.key = key.as_ptr() as u64;
+    attr.__bindgen_anon_1 = ValueOrNextKey {
         value: value.as_mut_ptr() as u64,
-        flags: 0,
     };
     // SAFETY: a `map_elem` attr; `key` and `value` are the caller's buffers, which the
     // callers size for the map's key and (per-CPU) value.
@@ -154,12 +140,6 @@ pub fn is_unsupported(e: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn attrs_match_the_kernel_layout() {
-        assert_eq!(std::mem::size_of::<MapElemAttr>(), 32);
-        assert_eq!(std::mem::size_of::<BatchAttr>(), 56);
-    }
 
     #[test]
     fn per_cpu_slots_are_rounded_up_to_eight_bytes() {

@@ -128,22 +128,16 @@ fn kb_tenths(bytes: u64) -> u64 {
 /// `n` in decimal, appended to `out` (what `write!(out, "{n}")` writes, without the
 /// formatting machinery: the table writes several per row).
 pub fn push_u64(out: &mut String, n: u64) {
-    let mut buf = [0; 20];
-    let at = put_u64(&mut buf, 20, n);
-    push_ascii(out, &buf[at..]);
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
-/// `n` in decimal written into `buf` to end at `end`; returns where it starts.
-pub fn put_u64(buf: &mut [u8], end: usize, mut n: u64) -> usize {
-    let mut at = end;
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return at;
-        }
-    }
+/// `n` in decimal (itoa) written into `buf` to end at `end`; returns where it starts.
+pub fn put_u64(buf: &mut [u8], end: usize, n: u64) -> usize {
+    let mut digits = itoa::Buffer::new();
+    let text = digits.format(n).as_bytes();
+    let at = end - text.len();
+    buf[at..end].copy_from_slice(text);
+    at
 }
 
 /// Appends bytes that the callers here made ASCII (digits, `.`, spaces).
@@ -153,7 +147,8 @@ pub fn push_ascii(out: &mut String, ascii: &[u8]) {
     out.push_str(unsafe { std::str::from_utf8_unchecked(ascii) });
 }
 
-/// Decimal digits of `n` (what [`push_u64`] writes).
+/// Decimal digits of `n` (what [`push_u64`] writes), counted without formatting:
+/// the table sizes every column before it writes a cell.
 pub fn digits(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }

@@ -2,53 +2,31 @@
 //! kernel's BTF. aya cannot emit CO-RE relocations from Rust, so this is how a
 //! flowtop built anywhere reads `struct sock` and `task_struct` correctly everywhere.
 use anyhow::Result;
+use flowtop_common::KernelOffsets;
 
 use super::btf::KernelBtf;
 
 /// Where the running kernel publishes its own BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
-/// Byte offsets handed to the programs as globals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KernelOffsets {
-    pub sock_family: u32,
-    pub sock_protocol: u32,
-    pub socket_sk: u32,
-    pub task_group_leader: u32,
-    pub task_comm: u32,
-    /// `struct sock_common` addresses and ports, as offsets inside `struct sock`
-    /// (`--by conn`, `--port`, `-4`/`-6` on dual-stack sockets).
-    pub skc_daddr: u32,
-    pub skc_rcv_saddr: u32,
-    /// `__be16`.
-    pub skc_dport: u32,
-    /// `__u16`, host order: the local port while the socket is bound (zeroed when a
-    /// TCP socket reaches CLOSE, e.g. on entering TIME_WAIT with unread data).
-    pub skc_num: u32,
-    /// `struct inet_sock`'s `__be16 inet_sport`: the local port, kept after CLOSE.
-    pub inet_sport: u32,
-    pub skc_v6_daddr: u32,
-    pub skc_v6_rcv_saddr: u32,
-}
-
-impl KernelOffsets {
-    pub fn from_btf(btf: &KernelBtf) -> Result<Self> {
-        let skc = |field: &str| btf.field_offset("sock", &["__sk_common", field]);
-        Ok(Self {
-            sock_family: skc("skc_family")?,
-            sock_protocol: btf.field_offset("sock", &["sk_protocol"])?,
-            socket_sk: btf.field_offset("socket", &["sk"])?,
-            task_group_leader: btf.field_offset("task_struct", &["group_leader"])?,
-            task_comm: btf.field_offset("task_struct", &["comm"])?,
-            skc_daddr: skc("skc_daddr")?,
-            skc_rcv_saddr: skc("skc_rcv_saddr")?,
-            skc_dport: skc("skc_dport")?,
-            skc_num: skc("skc_num")?,
-            inet_sport: btf.field_offset("inet_sock", &["inet_sport"])?,
-            skc_v6_daddr: skc("skc_v6_daddr")?,
-            skc_v6_rcv_saddr: skc("skc_v6_rcv_saddr")?,
-        })
-    }
+/// The offsets the programs need ([`KernelOffsets`], part of the load-time
+/// configuration), looked up in `btf`.
+pub fn kernel_offsets(btf: &KernelBtf) -> Result<KernelOffsets> {
+    let skc = |field: &str| btf.field_offset("sock", &["__sk_common", field]);
+    Ok(KernelOffsets {
+        sock_family: skc("skc_family")?,
+        sock_protocol: btf.field_offset("sock", &["sk_protocol"])?,
+        socket_sk: btf.field_offset("socket", &["sk"])?,
+        task_group_leader: btf.field_offset("task_struct", &["group_leader"])?,
+        task_comm: btf.field_offset("task_struct", &["comm"])?,
+        skc_daddr: skc("skc_daddr")?,
+        skc_rcv_saddr: skc("skc_rcv_saddr")?,
+        skc_dport: skc("skc_dport")?,
+        skc_num: skc("skc_num")?,
+        inet_sport: btf.field_offset("inet_sock", &["inet_sport"])?,
+        skc_v6_daddr: skc("skc_v6_daddr")?,
+        skc_v6_rcv_saddr: skc("skc_v6_rcv_saddr")?,
+    })
 }
 
 /// The same lookup done with the complete `btf-rs` library, to cross-check
@@ -117,7 +95,7 @@ mod tests {
             eprintln!("skipped: no {VMLINUX_BTF}");
             return;
         };
-        let off = KernelOffsets::from_btf(&btf).unwrap();
+        let off = kernel_offsets(&btf).unwrap();
         assert_eq!(off.sock_family, 16);
         assert!(off.sock_protocol > off.sock_family);
         assert!(off.task_comm > 0 && off.task_group_leader > 0);

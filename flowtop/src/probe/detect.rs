@@ -2,11 +2,11 @@
 //! Detection only looks (files, BTF); loading is `load`'s job.
 use std::path::Path;
 
-use flowtop_common::hooks;
+use flowtop_common::{hooks, KernelOffsets};
 
 use super::{
     btf::{KernelBtf, Kind},
-    btf_offsets::{KernelOffsets, VMLINUX_BTF},
+    btf_offsets::{kernel_offsets, VMLINUX_BTF},
 };
 
 /// Where tracefs lives on current kernels, and where old setups have it.
@@ -39,7 +39,7 @@ impl KernelFacts {
         let offsets = btf
             .as_ref()
             .map_err(Clone::clone)
-            .and_then(|b| KernelOffsets::from_btf(b).map_err(|e| format!("{e:#}")));
+            .and_then(|b| kernel_offsets(b).map_err(|e| format!("{e:#}")));
         let sock_tracepoints = match &btf {
             // tp_btf hooks are described in BTF as `btf_trace_<name>` typedefs.
             Ok(b)

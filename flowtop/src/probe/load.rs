@@ -1,4 +1,4 @@
-//! Loads the embedded eBPF object with its globals and map sizes set, and attaches
+//! Loads the embedded eBPF object with its configuration global and map sizes set, and attaches
 //! exactly one family's programs. On any failure everything loaded so far is dropped,
 //! which detaches it: flowtop is never left half-attached.
 use anyhow::{anyhow, Context as _, Result};
@@ -6,11 +6,12 @@ use aya::{
     programs::{BtfTracePoint, FExit, KProbe, RawTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
-use flowtop_common::{globals, hooks, programs, MAP_FLOW_BYTES, MAP_PROC_BYTES};
+use flowtop_common::{
+    hooks, programs, KernelConfig, KernelOffsets, CONFIG_GLOBAL, MAP_FLOW_BYTES, MAP_PROC_BYTES,
+};
 
 use super::{
     btf::{sparse_btf, Kind},
-    btf_offsets::KernelOffsets,
     detect::{ensure_tracefs, BTF_TYPEDEFS},
     select::{Candidate, NoProbe},
     Family, ProgramKind, PROGRAM_KIND_ENV,
@@ -21,8 +22,6 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 
 /// Settings the programs are loaded with.
 pub struct LoadConfig {
-    /// Kernel-side PID filter (0: every process).
-    pub filter_tgid: u32,
     /// Capacity of the per-process map.
     pub max_entries: u32,
     pub offsets: Option<KernelOffsets>,
@@ -256,39 +255,26 @@ fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
 }
 
 fn load_object(cfg: &LoadConfig, comm_each_event: bool) -> Result<Ebpf> {
-    // No CO-RE relocations in the object (offsets arrive as globals), so aya need not
-    // parse the kernel's BTF here; only tp_btf/fentry loads need it (see attach_kind).
-    // `with_btf` is flowtop's patch to aya (vendor/aya): `EbpfLoader::new()` would
-    // parse all of the kernel's BTF first, ~30 ms and ~15 MB for nothing.
-    let mut loader = EbpfLoader::with_btf(None);
-    loader
-        .map_max_entries(MAP_PROC_BYTES, cfg.max_entries)
-        .override_global(globals::FILTER_TGID, &cfg.filter_tgid, true);
+    // No CO-RE relocations in the object (offsets arrive in the CONFIG global), so aya never
+    // parses the kernel's BTF here (it only does for objects with relocations or typed
+    // ksyms); tp_btf/fentry loads get a few-type BTF instead (see `btf_for`).
+    let mut config = KernelConfig {
+        comm_each_event: u32::from(comm_each_event),
+        offsets: cfg.offsets.unwrap_or_default(),
+        ..KernelConfig::UNSET
+    };
+    cfg.filters.configure(&mut config);
     // FLOW_BYTES is only written with a flow mode: otherwise keep it one entry small.
-    let flow_entries = if cfg.filters.flow_mode != 0 {
+    let flow_entries = if config.flow_mode != 0 {
         cfg.max_entries
     } else {
         1
     };
-    loader.map_max_entries(MAP_FLOW_BYTES, flow_entries);
-    cfg.filters.set_globals(&mut loader);
-    let comm_each_event = u32::from(comm_each_event);
-    loader.override_global(globals::COMM_EACH_EVENT, &comm_each_event, true);
-    if let Some(off) = &cfg.offsets {
-        loader
-            .override_global(globals::OFF_SOCK_FAMILY, &off.sock_family, true)
-            .override_global(globals::OFF_SOCK_PROTOCOL, &off.sock_protocol, true)
-            .override_global(globals::OFF_SOCKET_SK, &off.socket_sk, true)
-            .override_global(globals::OFF_TASK_GROUP_LEADER, &off.task_group_leader, true)
-            .override_global(globals::OFF_TASK_COMM, &off.task_comm, true)
-            .override_global(globals::OFF_SKC_DADDR, &off.skc_daddr, true)
-            .override_global(globals::OFF_SKC_RCV_SADDR, &off.skc_rcv_saddr, true)
-            .override_global(globals::OFF_SKC_DPORT, &off.skc_dport, true)
-            .override_global(globals::OFF_SKC_NUM, &off.skc_num, true)
-            .override_global(globals::OFF_INET_SPORT, &off.inet_sport, true)
-            .override_global(globals::OFF_SKC_V6_DADDR, &off.skc_v6_daddr, true)
-            .override_global(globals::OFF_SKC_V6_RCV_SADDR, &off.skc_v6_rcv_saddr, true);
-    }
+    let mut loader = EbpfLoader::new();
+    loader
+        .map_max_entries(MAP_PROC_BYTES, cfg.max_entries)
+        .map_max_entries(MAP_FLOW_BYTES, flow_entries)
+        .override_global(CONFIG_GLOBAL, &config, true);
     loader.load(EBPF_OBJECT).context("loading the eBPF object")
 }
 

@@ -5,7 +5,9 @@ use super::*;
 /// Polling cost with N live keys: flowtop's `CounterReader` on a real per-CPU hash of
 /// flowtop's layout, then the diff and the table printer, as one interval does.
 pub(super) fn poll() -> Result<()> {
-    let cpus = aya::util::nr_cpus().map_err(|(p, e)| anyhow!("reading {p}: {e}"))?;
+    let cpus = aya::util::nr_cpus()
+        .map_err(|(p, e)| anyhow!("reading {p}: {e}"))?
+        .get() as usize;
     const REPS: usize = 5;
     println!(
         "## Polling\n\nOne interval (read map + diff + format the table to a sink) with N \
@@ -89,8 +91,8 @@ pub(super) fn read_by_design(cpus: usize, reps: usize) -> Result<()> {
         let mut shared =
             HashMap::<MapData, u32, ProcCounters>::create(n, 0).context("creating a hash")?;
         for (pid, values) in bench_counters(n, cpus, 0) {
-            shared.insert(pid, values[0], 0)?;
-            per_cpu.insert(pid, PerCpuValues::try_from(values)?, 0)?;
+            shared.insert(&pid, &values[0], 0)?;
+            per_cpu.insert(&pid, PerCpuValues::try_from(values)?, 0)?;
         }
         let per_cpu_ms = batch_read_ms(per_cpu.map().fd().as_fd().as_raw_fd(), cpus, n, reps)?;
         let shared_ms = batch_read_ms(shared.map().fd().as_fd().as_raw_fd(), 1, n, reps)?;
@@ -201,7 +203,7 @@ pub(super) fn interval_times(
     ))?;
     let mut raise = |round: u64| -> Result<()> {
         for (pid, per_cpu) in bench_counters(n, cpus, round) {
-            writer.insert(pid, PerCpuValues::try_from(per_cpu)?, 0)?;
+            writer.insert(&pid, PerCpuValues::try_from(per_cpu)?, 0)?;
         }
         Ok(())
     };
