@@ -52,6 +52,8 @@ pub struct Gen {
     stderr: Option<LineCollector>,
     /// Programs between this process and trafficgen (see [`Gen::spawn_in`]).
     wrappers: usize,
+    /// The ready line once seen: [`Gen::ready`] may be asked again.
+    ready: std::cell::OnceCell<Ready>,
     timeout: Duration,
 }
 
@@ -116,6 +118,7 @@ impl Gen {
             stderr: Some(LineCollector::new(child.stderr.take().unwrap())),
             child,
             wrappers: wrapper.len(),
+            ready: std::cell::OnceCell::new(),
             timeout: ctx.timeout,
         })
     }
@@ -133,8 +136,11 @@ impl Gen {
         Ok(pid)
     }
 
-    /// Waits for `trafficgen: ready pid=P [port=N]`.
+    /// Waits for `trafficgen: ready pid=P [port=N]` (once; later calls return it again).
     pub fn ready(&self) -> Result<Ready> {
+        if let Some(r) = self.ready.get() {
+            return Ok(r.clone());
+        }
         let line = self
             .stderr
             .as_ref()
@@ -157,7 +163,7 @@ impl Gen {
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| anyhow!("no pid in {line:?}"))?;
         let port = field("port=").and_then(|p| p.parse().ok());
-        Ok(Ready { pid, port, line })
+        Ok(self.ready.get_or_init(|| Ready { pid, port, line }).clone())
     }
 
     /// Ends `--wait-go` (and closes stdin, which also ends `--hold`).
