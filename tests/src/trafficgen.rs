@@ -50,7 +50,7 @@ pub struct Gen {
     stdin: Option<ChildStdin>,
     stdout: Option<LineCollector>,
     stderr: Option<LineCollector>,
-    /// Programs between this process and trafficgen (see [`Gen::spawn_in`]).
+    /// Words of the wrapper command line (see [`Gen::spawn_in`]); 0: none.
     wrappers: usize,
     /// The ready line once seen: [`Gen::ready`] may be asked again.
     ready: std::cell::OnceCell<Ready>,
@@ -123,15 +123,20 @@ impl Gen {
         })
     }
 
-    /// trafficgen's PID on this host: the child itself, or the end of the wrapper's
-    /// chain (its ready line's `pid=` is then the PID in its own namespace).
+    /// trafficgen's PID on this host: the child itself, or, under a wrapper, the end
+    /// of the chain of single children below it (its ready line's `pid=` is then the
+    /// PID in its own namespace). Ask after [`Gen::ready`], once the chain exists.
     pub fn host_pid(&self) -> Result<u32> {
         let mut pid = self.child.id();
-        for _ in 0..self.wrappers {
-            match only_child(pid)? {
-                Some(c) => pid = c,
-                None => bail!("{}: wrapper {pid} has no child", self.what),
+        if self.wrappers > 0 {
+            while let Some(c) = only_child(pid)? {
+                pid = c;
             }
+            ensure!(
+                pid != self.child.id(),
+                "{}: the wrapper {pid} has no child",
+                self.what
+            );
         }
         Ok(pid)
     }

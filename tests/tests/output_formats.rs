@@ -38,7 +38,13 @@ fn phases(ctx: &Ctx, n: u32, size: u32, pause_ms: u32) -> Gen {
 
 /// Runs `traffic` beside flowtop `args` (with `-p` its PID unless `all`), interrupts
 /// flowtop once the traffic is done, returns flowtop's stdout and the ground truth.
-fn record(ctx: &Ctx, args: &[&str], envs: &[(&str, &str)], all: bool, traffic: Gen) -> (String, Truth) {
+fn record(
+    ctx: &Ctx,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    all: bool,
+    traffic: Gen,
+) -> (String, Truth) {
     let mut traffic = traffic;
     let pid = traffic.ready().expect("ready").pid.to_string();
     let mut ft = Flowtop::builder(ctx).raw().args(args);
@@ -51,7 +57,11 @@ fn record(ctx: &Ctx, args: &[&str], envs: &[(&str, &str)], all: bool, traffic: G
     let ft = ft.start().expect("flowtop starts");
     traffic.go().expect("go");
     let truth = traffic.finish().expect("traffic");
-    assert_eq!(truth.pid.to_string(), pid, "the ready line and the truth name one PID");
+    assert_eq!(
+        truth.pid.to_string(),
+        pid,
+        "the ready line and the truth name one PID"
+    );
     thread::sleep(Duration::from_millis(300));
     let run = ft.stop().expect("flowtop stops");
     run.assert_clean();
@@ -100,10 +110,21 @@ fn csv_rows_add_up_to_the_bytes_moved() {
     );
     assert!(intervals.windows(2).all(|w| w[0] < w[1]), "{intervals:?}");
     assert!(rows.iter().all(|r| r[3] == *truth.comm));
-    assert_eq!(rows.iter().map(|r| num(r, 4)).sum::<u64>(), truth.rx_bytes, "rx");
-    assert_eq!(rows.iter().map(|r| num(r, 5)).sum::<u64>(), truth.tx_bytes, "tx");
+    assert_eq!(
+        rows.iter().map(|r| num(r, 4)).sum::<u64>(),
+        truth.rx_bytes,
+        "rx"
+    );
+    assert_eq!(
+        rows.iter().map(|r| num(r, 5)).sum::<u64>(),
+        truth.tx_bytes,
+        "tx"
+    );
     let last = rows.last().unwrap();
-    assert_eq!((num(last, 6), num(last, 7)), (truth.rx_bytes, truth.tx_bytes));
+    assert_eq!(
+        (num(last, 6), num(last, 7)),
+        (truth.rx_bytes, truth.tx_bytes)
+    );
     assert_eq!(num(last, 8), truth.rx_bytes + truth.tx_bytes);
 }
 
@@ -206,7 +227,10 @@ fn table_in_bytes_fits_columns_and_adds_up() {
         }
     }
     assert!(rows >= 2, "{out}");
-    assert_eq!((rx, tx, last_rxsum), (truth.rx_bytes, truth.tx_bytes, truth.rx_bytes));
+    assert_eq!(
+        (rx, tx, last_rxsum),
+        (truth.rx_bytes, truth.tx_bytes, truth.rx_bytes)
+    );
 }
 
 /// A tmux server of our own, killed on drop.
