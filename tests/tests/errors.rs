@@ -96,6 +96,24 @@ fn bad_arguments_exit_2_with_a_message() {
 }
 
 #[test]
+fn serve_refuses_non_loopback_without_the_flag_and_report_options() {
+    for (args, says) in [
+        (&["--serve", "0.0.0.0:9464"][..], "--serve-public"),
+        (&["--serve", "[::]:9464"], "--serve-public"),
+        (&["--serve", "9464", "--format", "json"], "--format"),
+        (&["--serve", "9464", "5", "3"], "cannot be used"),
+        (&["--serve-public"], "--serve"),
+    ] {
+        let out = output_within(Command::new(flowtop()).args(args), Duration::from_secs(20));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_no_panic(&err, &format!("{args:?}"));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
 fn help_ends_with_examples() {
     let out = output_within(
         Command::new(flowtop()).arg("--help"),
