@@ -156,12 +156,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn attrs_match_the_kernel_layout() {
-        assert_eq!(std::mem::size_of::<MapElemAttr>(), 32);
-        assert_eq!(std::mem::size_of::<BatchAttr>(), 56);
-    }
-
-    #[test]
     fn per_cpu_slots_are_rounded_up_to_eight_bytes() {
         assert_eq!(per_cpu_slot(32), 32);
         assert_eq!(per_cpu_slot(12), 16);
