@@ -39,7 +39,7 @@ pub use child::{send_signal, wait_timeout};
 pub use ctx::Ctx;
 pub use flowtop::{panic_text, Flowtop, FlowtopBuilder, FlowtopRun, READY_MARKER};
 pub use host::{ensure_loopback_up, require_root, require_tool};
-pub use rows::{csv_header, csv_values, json_values, sum_by, Reported, Row};
+pub use rows::{csv_header, csv_values, json_values, sum_by, Reported, Row, CORE_KEYS};
 pub use scenarios::{
     all_scenario_names, cgroup_filter, check_conns, comm_filter, conn_scenario_names,
     conn_scenarios, pid_filter, pid_list_filter, run_all, run_batch, run_isolated, scenario,

@@ -11,6 +11,21 @@ use serde_json::Value;
 
 use crate::FlowtopRun;
 
+/// The keys every per-process row starts with, in order: the documented, stable
+/// contract of the JSON and CSV output (written here once, as the user reads it in
+/// the README, not taken from flowtop's code).
+pub const CORE_KEYS: [&str; 9] = [
+    "time",
+    "interval",
+    "pid",
+    "comm",
+    "rx_bytes",
+    "tx_bytes",
+    "rx_total_bytes",
+    "tx_total_bytes",
+    "total_bytes",
+];
+
 /// One JSON Lines row of flowtop.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Row {

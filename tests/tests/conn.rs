@@ -226,20 +226,6 @@ fn exact_conns(rows: &[Value], pid: u32, truth: &Truth) -> HashMap<ConnId, (u64,
     want
 }
 
-/// The keys every per-process row starts with, in order (the documented contract;
-/// `output_formats.rs` checks the same list against the bytes moved).
-const CORE_KEYS: [&str; 9] = [
-    "time",
-    "interval",
-    "pid",
-    "comm",
-    "rx_bytes",
-    "tx_bytes",
-    "rx_total_bytes",
-    "tx_total_bytes",
-    "total_bytes",
-];
-
 /// [`CORE_KEYS`] followed by `more`.
 fn keys_then(more: &[&str]) -> Vec<String> {
     CORE_KEYS

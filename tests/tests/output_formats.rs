@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use flowtop_tests::{args, require_tool, Ctx, Flowtop, Gen, Truth, READY_MARKER};
+use flowtop_tests::{args, require_tool, Ctx, Flowtop, Gen, Truth, CORE_KEYS, READY_MARKER};
 use serde_json::Value;
 
 fn ctx() -> Ctx {
@@ -80,20 +80,7 @@ fn csv_rows_add_up_to_the_bytes_moved() {
     );
     let mut rdr = csv::Reader::from_reader(out.as_bytes());
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(
-        header,
-        [
-            "time",
-            "interval",
-            "pid",
-            "comm",
-            "rx_bytes",
-            "tx_bytes",
-            "rx_total_bytes",
-            "tx_total_bytes",
-            "total_bytes"
-        ]
-    );
+    assert_eq!(header, CORE_KEYS);
     let mut rows = Vec::new();
     for rec in rdr.records() {
         let rec = rec.unwrap();
