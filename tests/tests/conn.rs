@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use flowtop_tests::{
     args, csv_header, csv_values as csv_rows, json_values as json_rows, sum_by, Ctx, Flowtop, Gen,
-    ScenarioCgroup, Truth,
+    ScenarioCgroup, Truth, CORE_KEYS,
 };
 use serde_json::Value;
 
