@@ -210,3 +210,23 @@ pub fn assert_pass(r: &ScenarioResult) {
     );
     assert!(r.passed(), "{r}\n{}", r.detail);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scenario this machine cannot run fails the host test, with the reason; the
+    /// VM runner's line for it still says SKIP (and is counted there).
+    #[test]
+    #[should_panic(
+        expected = "cannot run on this machine, which the host tests require: no cgroup2"
+    )]
+    fn a_skip_fails_a_host_test() {
+        let r = ScenarioResult::skip("cgroup_filter", "no cgroup2 file system mounted");
+        assert_eq!(
+            r.to_string(),
+            "SCENARIO cgroup_filter SKIP reason=no cgroup2 file system mounted"
+        );
+        assert_pass(&r);
+    }
+}
