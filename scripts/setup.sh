@@ -17,7 +17,7 @@ SUDO=""
 packages=(llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev libc6-dev gcc)
 case "$what" in
   build|docs) ;;
-  test) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 python3 prometheus) ;;
+  test) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 prometheus) ;;
   bench) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 python3 iperf3 bpftrace bpftool) ;;
   *) echo "usage: $0 [build|test|bench|docs]" >&2; exit 2 ;;
 esac

@@ -10,7 +10,7 @@ use std::{
 };
 
 use flowtop_tests::{
-    find_flowtop, panic_text, require_root, send_signal, wait_timeout, READY_MARKER,
+    find_flowtop, panic_text, require_root, wait_timeout, Ctx, Flowtop, READY_MARKER,
 };
 
 fn flowtop() -> PathBuf {
@@ -96,6 +96,24 @@ fn bad_arguments_exit_2_with_a_message() {
 }
 
 #[test]
+fn serve_refuses_non_loopback_without_the_flag_and_report_options() {
+    for (args, says) in [
+        (&["--serve", "0.0.0.0:9464"][..], "--serve-public"),
+        (&["--serve", "[::]:9464"], "--serve-public"),
+        (&["--serve", "9464", "--format", "json"], "--format"),
+        (&["--serve", "9464", "5", "3"], "cannot be used"),
+        (&["--serve-public"], "--serve"),
+    ] {
+        let out = output_within(Command::new(flowtop()).args(args), Duration::from_secs(20));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_no_panic(&err, &format!("{args:?}"));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
 fn help_ends_with_examples() {
     let out = output_within(
         Command::new(flowtop()).arg("--help"),
@@ -169,54 +187,32 @@ fn closed_stdout_pipe_exits_0_quietly() {
     );
 }
 
-/// Starts `flowtop -v`, waits until it says it is counting, sends `sig` at once, and
-/// expects exit 0 within 1 s.
+/// Starts `flowtop -v` (the harness's wrapper waits until it says it is counting),
+/// sends `sig` at once, and expects exit 0 within 1 s.
 fn exits_0_on(sig: libc::c_int, name: &str) {
-    require_root();
+    let ctx = Ctx::host(env!("CARGO_BIN_EXE_trafficgen"));
     for attempt in 0..3 {
-        let mut child = Command::new(flowtop())
-            .args(["-v", "--format", "json"])
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
+        let ft = Flowtop::builder(&ctx)
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let err_t = thread::spawn(move || {
-            let mut all = String::new();
-            for line in BufReader::new(stderr).lines() {
-                let line = line.unwrap_or_default();
-                if line.contains(READY_MARKER) {
-                    let _ = tx.send(());
-                }
-                all.push_str(&line);
-                all.push('\n');
-            }
-            all
-        });
-        if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("flowtop not ready: {}", err_t.join().unwrap());
-        }
-        let sent = Instant::now();
-        send_signal(&child, sig).unwrap();
-        let status = wait_timeout(&mut child, Duration::from_secs(1)).unwrap();
-        let took = sent.elapsed();
-        if status.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let stderr = err_t.join().unwrap();
-        assert_no_panic(&stderr, name);
-        let status = status.unwrap_or_else(|| panic!("{name}: still running after 1 s"));
+            .start()
+            .expect("flowtop starts");
+        let run = ft
+            .stop_with(sig)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        assert_no_panic(&run.stderr, name);
         assert_eq!(
-            status.code(),
+            run.status.code(),
             Some(0),
-            "attempt {attempt}: {name} sent right after {READY_MARKER:?}: {status} after {took:?}; \
-             stderr:\n{stderr}"
+            "attempt {attempt}: {name} sent right after {READY_MARKER:?}: {} after {:?}; \
+             stderr:\n{}",
+            run.status,
+            run.exit_after,
+            run.stderr
+        );
+        assert!(
+            run.exit_after <= Duration::from_secs(1),
+            "{name}: exit took {:?}",
+            run.exit_after
         );
     }
 }

@@ -258,18 +258,16 @@ fn stdout_full_for_seconds_loses_nothing() {
     set_nonblock(false); // flowtop must see an ordinary, blocking stdout
     assert!(filler >= 4096, "pipe holds {filler} bytes");
 
-    let mut ft = Command::new(&ctx.flowtop)
-        .args(["--format", "json", "-v", "1"])
+    let mut ft = Flowtop::builder(&ctx)
+        .args(&["1"])
         .stdout(Stdio::from(write_end))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("flowtop");
-    let err_thread = wait_until_counting(&mut ft);
+        .start()
+        .expect("flowtop starts");
     // Traffic, then three more intervals in which flowtop cannot write at all.
     let expects = (scenario("tcp4").traffic)(&ctx).expect("traffic");
     thread::sleep(Duration::from_millis(3500));
     assert!(
-        wait_timeout(&mut ft, Duration::ZERO).unwrap().is_none(),
+        ft.is_running(),
         "flowtop must wait for a full stdout, not exit"
     );
     // Drain: the filler first, then everything flowtop wrote.
@@ -279,29 +277,11 @@ fn stdout_full_for_seconds_loses_nothing() {
         all
     });
     thread::sleep(Duration::from_millis(1500));
-    send_signal(&ft, libc::SIGINT).unwrap();
-    let status = wait_timeout(&mut ft, Duration::from_secs(10))
-        .unwrap()
-        .expect("flowtop exits after SIGINT");
+    let run = ft.stop().expect("flowtop exits after SIGINT");
     let out = reader.join().unwrap();
-    let stderr = err_thread.join().unwrap();
     assert!(out[..filler].iter().all(|&b| b == b'#'));
     let text = String::from_utf8(out[filler..].to_vec()).unwrap();
-    let mut rows = Vec::new();
-    let mut bad_lines = Vec::new();
-    for l in text.lines() {
-        match serde_json::from_str::<flowtop_tests::Row>(l) {
-            Ok(r) => rows.push(r),
-            Err(_) => bad_lines.push(l.to_string()),
-        }
-    }
-    let run = flowtop_tests::FlowtopRun {
-        status,
-        exit_after: Duration::ZERO,
-        rows,
-        bad_lines,
-        stderr,
-    };
+    let run = run.with_json_stdout(&text);
     let res = check("stdout_full", &expects, &run, None);
     assert!(res.passed(), "{res}\n{}", res.detail);
 }
@@ -328,24 +308,19 @@ fn a_full_map_counts_what_it_cannot_store_as_unrecorded() {
     .unwrap();
     let src_pid = src.ready().unwrap().pid;
     let pids = format!("{},{}", src_pid, ready.pid);
-    let mut ft = Command::new(&ctx.flowtop)
-        .args(["--format", "json", "--summary", "-v", "--max-entries", "1"])
-        .args(["-p", &pids, "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("flowtop");
-    let err_thread = wait_until_counting(&mut ft);
+    // Raw: the summary objects are not rows; this test reads them itself.
+    let ft = Flowtop::builder(&ctx)
+        .raw()
+        .args(&["--format", "json", "--summary", "--max-entries", "1"])
+        .args(&["-p", &pids, "1"])
+        .start()
+        .expect("flowtop starts");
     src.go().unwrap();
     let (src_truth, sink_truth) = (src.finish().unwrap(), sink.finish().unwrap());
     thread::sleep(Duration::from_millis(200));
-    send_signal(&ft, libc::SIGINT).unwrap();
-    let status = wait_timeout(&mut ft, Duration::from_secs(10))
-        .unwrap()
-        .unwrap();
-    let out = std::io::read_to_string(ft.stdout.take().unwrap()).unwrap();
-    let stderr = err_thread.join().unwrap();
-    assert!(status.success(), "{status}: {stderr}");
+    let run = ft.stop().expect("flowtop stops");
+    run.assert_clean();
+    let (out, stderr) = (&run.text, &run.stderr);
     assert_eq!((src_truth.tx_bytes, sink_truth.rx_bytes), (bytes, bytes));
 
     let (mut tx_rows, mut rx_rows, mut unrecorded_rx, mut unrecorded) = (0, 0, 0, 0);
@@ -372,27 +347,4 @@ fn a_full_map_counts_what_it_cannot_store_as_unrecorded() {
         stderr.contains("map full"),
         "a warning on stderr says so: {stderr}"
     );
-}
-
-/// For a flowtop started by hand (`-v`, stderr piped): waits until it counts, and
-/// returns the thread that collects the rest of its stderr.
-fn wait_until_counting(ft: &mut Child) -> thread::JoinHandle<String> {
-    use std::io::{BufRead as _, BufReader};
-    let stderr = ft.stderr.take().expect("stderr piped");
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let collector = thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains(flowtop_tests::READY_MARKER) {
-                let _ = ready_tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("flowtop did not start counting within 30 s");
-    collector
 }

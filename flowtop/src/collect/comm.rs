@@ -149,11 +149,6 @@ mod tests {
     }
 
     #[test]
-    fn is_as_small_as_a_string() {
-        assert_eq!(std::mem::size_of::<Comm>(), std::mem::size_of::<String>());
-    }
-
-    #[test]
     fn kernel_names_read_as_comm_to_string_does() {
         for raw in [
             &b"sshd\0\0\0garbage"[..],

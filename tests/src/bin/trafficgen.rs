@@ -57,6 +57,13 @@ Modes (ADDR is 127.0.0.1 or ::1; TARGET is HOST:PORT, e.g. 127.0.0.1:4000 or [::
                             client's); the ground truth adds
                             `conns`: one object per socket end with proto, laddr,
                             lport, raddr, rport (null: unconnected), rx/tx_bytes
+  phases N BYTES PAUSE_MS   one process with both ends of a TCP connection over
+                            127.0.0.1 and a UDP pair: N phases, each sends
+                            BYTES+7*I over TCP (and reads them), a 2-byte TCP reply,
+                            one 1000-byte datagram, then sleeps PAUSE_MS: traffic
+                            spread over several intervals, every byte its own
+  exchange TARGET UP DOWN   connect, send UP bytes, read exactly DOWN bytes, close
+                            (the test process is the peer)
 
 Options:
   --wait-go         after `ready`, block until a line (or EOF) on stdin, or SIGUSR1
@@ -69,6 +76,8 @@ Options:
   --rate N          steady: bytes per second (default 1048576)
   --idle-ms N       udp-recv: give up after N ms without a datagram (default 10000)
   --prior-tx N      add N to the ground truth's tx (bytes this PID sent before an exec)
+  --hold            after the ground truth, stay alive until EOF on stdin (so that
+                    the process still exists while flowtop reports it)
 ";
 
 static GO: AtomicBool = AtomicBool::new(false);
@@ -76,6 +85,7 @@ static GO: AtomicBool = AtomicBool::new(false);
 #[derive(Debug)]
 struct Opts {
     wait_go: bool,
+    hold: bool,
     name: Option<String>,
     cgroup: Option<String>,
     conns: usize,
@@ -91,6 +101,7 @@ struct Opts {
 fn parse_args(argv: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         wait_go: false,
+        hold: false,
         name: None,
         cgroup: None,
         conns: 1,
@@ -112,6 +123,7 @@ fn parse_args(argv: &[String]) -> Result<Opts, String> {
         };
         match a.as_str() {
             "--wait-go" => o.wait_go = true,
+            "--hold" => o.hold = true,
             "--name" => o.name = Some(value(a)?),
             "--cgroup" => o.cgroup = Some(value(a)?),
             "--conns" => o.conns = num(&value(a)?, a)?,
@@ -154,7 +166,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&opts) {
+    match run(&opts).and_then(|()| hold(&opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("trafficgen: {} failed: {e}", opts.mode);
@@ -216,6 +228,8 @@ fn run(o: &Opts) -> io::Result<()> {
             steady(o, &target(arg(0)?)?, Duration::from_secs_f64(secs))?
         }
         "renamed" => renamed(o, arg(0)?, bytes_arg(1)?, arg(2)?)?,
+        "phases" => phases(o, bytes_arg(0)?, bytes_arg(1)?, bytes_arg(2)?)?,
+        "exchange" => exchange(o, &target(arg(0)?)?, bytes_arg(1)?, bytes_arg(2)?)?,
         m => return Err(invalid(format!("unknown mode {m:?}"))),
     };
     print_truth(
@@ -225,6 +239,14 @@ fn run(o: &Opts) -> io::Result<()> {
         },
         None,
     )
+}
+
+/// `--hold`: block until EOF on stdin (the test closes it when it is done).
+fn hold(o: &Opts) -> io::Result<()> {
+    if o.hold {
+        io::stdin().lock().read_to_end(&mut Vec::new())?;
+    }
+    Ok(())
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -427,6 +449,27 @@ fn send_all(s: &TcpStream, bytes: u64, chunk: usize) -> io::Result<u64> {
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+/// Reads exactly `bytes`; the peer closing earlier is an error.
+fn read_exactly(mut s: &TcpStream, bytes: u64, chunk: usize) -> io::Result<u64> {
+    let mut buf = vec![0u8; chunk];
+    let mut got = 0u64;
+    while got < bytes {
+        let want = (bytes - got).min(chunk as u64) as usize;
+        match s.read(&mut buf[..want]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("peer closed after {got} of {bytes} bytes"),
+                ))
+            }
+            Ok(n) => got += n as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Half-close, then wait for the peer to close: the peer has read everything.
@@ -858,6 +901,46 @@ fn conns(o: &Opts, bytes: u64) -> io::Result<Vec<ConnEnd>> {
         });
     }
     Ok(ends)
+}
+
+// ---- traffic over several intervals, both ends in one process ----
+
+fn phases(o: &Opts, n: u64, bytes: u64, pause_ms: u64) -> io::Result<Moved> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let client = TcpStream::connect(listener.local_addr()?)?;
+    let (server, _) = listener.accept()?;
+    let u1 = UdpSocket::bind("127.0.0.1:0")?;
+    let u2 = UdpSocket::bind("127.0.0.1:0")?;
+    u1.set_read_timeout(Some(Duration::from_millis(o.idle_ms)))?;
+    ready(o, None)?;
+    let mut m = Moved::default();
+    let datagram = pattern(1000);
+    let mut rbuf = vec![0u8; 4096];
+    for i in 0..n {
+        // Chunk by chunk, each read back at once, so loopback buffers never fill.
+        let mut left = bytes + 7 * i;
+        while left > 0 {
+            let sent = send_all(&client, left.min(o.chunk as u64), o.chunk)?;
+            m.tx += sent;
+            m.rx += read_exactly(&server, sent, o.chunk)?;
+            left -= sent;
+        }
+        m.tx += send_all(&server, 2, o.chunk)?;
+        m.rx += read_exactly(&client, 2, o.chunk)?;
+        m.tx += u2.send_to(&datagram, u1.local_addr()?)? as u64;
+        m.rx += u1.recv_from(&mut rbuf)?.0 as u64;
+        thread::sleep(Duration::from_millis(pause_ms));
+    }
+    Ok(m)
+}
+
+/// The client of a request/response with the test process.
+fn exchange(o: &Opts, to: &SocketAddr, up: u64, down: u64) -> io::Result<Moved> {
+    ready(o, None)?;
+    let s = TcpStream::connect(to)?;
+    let tx = send_all(&s, up, o.chunk)?;
+    let rx = read_exactly(&s, down, o.chunk)?;
+    Ok(Moved { rx, tx })
 }
 
 // ---- short-lived child ----

@@ -1,194 +1,86 @@
 //! Every output format against ground truth: the real flowtop binary counts real
-//! loopback traffic that a child process (python3, so its PID is distinct and known)
-//! generates; the child adds up the return values of its own send/recv calls. CSV is
-//! parsed with the csv crate, JSON with serde_json, the table by columns, and the
-//! redrawn screen (`-C`) is read back from a real terminal under tmux.
+//! loopback traffic that `trafficgen phases` generates (one process holding both ends
+//! of its connections, so its PID is distinct and known); trafficgen adds up the
+//! return values of its own send/recv calls. CSV is parsed with the csv crate, JSON
+//! with serde_json, the table by columns, and the redrawn screen (`-C`) is read back
+//! from a real terminal under tmux.
 //!
-//! Needs root (loads eBPF), python3 and tmux.
+//! Needs root (loads eBPF) and tmux: without them the tests fail, naming what is
+//! missing.
 use std::{
-    io::{Read as _, Write as _},
     path::{Path, PathBuf},
-    process::{Child, ChildStdin, Command, Stdio},
+    process::Command,
     thread,
     time::{Duration, Instant},
 };
 
+use flowtop_tests::{args, require_tool, Ctx, Flowtop, Gen, Truth, CORE_KEYS, READY_MARKER};
 use serde_json::Value;
 
-mod common;
-
-const FLOWTOP: &str = env!("CARGO_BIN_EXE_flowtop");
-
-/// Waits for "go" on stdin, then for each phase: TCP over 127.0.0.1 (chunked so
-/// loopback buffers never block), a 2-byte TCP reply, one UDP datagram; then sleeps.
-/// Prints its PID, COMM and the bytes its syscalls returned as JSON.
-const TRAFFIC: &str = r#"
-import json, os, socket, sys, time
-phases, size, pause = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-tx = rx = 0
-srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
-c = socket.create_connection(srv.getsockname()); a, _ = srv.accept()
-u1 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u1.bind(("127.0.0.1", 0))
-u2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-sys.stdin.readline()
-for i in range(phases):
-    left = size + 7 * i
-    while left > 0:
-        n = c.send(b"x" * min(left, 16384)); tx += n; left -= n
-        while n > 0:
-            d = a.recv(n); rx += len(d); n -= len(d)
-    tx += a.send(b"ok")
-    got = 0
-    while got < 2:
-        d = c.recv(2 - got); got += len(d); rx += len(d)
-    tx += u2.sendto(b"y" * 1000, u1.getsockname())
-    rx += len(u1.recvfrom(4096)[0])
-    time.sleep(pause)
-comm = open("/proc/self/comm").read().strip()
-print(json.dumps({"pid": os.getpid(), "comm": comm, "tx": tx, "rx": rx}), flush=True)
-"#;
-
-#[derive(Debug)]
-struct Truth {
-    pid: u32,
-    comm: String,
-    tx: u64,
-    rx: u64,
+fn ctx() -> Ctx {
+    Ctx::host(env!("CARGO_BIN_EXE_trafficgen"))
 }
 
-/// The traffic child, started but waiting for `go`.
-struct Traffic {
-    child: Child,
-    stdin: Option<ChildStdin>,
+/// `trafficgen phases`, set up and waiting for go: `n` phases of about `size` bytes
+/// each way, `pause_ms` apart.
+fn phases(ctx: &Ctx, n: u32, size: u32, pause_ms: u32) -> Gen {
+    let a = args(&[
+        "--wait-go",
+        "phases",
+        &n.to_string(),
+        &size.to_string(),
+        &pause_ms.to_string(),
+    ]);
+    let gen = Gen::spawn(ctx, &a).expect("trafficgen starts");
+    gen.ready().expect("trafficgen ready");
+    gen
 }
 
-impl Traffic {
-    fn spawn(phases: u32, size: u32, pause: f64) -> Self {
-        let mut child = Command::new("python3")
-            .args(["-c", TRAFFIC])
-            .args([phases.to_string(), size.to_string(), pause.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 is needed for these tests");
-        let stdin = child.stdin.take();
-        Self { child, stdin }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn go(&mut self) {
-        let mut stdin = self.stdin.take().unwrap();
-        stdin.write_all(b"go\n").unwrap();
-    }
-
-    fn finish(mut self) -> Truth {
-        let mut out = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        assert!(self.child.wait().unwrap().success(), "traffic child failed");
-        let v: Value = serde_json::from_str(out.trim()).expect(&out);
-        let truth = Truth {
-            pid: v["pid"].as_u64().unwrap() as u32,
-            comm: v["comm"].as_str().unwrap().to_string(),
-            tx: v["tx"].as_u64().unwrap(),
-            rx: v["rx"].as_u64().unwrap(),
-        };
-        assert_eq!(
-            truth.pid,
-            self.child.id(),
-            "python replaced itself via exec"
-        );
-        truth
-    }
-}
-
-/// flowtop running with stdout captured, ready (probes attached).
-struct Flowtop {
-    child: Child,
-    stdout: thread::JoinHandle<String>,
-}
-
-impl Flowtop {
-    fn start(args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let mut cmd = Command::new(FLOWTOP);
-        cmd.arg("-v")
-            .args(args)
-            .env_remove("COLUMNS")
-            .env_remove("LINES")
-            .env_remove("NO_COLOR")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let mut out = child.stdout.take().unwrap();
-        let stdout = thread::spawn(move || {
-            let mut s = String::new();
-            out.read_to_string(&mut s).unwrap();
-            s
-        });
-        common::wait_until_counting(child.stderr.take().unwrap(), &format!("{args:?}"));
-        Self { child, stdout }
-    }
-
-    /// SIGINT: flowtop prints the partial last interval and exits 0.
-    fn interrupt(mut self) -> String {
-        // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let status = self.child.wait().unwrap();
-        assert_eq!(status.code(), Some(0), "flowtop exit status");
-        self.stdout.join().unwrap()
-    }
-}
-
-/// Runs `traffic` beside flowtop (with `-p` its PID unless `all`), interrupts
-/// flowtop once the child is done, returns flowtop's stdout and the ground truth.
-fn record(args: &[&str], envs: &[(&str, &str)], all: bool, traffic: Traffic) -> (String, Truth) {
+/// Runs `traffic` beside flowtop `args` (with `-p` its PID unless `all`), interrupts
+/// flowtop once the traffic is done, returns flowtop's stdout and the ground truth.
+fn record(
+    ctx: &Ctx,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    all: bool,
+    traffic: Gen,
+) -> (String, Truth) {
     let mut traffic = traffic;
-    let pid = traffic.pid().to_string();
-    let mut full: Vec<&str> = args.to_vec();
+    let pid = traffic.ready().expect("ready").pid.to_string();
+    let mut ft = Flowtop::builder(ctx).raw().args(args);
     if !all {
-        full.extend(["-p", &pid]);
+        ft = ft.args(&["-p", &pid]);
     }
-    let flowtop = Flowtop::start(&full, envs);
-    traffic.go();
-    let truth = traffic.finish();
+    for (k, v) in envs {
+        ft = ft.env(k, v);
+    }
+    let ft = ft.start().expect("flowtop starts");
+    traffic.go().expect("go");
+    let truth = traffic.finish().expect("traffic");
+    assert_eq!(
+        truth.pid.to_string(),
+        pid,
+        "the ready line and the truth name one PID"
+    );
     thread::sleep(Duration::from_millis(300));
-    (flowtop.interrupt(), truth)
+    let run = ft.stop().expect("flowtop stops");
+    run.assert_clean();
+    (run.text, truth)
 }
 
 #[test]
 fn csv_rows_add_up_to_the_bytes_moved() {
+    let ctx = ctx();
     let (out, truth) = record(
+        &ctx,
         &["--format", "csv", "1"],
         &[],
         true,
-        Traffic::spawn(6, 150_000, 0.4),
+        phases(&ctx, 6, 150_000, 400),
     );
     let mut rdr = csv::Reader::from_reader(out.as_bytes());
     let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(
-        header,
-        [
-            "time",
-            "interval",
-            "pid",
-            "comm",
-            "rx_bytes",
-            "tx_bytes",
-            "rx_total_bytes",
-            "tx_total_bytes",
-            "total_bytes"
-        ]
-    );
+    assert_eq!(header, CORE_KEYS);
     let mut rows = Vec::new();
     for rec in rdr.records() {
         let rec = rec.unwrap();
@@ -205,20 +97,33 @@ fn csv_rows_add_up_to_the_bytes_moved() {
     );
     assert!(intervals.windows(2).all(|w| w[0] < w[1]), "{intervals:?}");
     assert!(rows.iter().all(|r| r[3] == *truth.comm));
-    assert_eq!(rows.iter().map(|r| num(r, 4)).sum::<u64>(), truth.rx, "rx");
-    assert_eq!(rows.iter().map(|r| num(r, 5)).sum::<u64>(), truth.tx, "tx");
+    assert_eq!(
+        rows.iter().map(|r| num(r, 4)).sum::<u64>(),
+        truth.rx_bytes,
+        "rx"
+    );
+    assert_eq!(
+        rows.iter().map(|r| num(r, 5)).sum::<u64>(),
+        truth.tx_bytes,
+        "tx"
+    );
     let last = rows.last().unwrap();
-    assert_eq!((num(last, 6), num(last, 7)), (truth.rx, truth.tx));
-    assert_eq!(num(last, 8), truth.rx + truth.tx);
+    assert_eq!(
+        (num(last, 6), num(last, 7)),
+        (truth.rx_bytes, truth.tx_bytes)
+    );
+    assert_eq!(num(last, 8), truth.rx_bytes + truth.tx_bytes);
 }
 
 #[test]
 fn json_rows_summaries_and_rates_agree_with_the_bytes_moved() {
+    let ctx = ctx();
     let (out, truth) = record(
+        &ctx,
         &["--format", "json", "--summary", "--rate", "1"],
         &[],
         true,
-        Traffic::spawn(6, 120_000, 0.4),
+        phases(&ctx, 6, 120_000, 400),
     );
     let lines: Vec<Value> = out
         .lines()
@@ -268,16 +173,18 @@ fn json_rows_summaries_and_rates_agree_with_the_bytes_moved() {
         summaries >= 3 && mine >= 2,
         "{summaries} summaries, {mine} rows"
     );
-    assert_eq!((rx, tx), (truth.rx, truth.tx));
+    assert_eq!((rx, tx), (truth.rx_bytes, truth.tx_bytes));
 }
 
 #[test]
 fn table_in_bytes_fits_columns_and_adds_up() {
+    let ctx = ctx();
     let (out, truth) = record(
+        &ctx,
         &["--units", "bytes", "-T", "1"],
         &[("COLUMNS", "60")],
         false,
-        Traffic::spawn(5, 100_000, 0.4),
+        phases(&ctx, 5, 100_000, 400),
     );
     let (mut rx, mut tx, mut rows, mut last_rxsum) = (0, 0, 0, 0);
     for line in out.lines() {
@@ -307,7 +214,10 @@ fn table_in_bytes_fits_columns_and_adds_up() {
         }
     }
     assert!(rows >= 2, "{out}");
-    assert_eq!((rx, tx, last_rxsum), (truth.rx, truth.tx, truth.rx));
+    assert_eq!(
+        (rx, tx, last_rxsum),
+        (truth.rx_bytes, truth.tx_bytes, truth.rx_bytes)
+    );
 }
 
 /// A tmux server of our own, killed on drop.
@@ -317,6 +227,7 @@ struct Tmux {
 
 impl Tmux {
     fn new(tag: &str) -> Self {
+        require_tool("tmux", "tmux");
         Self {
             socket: format!("flowtop-test-{}-{tag}", std::process::id()),
         }
@@ -327,7 +238,7 @@ impl Tmux {
             .args(["-L", &self.socket])
             .args(args)
             .output()
-            .expect("tmux is needed for this test");
+            .expect("running tmux");
         assert!(out.status.success(), "tmux {args:?}: {out:?}");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
@@ -362,25 +273,27 @@ fn wait_for(path: &Path, needle: &str, timeout: Duration) -> String {
 /// With `resize_to`, the pane is then narrowed and the next redraw must fit it.
 fn screen_mode(tag: &str, width: u16, no_color: bool, resize_to: Option<u16>) {
     let tmux = Tmux::new(tag);
+    let ctx = ctx();
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(&tmux.socket);
     std::fs::create_dir_all(&dir).unwrap();
     let (err, status) = (dir.join("stderr"), dir.join("status"));
-    let mut traffic = Traffic::spawn(25, 20_000, 0.2);
+    let mut traffic = phases(&ctx, 25, 20_000, 200);
+    let pid = traffic.ready().expect("ready").pid;
     let colour = if no_color { "NO_COLOR=1" } else { "NO_COLOR=" };
     let script = format!(
-        "trap true INT; env -u COLUMNS -u LINES {colour} {FLOWTOP} -v -C -p {} 1 2>{}; echo $? >{}; sleep 60",
-        traffic.pid(),
+        "trap true INT; env -u COLUMNS -u LINES {colour} {} -v -C -p {pid} 1 2>{}; echo $? >{}; sleep 60",
+        ctx.flowtop.display(),
         err.display(),
         status.display()
     );
     let (w, h) = (width.to_string(), "30".to_string());
     tmux.run(&["new-session", "-d", "-x", &w, "-y", &h, "sh", "-c", &script]);
-    wait_for(&err, common::COUNTING, Duration::from_secs(60));
-    traffic.go();
+    wait_for(&err, READY_MARKER, Duration::from_secs(60));
+    traffic.go().expect("go");
     thread::sleep(Duration::from_millis(2600)); // two redraws with traffic
     let screen = tmux.run(&["capture-pane", "-p", "-t", "0"]);
     let styled = tmux.run(&["capture-pane", "-p", "-e", "-t", "0"]);
-    let truth = traffic.finish();
+    let truth = traffic.finish().expect("traffic");
 
     let lines: Vec<&str> = screen.lines().collect();
     assert!(
@@ -460,7 +373,10 @@ fn screen_mode_follows_a_resized_terminal() {
 
 #[test]
 fn version_names_the_commit_it_was_built_from() {
-    let out = Command::new(FLOWTOP).arg("--version").output().unwrap();
+    let out = Command::new(flowtop_tests::find_flowtop())
+        .arg("--version")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let version = String::from_utf8(out.stdout).unwrap();
     let head = Command::new("git")

@@ -1,0 +1,223 @@
+//! `--serve` against a real Prometheus server (needs root and the Debian package
+//! `prometheus`, which `scripts/setup.sh test` installs: without either the test
+//! fails, naming what is missing). Two flowtops (with and without
+//! `--metrics-pid-label`) are scraped every second by a Prometheus on loopback with a
+//! temporary config and storage; `trafficgen exchange`, with a distinctive name,
+//! sends and receives bytes over loopback TCP to this test process and exits; the
+//! test then asks Prometheus's HTTP API for the helper's counters until they show
+//! exactly the bytes trafficgen's syscalls returned. The helper has exited by then:
+//! its bytes must stay in the counters.
+use std::{
+    io::{Read as _, Write as _},
+    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use flowtop_tests::{args, require_tool, Ctx, Flowtop, Gen};
+use serde_json::Value;
+
+/// Helper -> test process, and back.
+const UP: u64 = 123_457;
+const DOWN: u64 = 54_321;
+
+/// The Prometheus server, killed (SIGTERM, then waited for) however the test ends.
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `flowtop -v --serve 127.0.0.1:0 ARGS`; returns it and the address it
+/// serves on (from its ready line).
+fn start_flowtop(ctx: &Ctx, extra: &[&str]) -> (Flowtop, SocketAddr) {
+    let ft = Flowtop::builder(ctx)
+        .raw()
+        .args(&["--serve", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .start()
+        .expect("flowtop --serve starts");
+    let line = ft.ready_line();
+    let addr = line
+        .split("serving http://")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let addr = addr.trim_end_matches("/metrics").parse().unwrap();
+    (ft, addr)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_prometheus(dir: &Path, targets: &[(&str, SocketAddr)]) -> (Prometheus, SocketAddr) {
+    let mut config =
+        String::from("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n");
+    for (job, addr) in targets {
+        config.push_str(&format!(
+            "  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"
+        ));
+    }
+    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
+    let web: SocketAddr = (Ipv4Addr::LOCALHOST, free_port()).into();
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    let child = Command::new(require_tool("prometheus", "prometheus"))
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("starting prometheus");
+    (Prometheus(child), web)
+}
+
+/// `GET /api/v1/query?query=Q`: the result vector (empty while Prometheus starts).
+fn query(web: SocketAddr, q: &str) -> Vec<Value> {
+    let encoded: String = q
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let Ok(mut s) = TcpStream::connect(web) else {
+        return vec![];
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /api/v1/query?query={encoded} HTTP/1.0\r\nHost: {web}\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    if s.read_to_string(&mut resp).is_err() {
+        return vec![];
+    }
+    let Some((_, body)) = resp.split_once("\r\n\r\n") else {
+        return vec![];
+    };
+    let Ok(v) = serde_json::from_str::<Value>(body) else {
+        return vec![];
+    };
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// Polls `q` until it returns something and `done` accepts it; the last result.
+fn poll(web: SocketAddr, q: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let r = query(web, q);
+        if !r.is_empty() && done(&r) || Instant::now() > deadline {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn value(r: &Value) -> u64 {
+    r["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+/// This process's cgroup v2 path, as flowtop labels it (the helper inherits it).
+fn own_cgroup() -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        .expect("no cgroup v2 line in /proc/self/cgroup")
+}
+
+#[test]
+fn prometheus_scrapes_exact_bytes_by_comm_cgroup_and_pid() {
+    let ctx = Ctx::host(env!("CARGO_BIN_EXE_trafficgen"));
+    let dir = std::env::temp_dir().join(format!("flowtop-prom-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (plain_ft, plain) = start_flowtop(&ctx, &[]);
+    let (pid_ft, with_pid) = start_flowtop(&ctx, &["--metrics-pid-label"]);
+    let (prometheus, web) =
+        start_prometheus(&dir, &[("flowtop", plain), ("flowtop_pid", with_pid)]);
+    // Both targets scraped successfully before the traffic.
+    let up = poll(web, "up", |r| {
+        r.len() == 2 && r.iter().all(|s| s["value"][1] == "1")
+    });
+    assert!(
+        up.len() == 2 && up.iter().all(|s| s["value"][1] == "1"),
+        "targets not up: {up:?}\n{}",
+        std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+    );
+
+    // Known bytes from a helper with a name nothing else has.
+    let name = format!("ftprom{}", std::process::id() % 1_000_000);
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let helper = Gen::spawn(
+        &ctx,
+        &args(&[
+            "--name",
+            &name,
+            "exchange",
+            &listener.local_addr().unwrap().to_string(),
+            &UP.to_string(),
+            &DOWN.to_string(),
+        ]),
+    )
+    .expect("trafficgen starts");
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut buf = vec![0; UP as usize];
+    conn.read_exact(&mut buf).unwrap();
+    conn.write_all(&vec![b'd'; DOWN as usize]).unwrap();
+    let truth = helper.finish().expect("helper");
+    assert_eq!((truth.tx_bytes, truth.rx_bytes), (UP, DOWN), "{truth:?}");
+
+    let cgroup = own_cgroup();
+    for (dir_name, want) in [("tx", truth.tx_bytes), ("rx", truth.rx_bytes)] {
+        for job in ["flowtop", "flowtop_pid"] {
+            let q = format!("flowtop_{dir_name}_bytes_total{{job=\"{job}\",comm=\"{name}\"}}");
+            let r = poll(web, &q, |r| r.iter().map(value).sum::<u64>() >= want);
+            assert_eq!(r.len(), 1, "{q}: one series: {r:?}");
+            let m = &r[0]["metric"];
+            assert_eq!(value(&r[0]), want, "{q}: exactly the helper's bytes: {r:?}");
+            assert_eq!(m["cgroup"], cgroup.as_str(), "{q}: {m}");
+            if job == "flowtop_pid" {
+                assert_eq!(m["pid"], truth.pid.to_string().as_str(), "{q}: {m}");
+            } else {
+                assert!(m.get("pid").is_none(), "{q}: no pid label by default: {m}");
+            }
+        }
+    }
+    // Health series are there too.
+    let info = poll(web, "flowtop_probe_info", |r| r.len() == 2);
+    assert_eq!(info.len(), 2, "{info:?}");
+    let lost = poll(web, "sum(flowtop_unrecorded_bytes_total)", |_| true);
+    assert_eq!(value(&lost[0]), 0, "no bytes lost: {lost:?}");
+    let cap = poll(web, "flowtop_map_capacity", |r| r.len() == 4);
+    assert!(cap.iter().all(|r| value(r) == 16384), "{cap:?}");
+
+    // SIGTERM: each flowtop must exit 0.
+    for ft in [plain_ft, pid_ft] {
+        ft.stop_with(libc::SIGTERM)
+            .expect("flowtop exits on SIGTERM")
+            .assert_clean();
+    }
+    drop(prometheus);
+    let _ = std::fs::remove_dir_all(&dir);
+}
