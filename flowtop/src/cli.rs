@@ -10,7 +10,9 @@ use flowtop_common::{
 
 use crate::{
     collect::aggregate::{GroupBy, SortBy},
-    config::{Config, FilterRequest, Mode, ReportConfig, RowsConfig, ServeConfig},
+    config::{
+        Config, FilterRequest, InteractiveConfig, Mode, ReportConfig, RowsConfig, ServeConfig,
+    },
     output::{Format, OutputRequest, Units},
     probe::select::ProbeRequest,
 };
@@ -21,6 +23,7 @@ Examples:
   flowtop 5 3           # three reports, five seconds apart
   flowtop -p 1234       # only PID 1234 (filtered in the kernel)
   flowtop -C --units human     # redraw the screen each second, like top
+  flowtop -i                   # interactive: sort, group, filter, look into a process
   flowtop -T --rate 5          # per-second rates over 5 s, with a TIME column
   flowtop --format csv 10 6 > talkers.csv   # a minute of data for a spreadsheet
   flowtop --by conn --tcp --port 443   # per connection, only TCP to/from port 443
@@ -30,6 +33,17 @@ Examples:
   flowtop --format json | jq 'select(.tx_bytes > 1000000)'
   flowtop --serve 9464   # Prometheus exporter on http://127.0.0.1:9464/metrics
   flowtop --probe tracepoint -v   # force a probe family, log what was attached";
+
+/// Line-output options that mean nothing to the screen of `-i`.
+const INTERACTIVE_CONFLICTS: [&str; 7] = [
+    "serve",
+    "format",
+    "timestamp",
+    "no_header",
+    "summary",
+    "no_summary",
+    "clear",
+];
 
 /// Report-printing options that mean nothing to `--serve`.
 const SERVE_CONFLICTS: [&str; 14] = [
@@ -153,6 +167,11 @@ pub struct Cli {
     #[arg(short = 'C', long)]
     pub clear: bool,
 
+    /// Full-screen interactive view (keys: sort, group, filter, pause, look into a
+    /// process; `?` lists them); needs a terminal on stdin and stdout
+    #[arg(short, long, conflicts_with_all = INTERACTIVE_CONFLICTS)]
+    pub interactive: bool,
+
     /// Kernel hooks to count with: auto picks the best this kernel supports
     #[arg(long, value_enum, default_value_t = ProbeRequest::Auto)]
     pub probe: ProbeRequest,
@@ -203,20 +222,28 @@ impl Cli {
             },
             port: self.port,
         };
+        let rows = RowsConfig {
+            by: self.by,
+            sort: self.sort,
+            limit: self.rows,
+            nspid: self.show_nspid,
+        };
         let mode = match self.serve {
             Some(addr) => Mode::Serve(ServeConfig {
                 addr,
                 pid_label: self.metrics_pid_label,
             }),
+            None if self.interactive => Mode::Interactive(InteractiveConfig {
+                interval: Duration::from_secs(self.interval),
+                count: self.count,
+                rows,
+                units: self.units.unwrap_or_default(),
+                rate: self.rate,
+            }),
             None => Mode::Report(ReportConfig {
                 interval: Duration::from_secs(self.interval),
                 count: self.count,
-                rows: RowsConfig {
-                    by: self.by,
-                    sort: self.sort,
-                    limit: self.rows,
-                    nspid: self.show_nspid,
-                },
+                rows,
                 output: OutputRequest {
                     format: self.format,
                     units: self.units,
@@ -460,7 +487,7 @@ mod tests {
     fn report(args: &[&str]) -> ReportConfig {
         match parse(args).unwrap().into_config().mode {
             Mode::Report(r) => r,
-            Mode::Serve(_) => panic!("{args:?} is report mode"),
+            other => panic!("{args:?} is report mode, not {other:?}"),
         }
     }
 
@@ -526,6 +553,47 @@ mod tests {
                 pid_label: true
             })
         );
+    }
+
+    #[test]
+    fn interactive_is_its_own_mode_and_refuses_line_output_flags() {
+        let c = parse(&["-i", "--by", "comm", "--units", "bytes", "--rate", "2", "5"])
+            .unwrap()
+            .into_config();
+        let Mode::Interactive(i) = &c.mode else {
+            panic!("{:?}", c.mode)
+        };
+        assert_eq!((i.interval, i.count), (Duration::from_secs(2), Some(5)));
+        assert_eq!(
+            (i.rows.by, i.units, i.rate),
+            (GroupBy::Comm, Units::Bytes, true)
+        );
+        assert_eq!(c.group_by(), GroupBy::Comm);
+        assert_eq!(c.switchable_groupings(), GroupBy::all());
+        let kb = parse(&["-i"]).unwrap().into_config();
+        assert!(matches!(
+            kb.mode,
+            Mode::Interactive(InteractiveConfig {
+                units: Units::Kb,
+                ..
+            })
+        ));
+        for bad in [
+            &["-i", "--serve", "9464"][..],
+            &["-i", "--format", "json"],
+            &["-i", "-C"],
+            &["-i", "-T"],
+            &["-i", "--no-header"],
+            &["-i", "-S"],
+        ] {
+            assert_eq!(parse(bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+        assert!(report(&[]).rows.by == GroupBy::Pid);
+        assert!(parse(&[])
+            .unwrap()
+            .into_config()
+            .switchable_groupings()
+            .is_empty());
     }
 
     #[test]

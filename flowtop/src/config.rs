@@ -12,7 +12,7 @@ use std::{net::SocketAddr, time::Duration};
 pub use crate::{
     collect::aggregate::{GroupBy, SortBy},
     filter::FilterRequest,
-    output::OutputRequest,
+    output::{OutputRequest, Units},
     probe::select::ProbeRequest,
 };
 
@@ -25,7 +25,7 @@ pub struct Config {
     pub max_entries: u32,
     /// What the kernel programs count.
     pub filters: FilterRequest,
-    /// Print reports, or serve metrics.
+    /// Print reports, show the interactive screen, or serve metrics.
     pub mode: Mode,
 }
 
@@ -34,6 +34,8 @@ pub struct Config {
 pub enum Mode {
     /// Reports on stdout every interval (the default).
     Report(ReportConfig),
+    /// The full-screen view steered with keys (`-i`).
+    Interactive(InteractiveConfig),
     /// A Prometheus exporter (`--serve`).
     Serve(ServeConfig),
 }
@@ -48,6 +50,22 @@ pub struct ReportConfig {
     /// Collection: what a row is, their order, how many are shown.
     pub rows: RowsConfig,
     pub output: OutputRequest,
+}
+
+/// `-i`: what the screen starts with; keys change the rows, units and rates
+/// while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InteractiveConfig {
+    /// Time between reads of the maps.
+    pub interval: Duration,
+    /// Intervals before exiting; None: until `q`.
+    pub count: Option<u64>,
+    /// The first grouping, sort, `-r` and `--show-nspid`.
+    pub rows: RowsConfig,
+    /// `--units` (default KB).
+    pub units: Units,
+    /// `--rate`: per-second rates first.
+    pub rate: bool,
 }
 
 /// What the collector makes rows of.
@@ -77,7 +95,17 @@ impl Config {
     pub fn group_by(&self) -> GroupBy {
         match &self.mode {
             Mode::Report(r) => r.rows.by,
+            Mode::Interactive(i) => i.rows.by,
             Mode::Serve(_) => GroupBy::Cgroup,
+        }
+    }
+
+    /// Groupings the rows may switch to while flowtop runs (`-i`'s `g` key): the
+    /// kernel keys flows for them too, where this kernel can.
+    pub fn switchable_groupings(&self) -> &'static [GroupBy] {
+        match &self.mode {
+            Mode::Interactive(_) => GroupBy::all(),
+            Mode::Report(_) | Mode::Serve(_) => &[],
         }
     }
 }

@@ -44,7 +44,7 @@ pub struct KernelFilters {
     pub proto: u32,
     /// `--port`, or 0.
     pub port: u16,
-    /// `flow_mode` bits for `--by conn`/`--by cgroup`.
+    /// `flow_mode` bits for `--by conn`/`--by cgroup` (and `-i`'s other groupings).
     pub flow_mode: u32,
     // Derived flags (u32, as the kernel reads them).
     pid_map: u32,
@@ -55,8 +55,14 @@ pub struct KernelFilters {
 impl KernelFilters {
     /// `have_offsets`: the kernel's BTF gave the `struct sock` offsets. Without them
     /// (only the classic tracepoint then works) addresses and ports cannot be read.
-    /// `by`: what rows are made of (decides what the kernel keys flows by).
-    pub fn new(req: &FilterRequest, by: GroupBy, have_offsets: bool) -> Result<Self> {
+    /// `by`: what rows are made of (decides what the kernel keys flows by);
+    /// `switchable`: groupings the rows may switch to later (`-i`).
+    pub fn new(
+        req: &FilterRequest,
+        by: GroupBy,
+        switchable: &[GroupBy],
+        have_offsets: bool,
+    ) -> Result<Self> {
         let mut f = KernelFilters {
             pids: req.pids.clone(),
             ..Default::default()
@@ -76,11 +82,15 @@ impl KernelFilters {
         f.family = req.family;
         f.proto = req.proto;
         f.port = req.port.unwrap_or(0);
-        f.flow_mode = match by {
-            GroupBy::Conn => flow_mode::CONN,
-            GroupBy::Cgroup => flow_mode::CGROUP,
-            GroupBy::Pid | GroupBy::Comm => 0,
-        };
+        f.flow_mode = by.flow_mode();
+        // Groupings switched to later are keyed too, those needing addresses only
+        // where they can be read.
+        for other in switchable {
+            let mode = other.flow_mode();
+            if mode & flow_mode::CONN == 0 || have_offsets {
+                f.flow_mode |= mode;
+            }
+        }
         let needs_addrs = f.flow_mode & flow_mode::CONN != 0 || f.port != 0;
         if needs_addrs && !have_offsets {
             bail!(
@@ -189,23 +199,23 @@ mod tests {
 
     #[test]
     fn one_pid_uses_the_global_several_use_the_map() {
-        let f = KernelFilters::new(&pids(&[42]), GroupBy::Pid, true).unwrap();
+        let f = KernelFilters::new(&pids(&[42]), GroupBy::Pid, &[], true).unwrap();
         assert_eq!((f.single_tgid(), f.pid_map), (42, 0));
-        let f = KernelFilters::new(&pids(&[42, 43]), GroupBy::Pid, true).unwrap();
+        let f = KernelFilters::new(&pids(&[42, 43]), GroupBy::Pid, &[], true).unwrap();
         assert_eq!((f.single_tgid(), f.pid_map), (0, 1));
         assert_eq!(f.pids, [42, 43]);
         let many: Vec<u32> = (1..=MAX_FILTER_PIDS + 1).collect();
-        assert!(KernelFilters::new(&pids(&many), GroupBy::Pid, true).is_err());
+        assert!(KernelFilters::new(&pids(&many), GroupBy::Pid, &[], true).is_err());
     }
 
     #[test]
     fn pid_mode_reads_no_addresses_and_leaves_flows_alone() {
         let none = FilterRequest::default();
-        let f = KernelFilters::new(&none, GroupBy::Pid, true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Pid, &[], true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (0, 0));
-        let f = KernelFilters::new(&none, GroupBy::Conn, true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Conn, &[], true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CONN, 1));
-        let f = KernelFilters::new(&none, GroupBy::Cgroup, true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Cgroup, &[], true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CGROUP, 0));
         let dns = FilterRequest {
             family: AF_INET6,
@@ -213,7 +223,7 @@ mod tests {
             port: Some(53),
             ..Default::default()
         };
-        let f = KernelFilters::new(&dns, GroupBy::Pid, true).unwrap();
+        let f = KernelFilters::new(&dns, GroupBy::Pid, &[], true).unwrap();
         assert_eq!(
             (f.family, f.proto, f.port, f.read_addrs),
             (AF_INET6, proto_filter::UDP, 53, 1)
@@ -221,9 +231,23 @@ mod tests {
     }
 
     #[test]
+    fn switchable_groupings_key_flows_for_all_that_this_kernel_can_read() {
+        let none = FilterRequest::default();
+        let all = GroupBy::all();
+        let f = KernelFilters::new(&none, GroupBy::Pid, all, true).unwrap();
+        assert_eq!(f.flow_mode, flow_mode::CONN | flow_mode::CGROUP);
+        assert!(f.reads_addresses());
+        // Without BTF: no connections, but the cgroups still.
+        let f = KernelFilters::new(&none, GroupBy::Comm, all, false).unwrap();
+        assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CGROUP, 0));
+        // The grouping asked for first still needs what it needs.
+        assert!(KernelFilters::new(&none, GroupBy::Conn, all, false).is_err());
+    }
+
+    #[test]
     fn addresses_without_btf_are_refused_clearly() {
         let none = FilterRequest::default();
-        let e = KernelFilters::new(&none, GroupBy::Conn, false)
+        let e = KernelFilters::new(&none, GroupBy::Conn, &[], false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("--by conn needs the kernel's BTF"), "{e}");
@@ -231,7 +255,7 @@ mod tests {
             port: Some(80),
             ..Default::default()
         };
-        let e = KernelFilters::new(&port, GroupBy::Pid, false)
+        let e = KernelFilters::new(&port, GroupBy::Pid, &[], false)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("--port needs"), "{e}");
@@ -240,7 +264,7 @@ mod tests {
             family: AF_INET,
             ..Default::default()
         };
-        let f = KernelFilters::new(&v4, GroupBy::Pid, false).unwrap();
+        let f = KernelFilters::new(&v4, GroupBy::Pid, &[], false).unwrap();
         assert_eq!((f.family, f.read_addrs), (AF_INET, 0));
     }
 }

@@ -5,6 +5,7 @@ pub mod collect;
 pub mod config;
 pub mod filter;
 pub mod identity;
+pub mod interactive;
 pub mod nspid;
 pub mod output;
 pub mod privileges;

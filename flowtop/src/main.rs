@@ -7,15 +7,21 @@
 use std::{io, process::ExitCode};
 
 use clap::Parser as _;
-use flowtop::{cli, run};
+use flowtop::{cli, config::Mode, interactive, run};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse(); // exits 2 with clap's message on bad arguments
     if let Err(e) = cli.validate() {
         e.exit();
     }
-    init_logging(cli.verbose);
-    match run::run(&cli.into_config()) {
+    let verbose = cli.verbose;
+    let config = cli.into_config();
+    if matches!(config.mode, Mode::Interactive(_)) && !interactive::has_terminal() {
+        eprintln!("flowtop: -i needs a terminal on stdin and stdout");
+        return ExitCode::from(2);
+    }
+    init_logging(verbose);
+    match run::run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

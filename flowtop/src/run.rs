@@ -1,5 +1,6 @@
 //! The main loop: attach, then read, diff and print every interval until COUNT
-//! reports, SIGINT/SIGTERM, or the reader of stdout goes away.
+//! reports, SIGINT/SIGTERM, or the reader of stdout goes away. `-i` and `--serve`
+//! attach and start the same way, then run their own loop.
 use std::{
     io::{self, Write as _},
     os::fd::AsRawFd as _,
@@ -19,6 +20,7 @@ use crate::{
     },
     config::{Config, Mode, ReportConfig},
     filter::KernelFilters,
+    interactive::{self, source::Source},
     output::{self, term::Term, OutputOptions, Printer, Stamp},
     privileges,
     probe::{
@@ -47,7 +49,7 @@ pub fn run(config: &Config) -> Result<()> {
     }
     match &config.mode {
         Mode::Report(report) => {
-            let mut attached = attach(config)?;
+            let (mut attached, _) = attach(config)?;
             // The readers take their maps while flowtop still holds its capabilities.
             let mut reader = Collector::new(
                 &mut attached.ebpf,
@@ -85,11 +87,27 @@ pub fn run(config: &Config) -> Result<()> {
             drop(attached);
             result
         }
+        Mode::Interactive(screen) => {
+            let (mut attached, filters) = attach(config)?;
+            let source = Source::new(
+                &mut attached.ebpf,
+                config.max_entries,
+                filters.flow_mode,
+                screen.rows.nspid,
+            )?;
+            let session = Session::start(&attached, "the screen follows")?;
+            let misses = MissedEvents::new(&attached.ebpf);
+            let probe = format!("{} ({})", attached.family, attached.kind);
+            let Session { runtime, signals } = session;
+            let result = runtime.block_on(interactive::run(screen, source, misses, probe, signals));
+            drop(attached);
+            result
+        }
         Mode::Serve(serve) => {
             // Before loading (a port in use fails fast) and before capabilities are
             // dropped (a port below 1024).
             let listener = serve::bind(serve.addr)?;
-            let mut attached = attach(config)?;
+            let (mut attached, _) = attach(config)?;
             let reader = ExportReader::new(&mut attached.ebpf, config.max_entries)?;
             let addr = listener.local_addr()?;
             let session = Session::start(&attached, &format!("serving http://{addr}/metrics"))?;
@@ -115,11 +133,17 @@ pub fn run(config: &Config) -> Result<()> {
 }
 
 /// Loads and attaches the programs the kernel supports best, with the filters set
-/// and filled, and the optional parts (datagram peers) attached where they apply.
-fn attach(config: &Config) -> Result<Attached> {
+/// and filled, and the optional parts (datagram peers) attached where they apply;
+/// with the filters as the programs got them.
+fn attach(config: &Config) -> Result<(Attached, KernelFilters)> {
     let facts = KernelFacts::detect();
     let candidates = plan(config.probe, &Facts::from(&facts))?;
-    let filters = KernelFilters::new(&config.filters, config.group_by(), facts.offsets.is_ok())?;
+    let filters = KernelFilters::new(
+        &config.filters,
+        config.group_by(),
+        config.switchable_groupings(),
+        facts.offsets.is_ok(),
+    )?;
     let mut attached = attach_first(
         &candidates,
         &LoadConfig {
@@ -150,10 +174,10 @@ fn attach(config: &Config) -> Result<Attached> {
             );
         }
     }
-    Ok(attached)
+    Ok((attached, filters))
 }
 
-/// What report and serve mode share once the programs are attached and the readers
+/// What report, interactive and serve mode share once the programs are attached and the readers
 /// hold their maps: no capabilities left, an event loop, and signal handlers.
 struct Session {
     runtime: tokio::runtime::Runtime,
@@ -192,9 +216,9 @@ impl Session {
 }
 
 /// SIGINT and SIGTERM streams, installed before flowtop announces that it counts.
-struct Signals {
-    int: Signal,
-    term: Signal,
+pub(crate) struct Signals {
+    pub(crate) int: Signal,
+    pub(crate) term: Signal,
 }
 
 async fn report_loop(

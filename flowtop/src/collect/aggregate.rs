@@ -5,6 +5,8 @@
 //! grouping can gain or lose a byte against the per-key counters.
 use std::collections::HashMap;
 
+use flowtop_common::flow_mode;
+
 pub use super::{conn::Conn, order::SortBy};
 use super::{
     diff::{IntervalReport, ProcRow},
@@ -35,6 +37,21 @@ impl GroupBy {
             GroupBy::Conn => "conn",
             GroupBy::Comm => "comm",
             GroupBy::Cgroup => "cgroup",
+        }
+    }
+
+    /// Every grouping, in `--by`'s order (the order `-i`'s `g` goes through).
+    pub fn all() -> &'static [GroupBy] {
+        <GroupBy as clap::ValueEnum>::value_variants()
+    }
+
+    /// The `flow_mode` bits the programs must key flows by for these rows (0: the
+    /// per-process map is enough).
+    pub fn flow_mode(self) -> u32 {
+        match self {
+            GroupBy::Conn => flow_mode::CONN,
+            GroupBy::Cgroup => flow_mode::CGROUP,
+            GroupBy::Pid | GroupBy::Comm => 0,
         }
     }
 }
@@ -112,6 +129,19 @@ pub struct Report {
     pub all: Bytes,
     /// Bytes the kernel could not attribute this interval (map full).
     pub unrecorded: Bytes,
+}
+
+/// `--by pid` as [`Row`]s (report mode prints the differ's rows as they are, see
+/// [`finish_procs`]; `-i` keeps rows of every grouping alike).
+pub fn by_pid(procs: &[ProcRow]) -> Vec<Row> {
+    procs
+        .iter()
+        .map(|p| Row {
+            pid: Some(p.pid),
+            comm: Some(p.comm.to_string()),
+            ..Row::new(p.interval, p.total)
+        })
+        .collect()
 }
 
 /// `--by conn`: flows as they are (each flow key belongs to one process), named as
@@ -257,18 +287,6 @@ mod tests {
                 unrecorded: self.unrecorded,
             }
         }
-    }
-
-    /// `--by pid`.
-    pub fn by_pid(procs: &[ProcRow]) -> Vec<Row> {
-        procs
-            .iter()
-            .map(|p| Row {
-                pid: Some(p.pid),
-                comm: Some(p.comm.to_string()),
-                ..Row::new(p.interval, p.total)
-            })
-            .collect()
     }
 
     #[test]

@@ -1,13 +1,13 @@
-//! One interval's report for any `--by`: reads the maps the grouping needs, diffs
-//! them, groups, sorts and limits.
+//! One interval's report for any `--by`: one [`Pipeline`] read (the maps the
+//! grouping needs, diffed), grouped by the [`Grouper`], sorted and limited.
 use anyhow::Result;
 use aya::Ebpf;
 
 use super::{
-    aggregate::{self, GroupBy, Groups, Report, SortBy},
-    diff::{IntervalReport, ProcDiffer},
-    flows::FlowDiffer,
-    maps::KernelMaps,
+    aggregate::{self, GroupBy, Report, SortBy},
+    diff::IntervalReport,
+    grouper::Grouper,
+    pipeline::Pipeline,
     Bytes,
 };
 use crate::{
@@ -54,13 +54,8 @@ pub struct Collector {
     by: GroupBy,
     sort: SortBy,
     limit: Option<usize>,
-    maps: KernelMaps,
-    differ: ProcDiffer,
-    /// `--by conn`/`--by cgroup` only (with `maps.flows`).
-    flows: FlowDiffer,
-    comms: Groups<String>,
-    cgroups: Groups<u64>,
-    names: Option<CgroupNames>,
+    pipeline: Pipeline,
+    grouper: Grouper,
     /// `--show-nspid` only.
     nspids: Option<NsPids>,
 }
@@ -74,7 +69,6 @@ impl Collector {
         limit: Option<u64>,
         capacity: u32,
     ) -> Result<Self> {
-        let flows = matches!(by, GroupBy::Conn | GroupBy::Cgroup);
         let names = match by {
             GroupBy::Cgroup => Some(CgroupNames::new(identity::cgroup2_mount()?)),
             _ => None,
@@ -83,12 +77,8 @@ impl Collector {
             by,
             sort,
             limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-            maps: KernelMaps::take(ebpf, capacity, flows)?,
-            differ: ProcDiffer::new(),
-            flows: FlowDiffer::default(),
-            comms: Groups::default(),
-            cgroups: Groups::default(),
-            names,
+            pipeline: Pipeline::new(ebpf, capacity, by.flow_mode() != 0)?,
+            grouper: Grouper::new(names),
             nspids: None,
         })
     }
@@ -98,35 +88,26 @@ impl Collector {
         self.nspids = Some(NsPids::default());
     }
 
-    /// Between reports: reclaims exited processes' keys early when the per-process map
-    /// fills up (see [`CounterReader::sweep`](super::counters::CounterReader::sweep)).
+    /// Between reports: see [`Pipeline::sweep`].
     pub fn sweep(&mut self) -> Result<()> {
-        self.maps.procs.sweep()
+        self.pipeline.sweep()
     }
 
     /// Keys in the per-process map now.
     pub fn occupancy(&self) -> Result<u64> {
-        self.maps.procs.occupancy()
+        self.pipeline.occupancy()
     }
 
     /// The report for the interval that ends now.
     pub fn report(&mut self) -> Result<Interval> {
-        // The per-process map is read in every mode: it keeps PID reclaiming and the
-        // map-full warning the same everywhere.
-        let samples = self.maps.procs.read()?;
-        let unstored = self.maps.unstored()?;
+        let deltas = self.pipeline.next()?;
         // Processes whose keys were reclaimed: they exited.
         let exited: Vec<u32> = match self.nspids {
-            Some(_) => samples
-                .iter()
-                .filter(|p| p.reclaimed)
-                .map(|p| p.key)
-                .collect(),
+            Some(_) => deltas.exited().collect(),
             None => Vec::new(),
         };
-        let procs = self.differ.next(&samples, unstored.procs);
         if self.by == GroupBy::Pid {
-            let mut report = aggregate::finish_procs(procs, self.sort, self.limit);
+            let mut report = aggregate::finish_procs(deltas.procs, self.sort, self.limit);
             if let Some(nspids) = &mut self.nspids {
                 for row in &mut report.rows {
                     row.nspid = nspids.get(row.pid);
@@ -135,30 +116,16 @@ impl Collector {
             }
             return Ok(Interval::Procs(report));
         }
-        let mut unrecorded = procs.unrecorded;
-        let rows = match (&mut self.maps.flows, self.by) {
-            (Some(reader), by) => {
-                let (flows, lost) = self.flows.next(&reader.read()?, unstored.flows);
-                unrecorded = unrecorded + lost;
-                if by == GroupBy::Conn {
-                    aggregate::by_conn(&flows, &procs.rows)
-                } else {
-                    let names = &mut self.names;
-                    aggregate::by_cgroup(&mut self.cgroups, &flows, |id| match names {
-                        Some(n) => n.path(id),
-                        None => format!("cgroup:{id}"),
-                    })
-                }
-            }
-            (None, _) => aggregate::by_comm(&mut self.comms, &procs.rows),
-        };
+        let rows = self
+            .grouper
+            .rows(self.by, &deltas.procs.rows, &deltas.flows);
         let mut report = aggregate::finish(
-            procs.index,
+            deltas.procs.index,
             self.by,
             rows,
             self.sort,
             self.limit,
-            unrecorded,
+            deltas.unrecorded,
         );
         if let Some(nspids) = &mut self.nspids {
             // Only the rows shown; an exited process's last row still gets its

@@ -5,8 +5,9 @@
 //! [`counters`] reads one map (cumulative bytes since each key was created) and
 //! reclaims keys of processes that are gone, taking their final value in the same
 //! step; [`diff`] (pure) turns successive reads into interval and total amounts;
-//! [`aggregate`] makes rows of any `--by`. [`collector`] drives it for reports,
-//! [`exporter`] for `--serve`.
+//! [`pipeline`] runs one interval of both instances; [`aggregate`] makes rows of
+//! any `--by`, [`grouper`] picks the grouping's function. [`collector`] drives it
+//! for reports (and `-i` for its screen), [`exporter`] for `--serve`.
 pub mod aggregate;
 pub mod collector;
 pub mod comm;
@@ -15,9 +16,11 @@ pub mod counters;
 pub mod diff;
 pub mod exporter;
 pub mod flows;
+pub mod grouper;
 pub mod live;
 pub mod maps;
 pub mod order;
+pub mod pipeline;
 pub mod row;
 pub mod sys_bpf;
 

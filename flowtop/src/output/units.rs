@@ -76,6 +76,23 @@ impl Units {
     pub fn rate_with_unit(self, bytes_per_sec: f64) -> String {
         format!("{}{}/s", self.rate(bytes_per_sec), self.word())
     }
+
+    /// `RX 1.5 KB, TX 0.3 KB`: received and sent bytes for prose, per second over
+    /// `seconds` with `rate` (the table's summary, `-i`'s header).
+    pub fn rx_tx(self, bytes: crate::collect::Bytes, rate: bool, seconds: f64) -> String {
+        let (rx, tx) = if rate {
+            (
+                self.rate_with_unit(per_sec(bytes.rx, seconds)),
+                self.rate_with_unit(per_sec(bytes.tx, seconds)),
+            )
+        } else {
+            (
+                self.amount_with_unit(bytes.rx),
+                self.amount_with_unit(bytes.tx),
+            )
+        };
+        format!("RX {rx}, TX {tx}")
+    }
 }
 
 /// Bytes as KB (1024) with one decimal, rounded to nearest: 300 bytes is "0.3".

@@ -11,15 +11,16 @@ use crate::output::{
 };
 
 /// How this interval's cells are written: `--units`, and the TIME text made once
-/// (every row of an interval has the same).
-pub(super) struct Cells {
+/// (every row of an interval has the same). Public for screens that lay rows out
+/// with [`Layout`](super::Layout) themselves (`-i`).
+pub struct Cells {
     units: Units,
     at: SystemTime,
     hms: String,
 }
 
 impl Cells {
-    pub(super) fn new(units: Units, at: SystemTime) -> Self {
+    pub fn new(units: Units, at: SystemTime) -> Self {
         Self {
             units,
             at,
@@ -42,7 +43,7 @@ impl Cells {
 
     /// One cell's text appended to `out`: control characters in names shown as `?`.
     /// Returns its display width (every value but text is ASCII).
-    pub(super) fn push(&self, out: &mut String, value: Value<'_>) -> usize {
+    pub fn push(&self, out: &mut String, value: Value<'_>) -> usize {
         use std::fmt::Write as _;
         let start = out.len();
         match value {

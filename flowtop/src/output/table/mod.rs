@@ -22,7 +22,8 @@ use super::{
     FramePrinter, OutputOptions, Stamp,
 };
 use crate::collect::Bytes;
-use cells::{Cells, Kept};
+pub use cells::Cells;
+use cells::Kept;
 use fit::{cut, push_aligned, push_spaces, ELLIPSIS};
 pub use fit::{truncate, width_of, Layout};
 
@@ -76,16 +77,7 @@ impl<W: io::Write> TablePrinter<W> {
 
     /// `RX 1.5 KB, TX 0.3 KB` (per second with `--rate`).
     fn rx_tx(&self, bytes: Bytes, seconds: f64) -> String {
-        let u = self.opts.units;
-        let (rx, tx) = if self.opts.rate {
-            (
-                u.rate_with_unit(super::units::per_sec(bytes.rx, seconds)),
-                u.rate_with_unit(super::units::per_sec(bytes.tx, seconds)),
-            )
-        } else {
-            (u.amount_with_unit(bytes.rx), u.amount_with_unit(bytes.tx))
-        };
-        format!("RX {rx}, TX {tx}")
+        self.opts.units.rx_tx(bytes, self.opts.rate, seconds)
     }
 
     fn summary_line<R>(&self, frame: &Frame<'_, R>, stamp: &Stamp) -> String {

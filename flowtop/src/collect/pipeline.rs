@@ -1,0 +1,99 @@
+//! One interval of the counting pipeline, before any grouping: both maps read
+//! ([`KernelMaps`]), each diffed ([`ProcDiffer`], [`FlowDiffer`]), the bytes the
+//! programs had no room for added up. Report mode groups the result one way
+//! ([`super::collector`]), `-i` every way ([`crate::interactive::source`]): both
+//! start from this one read, so no mode can count differently.
+use anyhow::Result;
+use aya::Ebpf;
+use flowtop_common::FlowKey;
+
+use super::{
+    counters::Sample,
+    diff::{IntervalReport, ProcDiffer},
+    flows::{FlowDelta, FlowDiffer},
+    maps::KernelMaps,
+    Bytes,
+};
+
+/// What moved in one interval, per process and per flow.
+#[derive(Debug)]
+pub struct Deltas {
+    /// Per-process rows (busiest first), numbered; its `unrecorded` is the
+    /// per-process map's alone.
+    pub procs: IntervalReport,
+    /// Flows that moved bytes (none when the flow map is not read).
+    pub flows: Vec<FlowDelta>,
+    /// Bytes the programs could not attribute this interval (either map full).
+    pub unrecorded: Bytes,
+    /// The reads themselves: which keys are alive, which were reclaimed (exited).
+    pub proc_samples: Vec<Sample<u32>>,
+    pub flow_samples: Vec<Sample<FlowKey>>,
+}
+
+impl Deltas {
+    /// Processes whose keys were reclaimed in this read: they exited.
+    pub fn exited(&self) -> impl Iterator<Item = u32> + '_ {
+        self.proc_samples
+            .iter()
+            .filter(|s| s.reclaimed)
+            .map(|s| s.key)
+    }
+}
+
+/// The maps and their differs.
+pub struct Pipeline {
+    maps: KernelMaps,
+    differ: ProcDiffer,
+    flows: FlowDiffer,
+}
+
+impl Pipeline {
+    /// `capacity`: `--max-entries`; `flows`: whether the flow map is read (the
+    /// programs fill it only when a flow mode was set at load time).
+    pub fn new(ebpf: &mut Ebpf, capacity: u32, flows: bool) -> Result<Self> {
+        Ok(Self {
+            maps: KernelMaps::take(ebpf, capacity, flows)?,
+            differ: ProcDiffer::new(),
+            flows: FlowDiffer::default(),
+        })
+    }
+
+    /// Whether the flow map is read.
+    pub fn has_flows(&self) -> bool {
+        self.maps.flows.is_some()
+    }
+
+    /// Between reads: reclaims exited processes' keys early when the per-process map
+    /// fills up (see [`CounterReader::sweep`](super::counters::CounterReader::sweep)).
+    pub fn sweep(&mut self) -> Result<()> {
+        self.maps.procs.sweep()
+    }
+
+    /// Keys in the per-process map now.
+    pub fn occupancy(&self) -> Result<u64> {
+        self.maps.procs.occupancy()
+    }
+
+    /// The interval that ends now. The per-process map is read in every mode: it
+    /// keeps PID reclaiming and the map-full count the same everywhere.
+    pub fn next(&mut self) -> Result<Deltas> {
+        let proc_samples = self.maps.procs.read()?;
+        let unstored = self.maps.unstored()?;
+        let procs = self.differ.next(&proc_samples, unstored.procs);
+        let (flow_samples, flows, lost) = match &mut self.maps.flows {
+            Some(reader) => {
+                let samples = reader.read()?;
+                let (flows, lost) = self.flows.next(&samples, unstored.flows);
+                (samples, flows, lost)
+            }
+            None => (Vec::new(), Vec::new(), Bytes::default()),
+        };
+        Ok(Deltas {
+            unrecorded: procs.unrecorded + lost,
+            procs,
+            flows,
+            proc_samples,
+            flow_samples,
+        })
+    }
+}
