@@ -21,6 +21,7 @@
 //! - [`trafficgen`]: driving the one traffic generator;
 //! - [`verdict`]: expectations, verdicts and the comparison;
 //! - [`cgroup`]: cgroup v2 fixtures;
+//! - [`tmux`]: a real terminal for `flowtop -i`;
 //! - [`scenarios`]: the scenarios shared with the VM matrix.
 pub mod binaries;
 pub mod cgroup;
@@ -30,6 +31,7 @@ pub mod flowtop;
 pub mod host;
 pub mod rows;
 pub mod scenarios;
+pub mod tmux;
 pub mod trafficgen;
 pub mod verdict;
 
@@ -48,5 +50,6 @@ pub use scenarios::{
     CONN_PORT_FILTER, CONN_TCP_FILTER, CONN_UDP_FILTER, PID_FILTER, PID_IPV4_FILTER,
     PID_LIST_FILTER, PID_PEER_PORT_FILTER, SCENARIOS, STEADY_INTERVALS,
 };
+pub use tmux::{Tmux, PROMPT};
 pub use trafficgen::{args, target, ConnTruth, Gen, Ready, Truth};
 pub use verdict::{assert_pass, check, Expect, ScenarioResult, Verdict};

@@ -114,6 +114,30 @@ fn serve_refuses_non_loopback_without_the_flag_and_report_options() {
 }
 
 #[test]
+fn interactive_needs_a_terminal_and_refuses_line_output_options() {
+    // stdin is /dev/null and stdout a pipe: no terminal.
+    let out = output_within(Command::new(flowtop()).arg("-i"), Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_no_panic(&err, "-i without a terminal");
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "want one line: {err}");
+    assert!(err.contains("-i needs a terminal"), "{err}");
+    assert!(out.stdout.is_empty());
+    for (args, says) in [
+        (&["-i", "--format", "csv"][..], "--format"),
+        (&["-i", "--serve", "9464"], "--serve"),
+        (&["-i", "-C"], "--clear"),
+    ] {
+        let out = output_within(Command::new(flowtop()).args(args), Duration::from_secs(20));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_no_panic(&err, &format!("{args:?}"));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
 fn help_ends_with_examples() {
     let out = output_within(
         Command::new(flowtop()).arg("--help"),
