@@ -103,6 +103,18 @@ impl CgroupNames {
         }
     }
 
+    /// Names from the cgroup2 mount; None, with a warning that `what` ids, where
+    /// there is no cgroup2 mount (callers then show `cgroup:<id>`).
+    pub fn or_ids(what: &str) -> Option<Self> {
+        match cgroup2_mount() {
+            Ok(mount) => Some(Self::new(mount)),
+            Err(e) => {
+                log::warn!("{what} ids: {e:#}");
+                None
+            }
+        }
+    }
+
     /// The path of cgroup `id`; walks the hierarchy again when `id` is new. A cgroup
     /// removed before it could be seen is shown as `cgroup:<id>`.
     pub fn path(&mut self, id: u64) -> String {

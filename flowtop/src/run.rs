@@ -99,7 +99,14 @@ pub fn run(config: &Config) -> Result<()> {
             let misses = MissedEvents::new(&attached.ebpf);
             let probe = format!("{} ({})", attached.family, attached.kind);
             let Session { runtime, signals } = session;
-            let result = runtime.block_on(interactive::run(screen, source, misses, probe, signals));
+            let result = runtime.block_on(interactive::run(
+                screen,
+                source,
+                misses,
+                probe,
+                signals.int,
+                signals.term,
+            ));
             drop(attached);
             result
         }
@@ -216,9 +223,9 @@ impl Session {
 }
 
 /// SIGINT and SIGTERM streams, installed before flowtop announces that it counts.
-pub(crate) struct Signals {
-    pub(crate) int: Signal,
-    pub(crate) term: Signal,
+struct Signals {
+    int: Signal,
+    term: Signal,
 }
 
 async fn report_loop(

@@ -104,36 +104,35 @@ fn serve_refuses_non_loopback_without_the_flag_and_report_options() {
         (&["--serve", "9464", "5", "3"], "cannot be used"),
         (&["--serve-public"], "--serve"),
     ] {
-        let out = output_within(Command::new(flowtop()).args(args), Duration::from_secs(20));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_no_panic(&err, &format!("{args:?}"));
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(says), "{args:?}: {err}");
-        assert!(out.stdout.is_empty());
+        assert_exits_2_saying(args, says);
     }
+}
+
+/// `flowtop ARGS` exits 2 with a message containing `says`, and prints nothing.
+fn assert_exits_2_saying(args: &[&str], says: &str) {
+    let out = output_within(Command::new(flowtop()).args(args), Duration::from_secs(20));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_no_panic(&err, &format!("{args:?}"));
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    assert!(err.contains(says), "{args:?}: {err}");
+    assert!(out.stdout.is_empty());
 }
 
 #[test]
 fn interactive_needs_a_terminal_and_refuses_line_output_options() {
     // stdin is /dev/null and stdout a pipe: no terminal.
+    assert_exits_2_saying(
+        &["-i"],
+        "flowtop: -i needs a terminal on stdin and stdout\n",
+    );
     let out = output_within(Command::new(flowtop()).arg("-i"), Duration::from_secs(20));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_no_panic(&err, "-i without a terminal");
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert_eq!(err.lines().count(), 1, "want one line: {err}");
-    assert!(err.contains("-i needs a terminal"), "{err}");
-    assert!(out.stdout.is_empty());
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
     for (args, says) in [
         (&["-i", "--format", "csv"][..], "--format"),
         (&["-i", "--serve", "9464"], "--serve"),
         (&["-i", "-C"], "--clear"),
     ] {
-        let out = output_within(Command::new(flowtop()).args(args), Duration::from_secs(20));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_no_panic(&err, &format!("{args:?}"));
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(says), "{args:?}: {err}");
-        assert!(out.stdout.is_empty());
+        assert_exits_2_saying(args, says);
     }
 }
 

@@ -100,7 +100,7 @@ impl Collector {
 
     /// The report for the interval that ends now.
     pub fn report(&mut self) -> Result<Interval> {
-        let deltas = self.pipeline.next()?;
+        let deltas = self.pipeline.read()?;
         // Processes whose keys were reclaimed: they exited.
         let exited: Vec<u32> = match self.nspids {
             Some(_) => deltas.exited().collect(),

@@ -7,7 +7,7 @@ use anyhow::Result;
 use aya::Ebpf;
 
 use super::{diff::ProcDiffer, flows::FlowDiffer, maps::KernelMaps, Bytes};
-use crate::identity::{self, CgroupNames};
+use crate::identity::CgroupNames;
 
 /// One process-in-a-cgroup's bytes since the previous read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,13 +44,7 @@ pub struct ExportReader {
 impl ExportReader {
     /// `capacity`: `--max-entries` (both maps).
     pub fn new(ebpf: &mut Ebpf, capacity: u32) -> Result<Self> {
-        let names = match identity::cgroup2_mount() {
-            Ok(m) => Some(CgroupNames::new(m)),
-            Err(e) => {
-                log::warn!("cgroup labels will be ids: {e:#}");
-                None
-            }
-        };
+        let names = CgroupNames::or_ids("cgroup labels will be");
         Ok(Self {
             maps: KernelMaps::take(ebpf, capacity, true)?,
             differ: ProcDiffer::new(),

@@ -76,7 +76,7 @@ impl Pipeline {
 
     /// The interval that ends now. The per-process map is read in every mode: it
     /// keeps PID reclaiming and the map-full count the same everywhere.
-    pub fn next(&mut self) -> Result<Deltas> {
+    pub fn read(&mut self) -> Result<Deltas> {
         let proc_samples = self.maps.procs.read()?;
         let unstored = self.maps.unstored()?;
         let procs = self.differ.next(&proc_samples, unstored.procs);

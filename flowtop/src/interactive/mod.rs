@@ -27,7 +27,7 @@ use anyhow::{Context as _, Result};
 use crossterm::event::{Event, EventStream};
 use futures_core::Stream as _;
 use tokio::{
-    signal::unix::{signal, SignalKind},
+    signal::unix::{signal, Signal, SignalKind},
     time::{interval, interval_at, Instant, MissedTickBehavior},
 };
 
@@ -42,7 +42,6 @@ use crate::{
     config::InteractiveConfig,
     output::{term::local_hms, Stamp},
     probe::misses::MissedEvents,
-    run::Signals,
 };
 
 /// How often exited processes' keys may be reclaimed early (as in the line output).
@@ -54,18 +53,16 @@ pub fn has_terminal() -> bool {
 }
 
 /// Runs the screen until `q`, Ctrl-C, SIGINT/SIGTERM/SIGHUP or COUNT intervals.
-/// `probe`: the family and program kind attached, for the header.
-pub(crate) async fn run(
+/// `probe`: the family and program kind attached, for the header; the signal
+/// streams are the session's, installed before counting began.
+pub async fn run(
     config: &InteractiveConfig,
     mut source: Source,
     mut misses: MissedEvents<'_>,
     probe: String,
-    signals: Signals,
+    mut sigint: Signal,
+    mut sigterm: Signal,
 ) -> Result<()> {
-    let Signals {
-        int: mut sigint,
-        term: mut sigterm,
-    } = signals;
     let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     let mut screen = Screen::enter()?;
     let mut events = EventStream::new();

@@ -13,13 +13,14 @@ use super::rowkey::key;
 use crate::{
     collect::{
         aggregate::{GroupBy, Row},
+        counters::Sample as KeySample,
         diff::ProcRow,
         flows::FlowDelta,
         grouper::Grouper,
         pipeline::{Deltas, Pipeline},
         Bytes,
     },
-    identity::{self, CgroupNames},
+    identity::CgroupNames,
     nspid::NsPids,
 };
 
@@ -57,13 +58,7 @@ pub struct Source {
 impl Source {
     /// `flow_mode`: how the programs key the flow map (see `KernelFilters`).
     pub fn new(ebpf: &mut Ebpf, capacity: u32, flow_mode: u32, nspid: bool) -> Result<Self> {
-        let names = match identity::cgroup2_mount() {
-            Ok(mount) => Some(CgroupNames::new(mount)),
-            Err(e) => {
-                log::warn!("cgroups will be shown by id: {e:#}");
-                None
-            }
-        };
+        let names = CgroupNames::or_ids("cgroups will be shown as");
         Ok(Self {
             pipeline: Pipeline::new(ebpf, capacity, flow_mode != 0)?,
             grouper: Grouper::new(names),
@@ -84,7 +79,7 @@ impl Source {
 
     /// Everything that moved since the last read.
     pub fn read(&mut self) -> Result<Sample> {
-        let deltas = self.pipeline.next()?;
+        let deltas = self.pipeline.read()?;
         let (live_procs, live_flows) = live(&deltas);
         let mut groupings = Vec::with_capacity(self.groupings.len());
         for &by in &self.groupings {
@@ -130,30 +125,25 @@ fn available(flow_mode: u32) -> Vec<GroupBy> {
 
 /// The keys still alive after this read, as rows with no bytes.
 fn live(deltas: &Deltas) -> (Vec<ProcRow>, Vec<FlowDelta>) {
-    let procs = deltas
-        .proc_samples
-        .iter()
-        .filter(|s| !s.reclaimed)
-        .map(|s| ProcRow {
-            pid: s.key,
-            nspid: None,
-            comm: s.comm.clone(),
-            interval: Bytes::default(),
-            total: Bytes::default(),
-        })
-        .collect();
-    let flows = deltas
-        .flow_samples
-        .iter()
-        .filter(|s| !s.reclaimed)
-        .map(|s| FlowDelta {
-            key: s.key,
-            comm: s.comm.clone(),
-            interval: Bytes::default(),
-            total: Bytes::default(),
-        })
-        .collect();
+    let procs = alive(&deltas.proc_samples, |s| ProcRow {
+        pid: s.key,
+        nspid: None,
+        comm: s.comm.clone(),
+        interval: Bytes::default(),
+        total: Bytes::default(),
+    });
+    let flows = alive(&deltas.flow_samples, |s| FlowDelta {
+        key: s.key,
+        comm: s.comm.clone(),
+        interval: Bytes::default(),
+        total: Bytes::default(),
+    });
     (procs, flows)
+}
+
+/// `row` of each sample whose key was not reclaimed.
+fn alive<K, R>(samples: &[KeySample<K>], row: impl Fn(&KeySample<K>) -> R) -> Vec<R> {
+    samples.iter().filter(|s| !s.reclaimed).map(row).collect()
 }
 
 #[cfg(test)]
