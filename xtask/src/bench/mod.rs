@@ -14,7 +14,9 @@
 //! - poll: reading and reporting one interval with 1k, 10k and 100k live keys in a
 //!   real per-CPU map of flowtop's layout, with flowtop's own reading code (a running
 //!   flowtop's interval and the first one), and the kernel's batch read of a per-CPU
-//!   and of a shared hash alone.
+//!   and of a shared hash alone;
+//! - interactive: `flowtop -i` with 1,000 live rows: CPU and keypress latency, see
+//!   `bench/interactive.rs`.
 //!
 //! Output is Markdown tables, ready for docs/performance.md.
 use std::{
@@ -45,6 +47,7 @@ use flowtop::{
 use flowtop_common::{ProcCounters, Unrecorded, COMM_LEN};
 
 mod env;
+mod interactive;
 mod minimal;
 mod poll;
 mod procs;
@@ -68,7 +71,7 @@ pub struct BenchArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "traffic,events,startup,poll"
+        default_value = "traffic,events,startup,poll,interactive"
     )]
     pub parts: Vec<Part>,
     /// Start-ups to time
@@ -88,6 +91,7 @@ pub enum Part {
     Events,
     Startup,
     Poll,
+    Interactive,
 }
 
 const PORT: &str = "5299";
@@ -104,10 +108,11 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmark loads eBPF programs: run it as root (sudo -E cargo xtask bench)");
     }
-    let needs_binary = args
+    let needs_iperf = args
         .parts
         .iter()
         .any(|p| matches!(p, Part::Traffic | Part::Events | Part::Startup));
+    let needs_binary = needs_iperf || args.parts.contains(&Part::Interactive);
     let bench = Bench {
         flowtop: if needs_binary {
             flowtop_binary(args)?
@@ -117,7 +122,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         bpftrace: !args.no_bpftrace && have("bpftrace"),
         args,
     };
-    if needs_binary {
+    if needs_iperf {
         ensure_iperf3()?;
         ensure_tracefs();
     }
@@ -130,6 +135,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             Part::Events => bench.events()?,
             Part::Startup => bench.startup()?,
             Part::Poll => poll::poll()?,
+            Part::Interactive => interactive::run(&bench.flowtop, bench.args.secs.max(10))?,
         }
     }
     println!(
