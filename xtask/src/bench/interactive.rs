@@ -32,7 +32,10 @@ pub fn run(flowtop: &std::path::Path, secs: u64) -> Result<()> {
     let children = Children::spawn(port)?;
     let session = format!("flowtop-bench-{}", std::process::id());
     let tmux = |args: &[&str]| -> Result<String> {
-        let out = Command::new("tmux").args(["-L", SOCKET]).args(args).output()?;
+        let out = Command::new("tmux")
+            .args(["-L", SOCKET])
+            .args(args)
+            .output()?;
         if !out.status.success() {
             bail!("tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         }
