@@ -7,7 +7,7 @@
 use std::{io, process::ExitCode};
 
 use clap::Parser as _;
-use flowtop::{cli, config::Mode, interactive, run};
+use flowtop::{cli, run};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse(); // exits 2 with clap's message on bad arguments
@@ -16,8 +16,8 @@ fn main() -> ExitCode {
     }
     let verbose = cli.verbose;
     let config = cli.into_config();
-    if matches!(config.mode, Mode::Interactive(_)) && !interactive::has_terminal() {
-        eprintln!("flowtop: -i needs a terminal on stdin and stdout");
+    if let Some(missing) = run::terminal_missing(&config) {
+        eprintln!("flowtop: {missing}");
         return ExitCode::from(2);
     }
     init_logging(verbose);

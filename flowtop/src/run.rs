@@ -139,6 +139,13 @@ pub fn run(config: &Config) -> Result<()> {
     }
 }
 
+/// `-i` without a terminal on stdin and stdout: the line saying so. A command-line
+/// error (exit 2), found before anything is loaded.
+pub fn terminal_missing(config: &Config) -> Option<&'static str> {
+    (matches!(config.mode, Mode::Interactive(_)) && !interactive::has_terminal())
+        .then_some("-i needs a terminal on stdin and stdout")
+}
+
 /// Loads and attaches the programs the kernel supports best, with the filters set
 /// and filled, and the optional parts (datagram peers) attached where they apply;
 /// with the filters as the programs got them.
