@@ -2,6 +2,7 @@
 //! tasks (xtask benchmarks) reuse the same collection code.
 pub mod cli;
 pub mod collect;
+pub mod container;
 pub mod filter;
 pub mod identity;
 pub mod nspid;
