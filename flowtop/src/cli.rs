@@ -6,6 +6,7 @@ use flowtop_common::DEFAULT_MAX_ENTRIES;
 
 use crate::{
     collect::aggregate::{GroupBy, SortBy},
+    container::{ContainerArg, PodArg},
     output::{Format, Units},
     probe::select::ProbeRequest,
 };
@@ -20,6 +21,8 @@ Examples:
   flowtop --format csv 10 6 > talkers.csv   # a minute of data for a spreadsheet
   flowtop --by conn --tcp --port 443   # per connection, only TCP to/from port 443
   flowtop --by cgroup -r 5             # the five busiest cgroups (containers, services)
+  flowtop --by container               # per container, pod or service, by name
+  flowtop --container web --by conn    # only the container named web
   flowtop --by comm -c nginx           # all nginx processes as one row
   flowtop --by conn --show-nspid       # with each process's PID in its container
   flowtop --format json | jq 'select(.tx_bytes > 1000000)'
@@ -27,7 +30,7 @@ Examples:
   flowtop --probe tracepoint -v   # force a probe family, log what was attached";
 
 /// Report-printing options that mean nothing to `--serve`.
-const SERVE_CONFLICTS: [&str; 14] = [
+const SERVE_CONFLICTS: [&str; 15] = [
     "interval",
     "count",
     "by",
@@ -42,6 +45,7 @@ const SERVE_CONFLICTS: [&str; 14] = [
     "no_summary",
     "clear",
     "show_nspid",
+    "show_container",
 ];
 
 /// `0.1.0 (commit abc1234)` from a git checkout, else the crate version (build.rs).
@@ -74,6 +78,32 @@ pub struct Cli {
     /// mount or as /proc/PID/cgroup shows it (/system.slice/nginx.service)
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<String>,
+
+    /// Only count the container with this name, or whose id starts with these hex
+    /// digits (12 or more); in the kernel. Replicas with one name are all counted
+    #[arg(long, value_name = "NAME|ID", value_parser = ContainerArg::parse)]
+    pub container: Option<ContainerArg>,
+
+    /// Only count this Kubernetes pod's containers (named in the kubelet's logs under
+    /// --host-root); in the kernel
+    #[arg(long, value_name = "[NAMESPACE/]NAME", value_parser = PodArg::parse)]
+    pub pod: Option<PodArg>,
+
+    /// With --container/--pod: when nothing matches yet, count it from when it
+    /// appears instead of failing
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Where the host's files that name containers are (docker's, podman's, the
+    /// kubelet's logs): `/host` when flowtop runs in a container with the host's /
+    /// mounted there
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "FLOWTOP_HOST_ROOT",
+        default_value = "/"
+    )]
+    pub host_root: std::path::PathBuf,
 
     /// Only IPv4 (including IPv4-mapped addresses on IPv6 sockets)
     #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
@@ -145,6 +175,12 @@ pub struct Cli {
     #[arg(long)]
     pub show_nspid: bool,
 
+    /// Add the container, pod or systemd service of each process (a CONTAINER
+    /// column; csv/json keys container, container_id, runtime, pod, namespace,
+    /// cgroup). --by pid and conn
+    #[arg(long)]
+    pub show_container: bool,
+
     /// Redraw the screen each interval, like top (table on a terminal only)
     #[arg(short = 'C', long)]
     pub clear: bool,
@@ -190,10 +226,31 @@ impl Cli {
                  bytes (keys ending in _bytes)",
             ));
         }
-        if self.show_nspid && matches!(self.by, GroupBy::Comm | GroupBy::Cgroup) {
+        if self.show_nspid
+            && matches!(
+                self.by,
+                GroupBy::Comm | GroupBy::Cgroup | GroupBy::Container
+            )
+        {
             return Err(Cli::command().error(
                 ErrorKind::ArgumentConflict,
                 "--show-nspid needs rows that are processes: --by pid or --by conn",
+            ));
+        }
+        if self.show_container && matches!(self.by, GroupBy::Comm | GroupBy::Cgroup) {
+            return Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                "--show-container needs rows that are processes: --by pid or --by conn \
+                 (--by container groups by container)",
+            ));
+        }
+        if !self.host_root.is_dir() {
+            return Err(Cli::command().error(
+                ErrorKind::InvalidValue,
+                format!(
+                    "--host-root {}: no such directory",
+                    self.host_root.display()
+                ),
             ));
         }
         if let Some(addr) = self.serve {

@@ -73,8 +73,10 @@ impl KernelFilters {
         f.flow_mode = match cli.by {
             // The exporter's counters are labelled by process and cgroup.
             _ if cli.serve.is_some() => flow_mode::CGROUP,
+            // --show-container names a connection by its flows' cgroups.
+            GroupBy::Conn if cli.show_container => flow_mode::CONN | flow_mode::CGROUP,
             GroupBy::Conn => flow_mode::CONN,
-            GroupBy::Cgroup => flow_mode::CGROUP,
+            GroupBy::Cgroup | GroupBy::Container => flow_mode::CGROUP,
             GroupBy::Pid | GroupBy::Comm => 0,
         };
         let needs_addrs = f.flow_mode & flow_mode::CONN != 0 || f.port != 0;

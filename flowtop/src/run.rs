@@ -94,6 +94,9 @@ pub fn run(cli: &Cli) -> Result<()> {
     if cli.show_nspid {
         reader.show_nspids();
     }
+    if cli.show_container || cli.by == crate::collect::aggregate::GroupBy::Container {
+        reader.name_containers(cli.host_root.clone())?;
+    }
     privileges::drop_after_attach().context("dropping capabilities after attaching")?;
     log::debug!(
         "capabilities now {:#x}, no_new_privs set",

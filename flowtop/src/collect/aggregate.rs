@@ -6,12 +6,15 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::Arc,
 };
 
 use flowtop_common::{
     net::{AF_INET, AF_INET6, IPPROTO_MPTCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE},
     FlowKey,
 };
+
+use crate::container::Identity;
 
 use super::{
     diff::{IntervalReport, ProcRow},
@@ -30,6 +33,9 @@ pub enum GroupBy {
     Comm,
     /// One row per cgroup (v2) path: a container, a systemd service
     Cgroup,
+    /// One row per container (docker, podman, Kubernetes) or systemd service, by
+    /// name; other processes are one `host` row
+    Container,
 }
 
 /// `-s`: the order of the rows shown.
@@ -138,6 +144,8 @@ pub struct Row {
     pub conn: Option<Conn>,
     /// cgroup v2 path (`--by cgroup`).
     pub cgroup: Option<String>,
+    /// The container, pod or unit (`--by container`, `--show-container`).
+    pub container: Option<Arc<Identity>>,
     pub interval: Bytes,
     pub total: Bytes,
 }
@@ -151,6 +159,7 @@ impl Row {
             processes: 1,
             conn: None,
             cgroup: None,
+            container: None,
             interval,
             total,
         }
@@ -286,6 +295,37 @@ pub fn by_cgroup(
     })
 }
 
+/// `--by container` from flows keyed by (process, cgroup); `who` names a flow's
+/// cgroup (and process, for the v1 fallback). Rows are keyed by
+/// [`Identity::group_key`]: a container's monitor and sub-cgroups join its row.
+pub fn by_container(
+    groups: &mut Groups<String>,
+    flows: &[FlowDelta],
+    mut who: impl FnMut(u64, u32) -> Arc<Identity>,
+) -> Vec<Row> {
+    let mut per_proc: HashMap<(String, u32), (Bytes, Arc<Identity>)> = HashMap::new();
+    for f in flows {
+        let ident = who(f.key.cgroup, f.key.tgid);
+        let e = per_proc
+            .entry((ident.group_key(), f.key.tgid))
+            .or_insert_with(|| (Bytes::default(), ident));
+        e.0.rx += f.interval.rx;
+        e.0.tx += f.interval.tx;
+    }
+    let mut idents: HashMap<String, Arc<Identity>> = HashMap::new();
+    let deltas: Vec<(String, Bytes)> = per_proc
+        .into_iter()
+        .map(|((key, _), (d, ident))| {
+            idents.entry(key.clone()).or_insert(ident);
+            (key, d)
+        })
+        .collect();
+    groups.rows(deltas, |g, r| {
+        r.container = idents.get(g).cloned();
+        r.cgroup = r.container.as_ref().and_then(|c| c.cgroup.clone());
+    })
+}
+
 /// Keeps the `limit` busiest rows (by this interval's RX+TX), then orders them by
 /// `sort`; the report still counts every row.
 pub fn finish(
@@ -372,6 +412,10 @@ fn busiest(a: &Row, b: &Row) -> std::cmp::Ordering {
         .then(a.pid.cmp(&b.pid))
         .then_with(|| a.comm.cmp(&b.comm))
         .then_with(|| a.cgroup.cmp(&b.cgroup))
+        .then_with(|| {
+            let name = |r: &Row| r.container.as_ref().map(|c| (c.name.clone(), c.id.clone()));
+            name(a).cmp(&name(b))
+        })
         .then_with(|| {
             let ports = |r: &Row| r.conn.as_ref().map(|c| (c.lport, c.local(), c.remote()));
             ports(a).cmp(&ports(b))

@@ -11,6 +11,7 @@ use super::{
     Bytes,
 };
 use crate::{
+    container::Containers,
     identity::{self, CgroupNames},
     nspid::NsPids,
 };
@@ -63,6 +64,9 @@ pub struct Collector {
     names: Option<CgroupNames>,
     /// `--show-nspid` only.
     nspids: Option<NsPids>,
+    /// `--by container`, `--show-container` only.
+    containers: Option<Containers>,
+    container_groups: Groups<String>,
 }
 
 impl Collector {
@@ -76,7 +80,7 @@ impl Collector {
     ) -> Result<Self> {
         // Before MapReader::new, which takes UNRECORDED out of `ebpf`.
         let flows = match by {
-            GroupBy::Conn | GroupBy::Cgroup => {
+            GroupBy::Conn | GroupBy::Cgroup | GroupBy::Container => {
                 Some((FlowReader::new(ebpf)?, FlowDiffer::default()))
             }
             GroupBy::Pid | GroupBy::Comm => None,
@@ -96,7 +100,17 @@ impl Collector {
             cgroups: Groups::default(),
             names,
             nspids: None,
+            containers: None,
+            container_groups: Groups::default(),
         })
+    }
+
+    /// `--by container` (required for it), `--show-container`: names containers
+    /// from the files under `host_root`, as their cgroups appear.
+    pub fn name_containers(&mut self, host_root: std::path::PathBuf) -> Result<()> {
+        let mount = identity::cgroup2_mount()?;
+        self.containers = Some(Containers::new(mount, host_root));
+        Ok(())
     }
 
     /// `--show-nspid`: rows with a PID get the PID in its innermost namespace.
@@ -107,6 +121,9 @@ impl Collector {
     /// Between reports: reclaims exited processes' keys early when the per-process map
     /// fills up (see [`MapReader::sweep`]).
     pub fn sweep(&mut self) -> Result<()> {
+        if let Some(c) = &mut self.containers {
+            c.refresh();
+        }
         self.procs.sweep()
     }
 
@@ -121,17 +138,17 @@ impl Collector {
         // map-full warning the same everywhere.
         let snapshot = self.procs.read()?;
         // Processes whose keys were reclaimed: they exited.
-        let exited: Vec<u32> = match self.nspids {
-            Some(_) => snapshot
+        let exited: Vec<u32> = match (&self.nspids, &self.containers) {
+            (None, None) => Vec::new(),
+            _ => snapshot
                 .procs
                 .iter()
                 .filter(|p| p.reclaimed)
                 .map(|p| p.pid)
                 .collect(),
-            None => Vec::new(),
         };
         let procs = self.differ.next(snapshot);
-        if self.by == GroupBy::Pid {
+        if self.by == GroupBy::Pid && self.containers.is_none() {
             let mut report = aggregate::finish_procs(procs, self.sort, self.limit);
             if let Some(nspids) = &mut self.nspids {
                 for row in &mut report.rows {
@@ -151,7 +168,21 @@ impl Collector {
                     tx: unrecorded.tx + lost.tx,
                 };
                 if by == GroupBy::Conn {
-                    aggregate::by_conn(&flows, &procs.rows)
+                    let mut rows = aggregate::by_conn(&flows, &procs.rows);
+                    if let Some(c) = &mut self.containers {
+                        for (row, f) in rows.iter_mut().zip(&flows) {
+                            row.container = Some(c.get(f.key.cgroup, Some(f.key.tgid)));
+                        }
+                    }
+                    rows
+                } else if by == GroupBy::Container {
+                    let c = self
+                        .containers
+                        .as_mut()
+                        .expect("--by container names containers");
+                    aggregate::by_container(&mut self.container_groups, &flows, |cg, tgid| {
+                        c.get(cg, Some(tgid))
+                    })
                 } else {
                     let names = &mut self.names;
                     aggregate::by_cgroup(&mut self.cgroups, &flows, |id| match names {
@@ -160,6 +191,7 @@ impl Collector {
                     })
                 }
             }
+            (None, GroupBy::Pid) => aggregate::by_pid(&procs.rows),
             (None, _) => aggregate::by_comm(&mut self.comms, &procs.rows),
         };
         let mut report = aggregate::finish(
@@ -176,7 +208,15 @@ impl Collector {
             for row in &mut report.rows {
                 row.nspid = row.pid.and_then(|pid| nspids.get(pid));
             }
-            nspids.forget(exited);
+            nspids.forget(exited.iter().copied());
+        }
+        if let Some(c) = &mut self.containers {
+            if self.by == GroupBy::Pid {
+                for row in &mut report.rows {
+                    row.container = row.pid.and_then(|pid| c.of_pid(pid));
+                }
+            }
+            c.end_report(exited);
         }
         Ok(Interval::Grouped(report))
     }

@@ -197,9 +197,11 @@ pub struct Containers {
     mount: PathBuf,
     root: PathBuf,
     by_cgroup: HashMap<u64, Entry>,
-    /// Per process (v1 fallback, `--show-container --by pid`): None when nothing
-    /// better than its v2 cgroup was found.
+    /// Per process, the v1 fallback: None when its v1 paths name no container.
     pids: HashMap<u32, Option<Arc<Identity>>>,
+    /// Per process, `--show-container --by pid`: None when it was gone before its
+    /// cgroup was read.
+    procs: HashMap<u32, Option<Arc<Identity>>>,
     /// `/proc`, or a fake tree in tests.
     proc: PathBuf,
     reports: u64,
@@ -214,6 +216,7 @@ impl Containers {
             root,
             by_cgroup: HashMap::new(),
             pids: HashMap::new(),
+            procs: HashMap::new(),
             proc: "/proc".into(),
             reports: 0,
             last_walk: None,
@@ -270,8 +273,18 @@ impl Containers {
     }
 
     /// `--show-container` for a process row: its v2 cgroup from /proc/PID/cgroup,
-    /// read once per process. None when it was gone before it was read.
+    /// read once per process and kept while it lives. None when it was gone
+    /// before it was read.
     pub fn of_pid(&mut self, pid: u32) -> Option<Arc<Identity>> {
+        if let Some(known) = self.procs.get(&pid) {
+            return known.clone();
+        }
+        let ident = self.read_pid(pid);
+        self.procs.insert(pid, ident.clone());
+        ident
+    }
+
+    fn read_pid(&mut self, pid: u32) -> Option<Arc<Identity>> {
         let text = fs::read_to_string(self.proc.join(pid.to_string()).join("cgroup")).ok()?;
         let v2 = text.lines().find_map(|l| l.strip_prefix("0::"))?;
         let ino = fs::metadata(self.mount.join(v2.trim_start_matches('/')))
@@ -302,6 +315,7 @@ impl Containers {
     pub fn end_report(&mut self, exited: impl IntoIterator<Item = u32>) {
         for pid in exited {
             self.pids.remove(&pid);
+            self.procs.remove(&pid);
         }
         let reports = self.reports;
         self.by_cgroup

@@ -10,7 +10,7 @@ use std::{borrow::Cow, time::SystemTime};
 
 use super::{
     frame::RowData,
-    grouped::{by_name, record_fields, table_lead, table_tail},
+    grouped::{by_name, record_fields, table_lead, table_tail, CONTAINER_FIELDS},
     units::per_sec,
     Format, OutputOptions, Stamp,
 };
@@ -110,6 +110,14 @@ pub enum Column {
     Cgroup,
     /// Processes in a group that moved bytes this interval (table: PROCS).
     Processes,
+    /// The container's name (or the unit's, or `host`); null when not known.
+    Container,
+    /// Table: CONTAINER, the name, else the id's first 12 digits, else the cgroup.
+    ContainerLabel,
+    ContainerId,
+    Runtime,
+    Pod,
+    Namespace,
 }
 
 /// What a column's value is computed from.
@@ -152,6 +160,11 @@ impl Column {
             Column::Remote => "remote",
             Column::Cgroup => "cgroup",
             Column::Processes => "processes",
+            Column::Container | Column::ContainerLabel => "container",
+            Column::ContainerId => "container_id",
+            Column::Runtime => "runtime",
+            Column::Pod => "pod",
+            Column::Namespace => "namespace",
         }
     }
 
@@ -182,7 +195,9 @@ impl Column {
             Column::Proto | Column::Processes => 5,
             // `255.255.255.255:65535`
             Column::Local | Column::Remote => 21,
-            Column::Cgroup => 6,
+            Column::Cgroup | Column::Pod => 6,
+            Column::ContainerLabel | Column::Namespace => 9,
+            Column::Runtime => 7,
             _ => 10,
         }
     }
@@ -190,11 +205,14 @@ impl Column {
     pub fn fit(self) -> Fit {
         use Column::*;
         let align = match self {
-            Time | Pid | Nspid | Comm | Proto | Local | Remote | Cgroup | Processes => Align::Left,
+            Time | Pid | Nspid | Comm | Proto | Local | Remote | Cgroup | Processes | Container
+            | ContainerLabel | ContainerId | Runtime | Pod | Namespace => Align::Left,
             _ => Align::Right,
         };
         let (shrink, stage) = match self {
-            Comm => (Some((Shrink::KeepStart, 4)), Some(Stage::Names)),
+            Comm | ContainerLabel | Pod | Namespace => {
+                (Some((Shrink::KeepStart, 4)), Some(Stage::Names))
+            }
             RxTotal | TxTotal | Total => (None, Some(Stage::Totals)),
             Local | Remote => (Some((Shrink::KeepEnd, 10)), Some(Stage::Places)),
             Cgroup => (Some((Shrink::KeepEnd, 12)), Some(Stage::Places)),
@@ -229,6 +247,20 @@ impl Column {
             Column::By => Value::Text(Cow::Borrowed(by_name(ctx.by))),
             Column::Cgroup => text(row.cgroup()),
             Column::Processes => Value::Int(row.processes().into()),
+            Column::Container => text(row.container().and_then(|c| c.name.as_deref())),
+            Column::ContainerLabel => {
+                row.container()
+                    .map_or(Value::Null, |c| match (&c.name, &c.id, &c.cgroup) {
+                        (Some(n), _, _) => Value::Text(Cow::Borrowed(n)),
+                        (None, Some(id), _) => Value::Text(Cow::Borrowed(&id[..id.len().min(12)])),
+                        (None, None, Some(cg)) => Value::Text(Cow::Borrowed(cg)),
+                        (None, None, None) => Value::Null,
+                    })
+            }
+            Column::ContainerId => text(row.container().and_then(|c| c.id.as_deref())),
+            Column::Runtime => text(row.container().and_then(|c| c.runtime.map(|r| r.name()))),
+            Column::Pod => text(row.container().and_then(|c| c.pod.as_deref())),
+            Column::Namespace => text(row.container().and_then(|c| c.namespace.as_deref())),
             _ => row.conn().map_or(Value::Null, |c| self.conn_value(c)),
         }
     }
@@ -270,6 +302,9 @@ pub fn record_columns(opts: &OutputOptions) -> Vec<Column> {
     if opts.nspid {
         cols.push(Nspid);
     }
+    if opts.container && opts.by != GroupBy::Container {
+        cols.extend(CONTAINER_FIELDS);
+    }
     cols
 }
 
@@ -282,7 +317,7 @@ pub fn table_columns(opts: &OutputOptions) -> Vec<Column> {
     if opts.timestamp {
         cols.push(Time);
     }
-    cols.extend(table_lead(opts.by, opts.nspid));
+    cols.extend(table_lead(opts.by, opts.nspid, opts.container));
     if opts.rate {
         cols.extend([RxRate, TxRate]);
     } else {

@@ -9,10 +9,13 @@ use super::{
     columns::{RowCtx, Value},
     Stamp,
 };
-use crate::collect::{
-    aggregate::{Conn, GroupBy, Report, Row},
-    diff::{IntervalReport, ProcRow},
-    Bytes,
+use crate::{
+    collect::{
+        aggregate::{Conn, GroupBy, Report, Row},
+        diff::{IntervalReport, ProcRow},
+        Bytes,
+    },
+    container::Identity,
 };
 
 /// What the columns read from one row.
@@ -33,6 +36,8 @@ pub trait RowData {
     fn cgroup(&self) -> Option<&str>;
     /// Processes that moved bytes in this row this interval.
     fn processes(&self) -> u32;
+    /// `--by container`, `--show-container`: who the row's bytes belong to.
+    fn container(&self) -> Option<&Identity>;
 }
 
 impl RowData for ProcRow {
@@ -60,6 +65,9 @@ impl RowData for ProcRow {
     fn processes(&self) -> u32 {
         1
     }
+    fn container(&self) -> Option<&Identity> {
+        None
+    }
 }
 
 impl RowData for Row {
@@ -82,10 +90,15 @@ impl RowData for Row {
         self.conn.as_ref()
     }
     fn cgroup(&self) -> Option<&str> {
-        self.cgroup.as_deref()
+        self.cgroup
+            .as_deref()
+            .or_else(|| self.container.as_ref()?.cgroup.as_deref())
     }
     fn processes(&self) -> u32 {
         self.processes
+    }
+    fn container(&self) -> Option<&Identity> {
+        self.container.as_deref()
     }
 }
 
@@ -227,6 +240,7 @@ pub fn row_noun(by: GroupBy, n: usize) -> &'static str {
         GroupBy::Conn => ("connection", "connections"),
         GroupBy::Comm => ("name", "names"),
         GroupBy::Cgroup => ("cgroup", "cgroups"),
+        GroupBy::Container => ("container", "containers"),
     };
     if n == 1 {
         one

@@ -51,6 +51,9 @@ pub struct OutputOptions {
     pub by: GroupBy,
     /// `--show-nspid`: an NSPID column (key `nspid`).
     pub nspid: bool,
+    /// `--show-container`: a CONTAINER column (keys `container`, `container_id`,
+    /// `runtime`, `pod`, `namespace`, `cgroup`).
+    pub container: bool,
     /// Table only: machine formats always carry exact bytes.
     pub units: Units,
     /// Per-second rates instead of per-interval amounts.
@@ -81,6 +84,7 @@ impl Default for OutputOptions {
             format: Format::Table,
             by: GroupBy::Pid,
             nspid: false,
+            container: false,
             units: Units::Kb,
             rate: false,
             timestamp: false,
@@ -108,6 +112,7 @@ impl OutputOptions {
             format: cli.format,
             by: cli.by,
             nspid: cli.show_nspid,
+            container: cli.show_container,
             units: cli.units.unwrap_or_default(),
             rate: cli.rate,
             timestamp: cli.timestamp,
