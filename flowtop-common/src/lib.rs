@@ -33,6 +33,9 @@ pub const MAP_FILTER_PIDS: &str = "FILTER_PIDS";
 pub const MAP_FILTER_CGROUP: &str = "FILTER_CGROUP";
 /// Capacity of [`MAP_FILTER_PIDS`].
 pub const MAX_FILTER_PIDS: u32 = 1024;
+/// Slots of `FILTER_CGROUP`: `--cgroup` uses one, `--container`/`--pod` one per
+/// matching container or pod (replicas).
+pub const MAX_FILTER_CGROUPS: u32 = 8;
 /// Slots of [`MAP_UNRECORDED`]: bytes lost because this map was full.
 pub const UNRECORDED_PROC: u32 = 0;
 pub const UNRECORDED_FLOW: u32 = 1;
@@ -65,7 +68,8 @@ pub mod globals {
     /// `u32`: 1 = write the process name on every event (when no rename hook could
     /// be attached); 0 = only at key creation and on `task:task_rename`.
     pub const COMM_EACH_EVENT: &str = "COMM_EACH_EVENT";
-    /// `u32`: 1 = only count tasks under the cgroup in `FILTER_CGROUP` slot 0.
+    /// `u32`: N > 0 = only count tasks under one of the cgroups in `FILTER_CGROUP`
+    /// slots 0..N (empty slots match nothing).
     pub const FILTER_CGROUP_ON: &str = "FILTER_CGROUP_ON";
     /// `u16`: only this (effective, see [`super::FlowKey::family`]) address family; 0 = any.
     pub const FILTER_FAMILY: &str = "FILTER_FAMILY";

@@ -6,7 +6,7 @@ use flowtop_common::DEFAULT_MAX_ENTRIES;
 
 use crate::{
     collect::aggregate::{GroupBy, SortBy},
-    container::{ContainerArg, PodArg},
+    container::{filter::Wanted, ContainerArg, PodArg},
     output::{Format, Units},
     probe::select::ProbeRequest,
 };
@@ -55,6 +55,7 @@ pub const VERSION: &str = env!("FLOWTOP_VERSION");
 /// kernel with eBPF.
 #[derive(Debug, Parser)]
 #[command(name = "flowtop", version = VERSION, about, after_help = EXAMPLES)]
+#[command(group(clap::ArgGroup::new("container_or_pod").args(["container", "pod"]).multiple(true)))]
 pub struct Cli {
     /// Seconds between reports
     #[arg(value_name = "INTERVAL", default_value_t = 1,
@@ -76,7 +77,7 @@ pub struct Cli {
 
     /// Only count tasks in this cgroup (v2) or below it: a path in the cgroup2
     /// mount or as /proc/PID/cgroup shows it (/system.slice/nginx.service)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["container", "pod"])]
     pub cgroup: Option<String>,
 
     /// Only count the container with this name, or whose id starts with these hex
@@ -91,7 +92,7 @@ pub struct Cli {
 
     /// With --container/--pod: when nothing matches yet, count it from when it
     /// appears instead of failing
-    #[arg(long)]
+    #[arg(long, requires = "container_or_pod")]
     pub wait: bool,
 
     /// Where the host's files that name containers are (docker's, podman's, the
@@ -252,6 +253,12 @@ impl Cli {
                     self.host_root.display()
                 ),
             ));
+        }
+        if let Some(wanted) = Wanted::new(self.container.clone(), self.pod.clone()) {
+            // Here, so that nothing matching is a command-line error (exit 2).
+            if let Err(e) = crate::container::filter::initial(&wanted, &self.host_root, self.wait) {
+                return Err(Cli::command().error(ErrorKind::InvalidValue, e));
+            }
         }
         if let Some(addr) = self.serve {
             if !addr.ip().is_loopback() && !self.serve_public {

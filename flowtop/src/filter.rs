@@ -11,10 +11,16 @@ use aya::{
 use flowtop_common::{
     flow_mode, globals,
     net::{AF_INET, AF_INET6},
-    proto_filter, COMM_LEN, MAP_FILTER_CGROUP, MAP_FILTER_PIDS, MAX_FILTER_PIDS,
+    proto_filter, COMM_LEN, MAP_FILTER_CGROUP, MAP_FILTER_PIDS, MAX_FILTER_CGROUPS,
+    MAX_FILTER_PIDS,
 };
 
-use crate::{cli::Cli, collect::aggregate::GroupBy, identity};
+use crate::{
+    cli::Cli,
+    collect::aggregate::GroupBy,
+    container::{self, filter::Wanted},
+    identity,
+};
 
 /// What the programs are told to count and how to key it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,6 +31,9 @@ pub struct KernelFilters {
     pub comm: [u8; COMM_LEN],
     /// `--cgroup`: the cgroup v2 directory.
     pub cgroup_dir: Option<PathBuf>,
+    /// `--container`, `--pod`: what to match and the cgroups matching now (the
+    /// slots are filled by [`crate::container::filter::CgroupFilter`]).
+    pub containers: Option<(Wanted, Vec<PathBuf>)>,
     /// `-4`/`-6`: `AF_INET`/`AF_INET6` or 0.
     pub family: u16,
     /// `--tcp`/`--udp`: a `proto_filter` value.
@@ -58,6 +67,12 @@ impl KernelFilters {
             let mount = identity::cgroup2_mount().context("--cgroup needs cgroup v2")?;
             f.cgroup_dir = Some(identity::cgroup_dir(&mount, path)?);
             f.cgroup_on = 1;
+        }
+        if let Some(wanted) = Wanted::new(cli.container.clone(), cli.pod.clone()) {
+            let dirs = container::filter::initial(&wanted, &cli.host_root, cli.wait)
+                .map_err(|e| anyhow!(e))?;
+            f.containers = Some((wanted, dirs));
+            f.cgroup_on = MAX_FILTER_CGROUPS;
         }
         f.family = match (cli.ipv4, cli.ipv6) {
             (true, _) => AF_INET,

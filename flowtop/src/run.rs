@@ -18,7 +18,9 @@ use crate::{
         collector::{Collector, Interval},
         exporter::ExportReader,
     },
+    container::{filter::CgroupFilter, Containers},
     filter::KernelFilters,
+    identity,
     output::{self, term::Term, OutputOptions, Printer, Stamp},
     privileges,
     probe::{
@@ -61,6 +63,15 @@ pub fn run(cli: &Cli) -> Result<()> {
         },
     )?;
     filters.fill_maps(&mut attached.ebpf)?;
+    let cgroup_filter = match &filters.containers {
+        Some((wanted, dirs)) => Some(CgroupFilter::new(
+            &mut attached.ebpf,
+            wanted.clone(),
+            Containers::new(identity::cgroup2_mount()?, cli.host_root.clone()),
+            dirs,
+        )?),
+        None => None,
+    };
     if attached.family != Family::Tracepoint {
         if let Some(mode) = preempt::kernel_code_preemptible() {
             log::warn!(
@@ -82,6 +93,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         }
     }
     if let Some(listener) = listener {
+        // The exporter counts the containers that matched at start.
         return serve(cli, listener, attached);
     }
     let mut reader = Collector::new(
@@ -96,6 +108,9 @@ pub fn run(cli: &Cli) -> Result<()> {
     }
     if cli.show_container || cli.by == crate::collect::aggregate::GroupBy::Container {
         reader.name_containers(cli.host_root.clone())?;
+    }
+    if let Some(f) = cgroup_filter {
+        reader.follow_cgroup_filter(f);
     }
     privileges::drop_after_attach().context("dropping capabilities after attaching")?;
     log::debug!(

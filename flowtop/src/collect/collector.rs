@@ -11,7 +11,7 @@ use super::{
     Bytes,
 };
 use crate::{
-    container::Containers,
+    container::{filter::CgroupFilter, Containers},
     identity::{self, CgroupNames},
     nspid::NsPids,
 };
@@ -67,6 +67,8 @@ pub struct Collector {
     /// `--by container`, `--show-container` only.
     containers: Option<Containers>,
     container_groups: Groups<String>,
+    /// `--container`, `--pod`: the kernel filter, kept in step with the matches.
+    cgroup_filter: Option<CgroupFilter>,
 }
 
 impl Collector {
@@ -102,6 +104,7 @@ impl Collector {
             nspids: None,
             containers: None,
             container_groups: Groups::default(),
+            cgroup_filter: None,
         })
     }
 
@@ -118,11 +121,19 @@ impl Collector {
         self.nspids = Some(NsPids::default());
     }
 
+    /// `--container`, `--pod`: matches found between reports are counted too.
+    pub fn follow_cgroup_filter(&mut self, filter: CgroupFilter) {
+        self.cgroup_filter = Some(filter);
+    }
+
     /// Between reports: reclaims exited processes' keys early when the per-process map
     /// fills up (see [`MapReader::sweep`]).
     pub fn sweep(&mut self) -> Result<()> {
         if let Some(c) = &mut self.containers {
             c.refresh();
+        }
+        if let Some(f) = &mut self.cgroup_filter {
+            f.refresh()?;
         }
         self.procs.sweep()
     }

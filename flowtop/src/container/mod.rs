@@ -8,6 +8,7 @@
 //! files may be gone by then) but when its cgroup id is first seen: the cgroup2
 //! tree is walked for new directories between reports ([`Containers::refresh`]),
 //! and what was learnt is kept until the container's last report.
+pub mod filter;
 pub mod names;
 pub mod path;
 
