@@ -92,6 +92,7 @@ impl KernelFilters {
             GroupBy::Conn if cli.show_container => flow_mode::CONN | flow_mode::CGROUP,
             GroupBy::Conn => flow_mode::CONN,
             GroupBy::Cgroup | GroupBy::Container => flow_mode::CGROUP,
+            GroupBy::Pid if cli.show_container => flow_mode::CGROUP,
             GroupBy::Pid | GroupBy::Comm => 0,
         };
         let needs_addrs = f.flow_mode & flow_mode::CONN != 0 || f.port != 0;

@@ -102,6 +102,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         cli.sort,
         cli.rows,
         cli.max_entries,
+        cli.show_container,
     )?;
     if cli.show_nspid {
         reader.show_nspids();

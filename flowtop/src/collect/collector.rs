@@ -1,5 +1,7 @@
 //! One interval's report for any `--by`: reads the maps the grouping needs, diffs
 //! them, groups, sorts and limits.
+use std::collections::HashMap;
+
 use anyhow::Result;
 use aya::Ebpf;
 
@@ -73,18 +75,22 @@ pub struct Collector {
 
 impl Collector {
     /// `capacity`: the per-process map's size (`--max-entries`), for early reclaims.
+    /// `cgroups`: the programs key flows by cgroup too (`--show-container` on
+    /// `--by pid`: a process's container is the cgroup its bytes were counted in).
     pub fn new(
         ebpf: &mut Ebpf,
         by: GroupBy,
         sort: SortBy,
         limit: Option<u64>,
         capacity: u32,
+        cgroups: bool,
     ) -> Result<Self> {
         // Before MapReader::new, which takes UNRECORDED out of `ebpf`.
         let flows = match by {
             GroupBy::Conn | GroupBy::Cgroup | GroupBy::Container => {
                 Some((FlowReader::new(ebpf)?, FlowDiffer::default()))
             }
+            GroupBy::Pid if cgroups => Some((FlowReader::new(ebpf)?, FlowDiffer::default())),
             GroupBy::Pid | GroupBy::Comm => None,
         };
         let names = match by {
@@ -171,6 +177,27 @@ impl Collector {
         }
         let mut unrecorded = procs.unrecorded;
         let rows = match (&mut self.flows, self.by) {
+            (Some((reader, differ)), GroupBy::Pid) => {
+                // --show-container: each process in the cgroup most of its bytes
+                // were counted in this interval.
+                let (samples, lost) = reader.read()?;
+                let (flows, _) = differ.next(&samples, lost);
+                let mut cgroup: HashMap<u32, (u64, u64)> = HashMap::new();
+                for f in &flows {
+                    let e = cgroup.entry(f.key.tgid).or_insert((0, f.key.cgroup));
+                    if f.interval.total() > e.0 || e.0 == 0 {
+                        *e = (f.interval.total(), f.key.cgroup);
+                    }
+                }
+                let mut rows = aggregate::by_pid(&procs.rows);
+                if let Some(c) = &mut self.containers {
+                    for row in &mut rows {
+                        let pid = row.pid.unwrap_or(0);
+                        row.container = cgroup.get(&pid).map(|(_, cg)| c.get(*cg, Some(pid)));
+                    }
+                }
+                rows
+            }
             (Some((reader, differ)), by) => {
                 let (samples, lost) = reader.read()?;
                 let (flows, lost) = differ.next(&samples, lost);
@@ -223,7 +250,7 @@ impl Collector {
         }
         if let Some(c) = &mut self.containers {
             if self.by == GroupBy::Pid {
-                for row in &mut report.rows {
+                for row in report.rows.iter_mut().filter(|r| r.container.is_none()) {
                     row.container = row.pid.and_then(|pid| c.of_pid(pid));
                 }
             }
