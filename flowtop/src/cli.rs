@@ -212,9 +212,29 @@ pub struct Cli {
     #[arg(long, requires = "serve")]
     pub metrics_pid_label: bool,
 
+    /// --serve: label the counters with the cgroup path too (paths with container
+    /// ids: a new series per container)
+    #[arg(long, requires = "serve")]
+    pub metrics_cgroup_label: bool,
+
+    /// --serve: drop a series that moved no bytes for this long (10m, 1h, 30s), so
+    /// memory stays flat where pods come and go
+    #[arg(long, value_name = "DURATION", default_value = "10m",
+          value_parser = parse_ttl)]
+    pub series_ttl: std::time::Duration,
+
     /// Log what was loaded and attached and why other probes were skipped (-vv: more)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// `--series-ttl`: a humantime duration of at least one second.
+fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 10m, 1h, 30s)"))?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err("at least 1s".into());
+    }
+    Ok(d)
 }
 
 impl Cli {

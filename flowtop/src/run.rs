@@ -148,7 +148,7 @@ pub fn run(cli: &Cli) -> Result<()> {
 
 /// `--serve`: the exporter's half of [`run`], after the programs are attached.
 fn serve(cli: &Cli, listener: std::net::TcpListener, mut attached: Attached) -> Result<()> {
-    let reader = ExportReader::new(&mut attached.ebpf, cli.max_entries)?;
+    let reader = ExportReader::new(&mut attached.ebpf, cli.max_entries, cli.host_root.clone())?;
     privileges::drop_after_attach().context("dropping capabilities after attaching")?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -167,6 +167,8 @@ fn serve(cli: &Cli, listener: std::net::TcpListener, mut attached: Attached) -> 
         version: crate::cli::VERSION.to_string(),
         capacity: cli.max_entries,
         pid_label: cli.metrics_pid_label,
+        cgroup_label: cli.metrics_cgroup_label,
+        series_ttl: cli.series_ttl,
     });
     let addr = listener.local_addr()?;
     log::info!(

@@ -217,7 +217,7 @@ fn prometheus_scrapes_exact_bytes_by_comm_cgroup_and_pid() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut reaper = Reaper(Vec::new());
-    let plain = start_flowtop(&mut reaper, &[]);
+    let plain = start_flowtop(&mut reaper, &["--metrics-cgroup-label"]);
     let with_pid = start_flowtop(&mut reaper, &["--metrics-pid-label"]);
     let web = start_prometheus(
         &mut reaper,
@@ -261,7 +261,14 @@ fn prometheus_scrapes_exact_bytes_by_comm_cgroup_and_pid() {
             assert_eq!(r.len(), 1, "{q}: one series: {r:?}");
             let m = &r[0]["metric"];
             assert_eq!(value(&r[0]), want, "{q}: exactly the helper's bytes: {r:?}");
-            assert_eq!(m["cgroup"], cgroup.as_str(), "{q}: {m}");
+            if job == "flowtop" {
+                assert_eq!(m["cgroup"], cgroup.as_str(), "{q}: {m}");
+            } else {
+                assert!(
+                    m.get("cgroup").is_none(),
+                    "{q}: no cgroup label by default: {m}"
+                );
+            }
             if job == "flowtop_pid" {
                 assert_eq!(m["pid"], helper_pid.to_string().as_str(), "{q}: {m}");
             } else {

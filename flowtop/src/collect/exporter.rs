@@ -12,7 +12,12 @@ use super::{
     read::MapReader,
     Bytes,
 };
-use crate::identity::{self, CgroupNames};
+use std::sync::Arc;
+
+use crate::{
+    container::{Containers, Identity},
+    identity::{self, CgroupNames},
+};
 
 /// One process-in-a-cgroup's bytes since the previous read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +27,8 @@ pub struct FlowBytes {
     /// cgroup v2 path (`/system.slice/nginx.service`), `cgroup:<id>` if it vanished
     /// before flowtop could name it.
     pub cgroup: String,
+    /// The container, pod or unit, named when its cgroup was first seen.
+    pub who: Option<Arc<Identity>>,
     pub bytes: Bytes,
 }
 
@@ -45,18 +52,22 @@ pub struct ExportReader {
     flows: FlowReader,
     flow_differ: FlowDiffer,
     names: Option<CgroupNames>,
+    containers: Option<Containers>,
 }
 
 impl ExportReader {
-    /// `capacity`: `--max-entries` (both maps).
-    pub fn new(ebpf: &mut Ebpf, capacity: u32) -> Result<Self> {
+    /// `capacity`: `--max-entries` (both maps); `host_root`: `--host-root`.
+    pub fn new(ebpf: &mut Ebpf, capacity: u32, host_root: std::path::PathBuf) -> Result<Self> {
         // Before MapReader::new, which takes UNRECORDED out of `ebpf`.
         let flows = FlowReader::new(ebpf)?;
-        let names = match identity::cgroup2_mount() {
-            Ok(m) => Some(CgroupNames::new(m)),
+        let (names, containers) = match identity::cgroup2_mount() {
+            Ok(m) => (
+                Some(CgroupNames::new(m.clone())),
+                Some(Containers::new(m, host_root)),
+            ),
             Err(e) => {
-                log::warn!("cgroup labels will be ids: {e:#}");
-                None
+                log::warn!("cgroup and container labels will be empty or ids: {e:#}");
+                (None, None)
             }
         };
         Ok(Self {
@@ -65,11 +76,15 @@ impl ExportReader {
             flows,
             flow_differ: FlowDiffer::default(),
             names,
+            containers,
         })
     }
 
     /// Reclaims exited processes' keys early when the per-process map fills up.
     pub fn sweep(&mut self) -> Result<()> {
+        if let Some(c) = &mut self.containers {
+            c.refresh();
+        }
         self.procs.sweep()
     }
 
@@ -77,11 +92,18 @@ impl ExportReader {
     pub fn read(&mut self) -> Result<Update> {
         // The per-process map is read too: it reclaims dead PIDs' keys there, and its
         // losses are reported as a health metric.
-        let procs = self.differ.next(self.procs.read()?);
+        let snapshot = self.procs.read()?;
+        let exited: Vec<u32> = snapshot
+            .procs
+            .iter()
+            .filter(|p| p.reclaimed)
+            .map(|p| p.pid)
+            .collect();
+        let procs = self.differ.next(snapshot);
         let (samples, lost) = self.flows.read()?;
         let flow_keys = samples.iter().filter(|s| !s.reclaimed).count() as u64;
         let (deltas, lost) = self.flow_differ.next(&samples, lost);
-        let names = &mut self.names;
+        let (names, containers) = (&mut self.names, &mut self.containers);
         let flows = deltas
             .into_iter()
             .map(|d| FlowBytes {
@@ -91,9 +113,15 @@ impl ExportReader {
                     Some(n) => n.path(d.key.cgroup),
                     None => format!("cgroup:{}", d.key.cgroup),
                 },
+                who: containers
+                    .as_mut()
+                    .map(|c| c.get(d.key.cgroup, Some(d.key.tgid))),
                 bytes: d.interval,
             })
             .collect();
+        if let Some(c) = containers {
+            c.end_report(exited);
+        }
         Ok(Update {
             flows,
             unrecorded_procs: procs.unrecorded,
