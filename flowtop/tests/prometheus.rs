@@ -19,6 +19,7 @@ mod common;
 
 const FLOWTOP: &str = env!("CARGO_BIN_EXE_flowtop");
 const HELPER_ENV: &str = "FLOWTOP_PROM_HELPER";
+const CGROUP_ENV: &str = "FLOWTOP_PROM_CGROUP";
 /// Helper -> test process, and back.
 const UP: usize = 123_457;
 const DOWN: usize = 54_321;
@@ -30,6 +31,10 @@ fn helper() {
         return;
     };
     let (name, addr) = arg.split_once(',').unwrap();
+    if let Ok(dir) = std::env::var(CGROUP_ENV) {
+        // Joins a test cgroup first (named as docker names its containers').
+        std::fs::write(Path::new(&dir).join("cgroup.procs"), "0").unwrap();
+    }
     std::fs::write("/proc/self/comm", name).unwrap();
     let mut c = TcpStream::connect(addr).unwrap();
     c.write_all(&vec![b'u'; UP]).unwrap();
@@ -307,4 +312,81 @@ fn serve_refuses_non_loopback_without_the_flag_and_report_options() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(out.stdout.is_empty());
     }
+}
+
+/// `--series-ttl 3s`: a container that finished is scraped with its exact bytes and
+/// its `container` label, then its series leaves the page and Prometheus.
+#[test]
+fn series_ttl_drops_a_finished_containers_series() {
+    if std::env::var(HELPER_ENV).is_ok() {
+        return;
+    }
+    // SAFETY: no arguments.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("flowtop-prom-ttl-{pid}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let id = format!("{pid:08x}").repeat(8);
+    let root = dir.join("root");
+    let config = root.join(format!("var/lib/docker/containers/{id}/config.v2.json"));
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    let container = format!("ft-ttl-{pid}");
+    std::fs::write(&config, format!(r#"{{"Name":"/{container}"}}"#)).unwrap();
+    let mount = flowtop::identity::cgroup2_mount().expect("a cgroup2 mount");
+    let top = mount.join(format!("flowtop-prom-{pid}"));
+    let cg = top.join(format!("docker-{id}.scope"));
+    std::fs::create_dir_all(&cg).unwrap();
+    let mut reaper = Reaper(Vec::new());
+    let root_arg = root.to_str().unwrap().to_string();
+    let flowtop = start_flowtop(
+        &mut reaper,
+        &["--series-ttl", "3s", "--host-root", &root_arg],
+    );
+    let web = start_prometheus(&mut reaper, &dir, &[("flowtop", flowtop)]);
+    let up = poll(web, "up", |r| r.iter().all(|s| s["value"][1] == "1"));
+    assert!(!up.is_empty(), "target not up");
+
+    let name = format!("ftttl{}", pid % 1_000_000);
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let mut helper = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "helper", "--nocapture", "--test-threads=1"])
+        .env(
+            HELPER_ENV,
+            format!("{name},{}", listener.local_addr().unwrap()),
+        )
+        .env(CGROUP_ENV, &cg)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut buf = vec![0; UP];
+    conn.read_exact(&mut buf).unwrap();
+    conn.write_all(&vec![b'd'; DOWN]).unwrap();
+    assert!(helper.wait().unwrap().success(), "helper failed");
+
+    let q = format!("flowtop_tx_bytes_total{{container=\"{container}\"}}");
+    let r = poll(web, &q, |r| r.iter().map(value).sum::<u64>() >= UP as u64);
+    assert_eq!(r.len(), 1, "{q}: {r:?}");
+    assert_eq!(value(&r[0]), UP as u64, "{q}: exact: {r:?}");
+    assert_eq!(r[0]["metric"]["comm"], name.as_str());
+    assert!(r[0]["metric"].get("cgroup").is_none(), "{r:?}");
+    // Idle for 3 s: gone from the page, so Prometheus marks it stale.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !query(web, &q).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(query(web, &q).is_empty(), "{q} still there after its TTL");
+    let page = {
+        let mut s = TcpStream::connect(flowtop).unwrap();
+        write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut t = String::new();
+        s.read_to_string(&mut t).unwrap();
+        t
+    };
+    assert!(!page.contains(&container), "{page}");
+    reaper.stop_flowtops();
+    drop(reaper);
+    let _ = std::fs::remove_dir(&cg);
+    let _ = std::fs::remove_dir(&top);
+    let _ = std::fs::remove_dir_all(&dir);
 }
