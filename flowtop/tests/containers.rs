@@ -179,10 +179,11 @@ fn per(rows: &[Value], key: &str) -> HashMap<String, ((u64, u64), Value)> {
 
 /// A 64-hex-digit container id unique to this run and `n`.
 fn fake_id(n: u32) -> String {
+    // `n` first: the 12-digit prefixes (`--container PREFIX`) differ between ids.
     let seed = format!(
         "{:08x}{:08x}{:016x}",
-        std::process::id(),
         n,
+        std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -610,7 +611,7 @@ fn files_missing_give_ids_without_names_and_pid_rows_show_the_container() {
     assert!(!rows.is_empty());
     for r in &rows {
         assert!(r["pid"].as_u64().is_some(), "{r}");
-        assert_eq!(r["container_id"], id.as_str(), "{r}");
+        assert_eq!(r["container_id"], id.as_str(), "{r}\n{rows:?}");
     }
     let sum: u64 = rows.iter().map(|r| r["rx_bytes"].as_u64().unwrap()).sum();
     assert_eq!(sum, bytes);

@@ -194,6 +194,10 @@ impl Collector {
                     for row in &mut rows {
                         let pid = row.pid.unwrap_or(0);
                         row.container = cgroup.get(&pid).map(|(_, cg)| c.get(*cg, Some(pid)));
+                        if let Some(who) = &row.container {
+                            // For an interval where its flows show no delta.
+                            c.remember_pid(pid, who.clone());
+                        }
                     }
                 }
                 rows

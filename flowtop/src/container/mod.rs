@@ -285,6 +285,12 @@ impl Containers {
         ident
     }
 
+    /// What a process's counted bytes said it is in: [`Self::of_pid`] answers
+    /// with it later, even once the process is gone (until it is reported exited).
+    pub fn remember_pid(&mut self, pid: u32, who: Arc<Identity>) {
+        self.procs.insert(pid, Some(who));
+    }
+
     fn read_pid(&mut self, pid: u32) -> Option<Arc<Identity>> {
         let text = fs::read_to_string(self.proc.join(pid.to_string()).join("cgroup")).ok()?;
         let v2 = text.lines().find_map(|l| l.strip_prefix("0::"))?;
