@@ -293,6 +293,8 @@ fn podman_containers_are_named_and_exact_even_when_gone() {
     let ha = podman_helper(&image, &a, "host", bytes_a, &cid_a);
     let flowtop = Flowtop::start(&["--by", "container", "2"]);
     let container_flowtop = Flowtop::start(&["--container", &a, "--show-container", "2"]);
+    // b does not exist yet: --wait counts it from when it appears.
+    let waiting = Flowtop::start(&["--container", &b, "--wait", "--by", "container", "2"]);
     // b: starts after flowtop, in its own network namespace, moves its bytes over
     // its own loopback and is removed (`--rm`) within the interval.
     let hb = podman_helper(&image, &b, "none", bytes_b, &cid_b);
@@ -329,6 +331,10 @@ fn podman_containers_are_named_and_exact_even_when_gone() {
         sum.1 += r["tx_bytes"].as_u64().unwrap();
     }
     assert_eq!(sum, (bytes_a, bytes_a));
+    let rows = waiting.stop();
+    let got = per(&rows, "container");
+    assert_eq!(got.len(), 1, "only b: {rows:?}");
+    assert_eq!(got[&b].0, (bytes_b, bytes_b), "b, counted once it appeared");
     let _ = fs::remove_file(&cid_a);
     let _ = fs::remove_file(&cid_b);
 }
