@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod container;
 pub mod filter;
 pub mod identity;
 pub mod nspid;

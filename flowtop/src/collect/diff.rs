@@ -61,6 +61,9 @@ impl RowData for ProcRow {
     fn processes(&self) -> u32 {
         1
     }
+    fn container(&self) -> Option<&crate::container::Identity> {
+        None
+    }
 }
 
 #[derive(Debug, Default)]

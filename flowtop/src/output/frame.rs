@@ -153,6 +153,7 @@ pub fn row_noun(by: GroupBy, n: usize) -> &'static str {
         GroupBy::Conn => ("connection", "connections"),
         GroupBy::Comm => ("name", "names"),
         GroupBy::Cgroup => ("cgroup", "cgroups"),
+        GroupBy::Container => ("container", "containers"),
     };
     if n == 1 {
         one

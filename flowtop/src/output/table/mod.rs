@@ -16,7 +16,7 @@ use std::io;
 use super::{
     columns::{Align, Column, Fit},
     frame::{row_noun, Frame, Summary},
-    layout::table_columns,
+    layout::{k8s_only, table_columns},
     row::RowData,
     term::local_hms,
     FramePrinter, OutputOptions, Stamp,
@@ -49,28 +49,64 @@ pub struct TablePrinter<W> {
     text: String,
     /// Reused between intervals: the cells kept from the width pass.
     kept: Kept,
+    /// `--by container`: POD and NAMESPACE are left out until a row is from
+    /// Kubernetes (then kept, so columns do not come and go).
+    k8s_pending: bool,
 }
 
 impl<W: io::Write> TablePrinter<W> {
     pub fn new(out: W, opts: OutputOptions) -> Self {
-        let columns = table_columns(&opts);
-        let content: Vec<usize> = columns.iter().map(|c| width_of(&c.header(&opts))).collect();
-        let widths = columns
-            .iter()
-            .zip(&content)
-            .map(|(c, w)| c.width().max(*w))
-            .collect();
-        let fits = columns.iter().map(|c| c.fit()).collect();
-        Self {
+        let mut columns = table_columns(&opts);
+        let k8s_pending = columns.iter().any(|c| k8s_only(*c));
+        columns.retain(|c| !k8s_only(*c));
+        let mut t = Self {
             out,
             opts,
-            columns,
-            fits,
-            widths,
-            content,
+            columns: Vec::new(),
+            fits: Vec::new(),
+            widths: Vec::new(),
+            content: Vec::new(),
             printed: 0,
             text: String::new(),
             kept: Kept::default(),
+            k8s_pending,
+        };
+        t.set_columns(columns);
+        t
+    }
+
+    /// Starts over with `columns` at their header widths.
+    fn set_columns(&mut self, columns: Vec<Column>) {
+        let opts = &self.opts;
+        self.content = columns.iter().map(|c| width_of(&c.header(opts))).collect();
+        self.widths = columns
+            .iter()
+            .zip(&self.content)
+            .map(|(c, w)| c.width().max(*w))
+            .collect();
+        self.fits = columns.iter().map(|c| c.fit()).collect();
+        self.columns = columns;
+    }
+
+    /// Adds POD and NAMESPACE once a row is from Kubernetes, keeping the widths
+    /// the other columns reached.
+    fn show_k8s_columns_if_needed<R: RowData>(&mut self, rows: &[R]) {
+        let from_k8s = |r: &R| r.container().is_some_and(|c| c.pod.is_some());
+        if !self.k8s_pending || !rows.iter().any(from_k8s) {
+            return;
+        }
+        self.k8s_pending = false;
+        let old: Vec<(Column, usize, usize)> = self
+            .columns
+            .iter()
+            .zip(self.widths.iter().zip(&self.content))
+            .map(|(c, (w, n))| (*c, *w, *n))
+            .collect();
+        self.set_columns(table_columns(&self.opts));
+        for (i, c) in self.columns.iter().enumerate() {
+            if let Some((_, w, n)) = old.iter().find(|(o, _, _)| o == c) {
+                (self.widths[i], self.content[i]) = (*w, *n);
+            }
         }
     }
 
@@ -122,6 +158,7 @@ impl<W: io::Write> TablePrinter<W> {
 
 impl<W: io::Write> FramePrinter for TablePrinter<W> {
     fn frame<R: RowData>(&mut self, frame: &Frame<'_, R>, stamp: &Stamp) -> io::Result<()> {
+        self.show_k8s_columns_if_needed(frame.rows);
         if self.opts.follow_tty {
             if let Some((columns, rows)) = super::term::stdout_window_size() {
                 self.opts.width = Some(columns);
@@ -579,6 +616,7 @@ mod tests {
                 remote,
             }),
             cgroup: None,
+            container: None,
             interval: Bytes { rx, tx: rx / 3 },
             total: Bytes { rx, tx: u64::MAX },
         };
