@@ -47,11 +47,13 @@ impl NsPids {
         }
     }
 
+    #[cfg(test)]
     /// PIDs remembered.
     pub fn len(&self) -> usize {
         self.cache.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.cache.is_empty()
     }

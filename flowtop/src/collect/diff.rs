@@ -132,6 +132,7 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
     }
 
     /// Keys remembered between reads.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.seen.len()
     }

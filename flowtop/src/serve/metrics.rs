@@ -164,6 +164,7 @@ impl Metrics {
         self.reads += 1;
     }
 
+    #[cfg(test)]
     /// Series of the byte counters so far.
     pub fn series(&self) -> usize {
         self.series.len()

@@ -74,6 +74,7 @@ impl Layout {
         }
     }
 
+    #[cfg(test)]
     /// How many columns are shown.
     pub fn shown(&self) -> usize {
         self.visible.iter().filter(|v| **v).count()

@@ -24,7 +24,7 @@ use super::{
 use crate::collect::Bytes;
 use cells::{Cells, Kept};
 use fit::{cut, push_aligned, push_spaces, ELLIPSIS};
-pub use fit::{truncate, width_of, Layout};
+pub use fit::{width_of, Layout};
 
 /// Home the cursor and clear the screen (`-C`).
 pub const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
