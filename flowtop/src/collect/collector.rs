@@ -13,7 +13,7 @@ use super::{
     Bytes,
 };
 use crate::{
-    container::{filter::CgroupFilter, Containers},
+    container::{filter::CgroupFilter, Containers, Tracking},
     identity::{self, CgroupNames},
     nspid::NsPids,
 };
@@ -67,11 +67,10 @@ pub struct Collector {
     names: Option<CgroupNames>,
     /// `--show-nspid` only.
     nspids: Option<NsPids>,
-    /// `--by container`, `--show-container` only.
-    containers: Option<Containers>,
+    /// `--by container`, `--show-container`: names; `--container`, `--pod`: the
+    /// kernel filter, kept in step with the matches.
+    containers: Tracking,
     container_groups: Groups<String>,
-    /// `--container`, `--pod`: the kernel filter, kept in step with the matches.
-    cgroup_filter: Option<CgroupFilter>,
 }
 
 impl Collector {
@@ -106,9 +105,8 @@ impl Collector {
             cgroups: Groups::default(),
             names,
             nspids: None,
-            containers: None,
+            containers: Tracking::default(),
             container_groups: Groups::default(),
-            cgroup_filter: None,
         })
     }
 
@@ -116,13 +114,13 @@ impl Collector {
     /// from the files under `host_root`, as their cgroups appear.
     pub fn name_containers(&mut self, host_root: PathBuf) -> Result<()> {
         let mount = identity::cgroup2_mount()?;
-        self.containers = Some(Containers::new(mount, host_root));
+        self.containers.names = Some(Containers::new(mount, host_root));
         Ok(())
     }
 
     /// `--container`, `--pod`: matches found between reports are counted too.
     pub fn follow_cgroup_filter(&mut self, filter: CgroupFilter) {
-        self.cgroup_filter = Some(filter);
+        self.containers.filter = Some(filter);
     }
 
     /// `--show-nspid`: rows with a PID get the PID in its innermost namespace.
@@ -133,12 +131,7 @@ impl Collector {
     /// Between reports: reclaims exited processes' keys early when the per-process map
     /// fills up (see [`CounterReader::sweep`](super::counters::CounterReader::sweep)).
     pub fn sweep(&mut self) -> Result<()> {
-        if let Some(c) = &mut self.containers {
-            c.refresh();
-        }
-        if let Some(f) = &mut self.cgroup_filter {
-            f.refresh()?;
-        }
+        self.containers.refresh()?;
         self.maps.procs.sweep()
     }
 
@@ -154,7 +147,7 @@ impl Collector {
         let samples = self.maps.procs.read()?;
         let unstored = self.maps.unstored()?;
         // Processes whose keys were reclaimed: they exited.
-        let exited: Vec<u32> = match (&self.nspids, &self.containers) {
+        let exited: Vec<u32> = match (&self.nspids, &self.containers.names) {
             (None, None) => Vec::new(),
             _ => samples
                 .iter()
@@ -163,7 +156,7 @@ impl Collector {
                 .collect(),
         };
         let procs = self.differ.next(&samples, unstored.procs);
-        if self.by == GroupBy::Pid && self.containers.is_none() {
+        if self.by == GroupBy::Pid && self.containers.names.is_none() {
             let mut report = aggregate::finish_procs(procs, self.sort, self.limit);
             if let Some(nspids) = &mut self.nspids {
                 for row in &mut report.rows {
@@ -188,7 +181,7 @@ impl Collector {
                     }
                 }
                 let mut rows = aggregate::by_pid(&procs.rows);
-                if let Some(c) = &mut self.containers {
+                if let Some(c) = &mut self.containers.names {
                     for row in &mut rows {
                         let pid = row.pid.unwrap_or(0);
                         row.container = cgroup.get(&pid).map(|(_, cg)| c.get(*cg, Some(pid)));
@@ -205,14 +198,14 @@ impl Collector {
                 unrecorded = unrecorded + lost;
                 if by == GroupBy::Conn {
                     let mut rows = aggregate::by_conn(&flows, &procs.rows);
-                    if let Some(c) = &mut self.containers {
+                    if let Some(c) = &mut self.containers.names {
                         for (row, f) in rows.iter_mut().zip(&flows) {
                             row.container = Some(c.get(f.key.cgroup, Some(f.key.tgid)));
                         }
                     }
                     rows
                 } else if by == GroupBy::Container {
-                    let Some(c) = self.containers.as_mut() else {
+                    let Some(c) = self.containers.names.as_mut() else {
                         anyhow::bail!("--by container without container names");
                     };
                     aggregate::by_container(&mut self.container_groups, &flows, |cg, tgid| {
@@ -245,7 +238,7 @@ impl Collector {
             }
             nspids.forget(exited.iter().copied());
         }
-        if let Some(c) = &mut self.containers {
+        if let Some(c) = &mut self.containers.names {
             if self.by == GroupBy::Pid {
                 for row in report.rows.iter_mut().filter(|r| r.container.is_none()) {
                     row.container = row.pid.and_then(|pid| c.of_pid(pid));

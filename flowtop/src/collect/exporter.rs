@@ -10,7 +10,7 @@ use aya::Ebpf;
 
 use super::{diff::ProcDiffer, flows::FlowDiffer, maps::KernelMaps, Bytes};
 use crate::{
-    container::{filter::CgroupFilter, Containers, Identity},
+    container::{filter::CgroupFilter, Containers, Identity, Tracking},
     identity::{self, CgroupNames},
 };
 
@@ -46,9 +46,9 @@ pub struct ExportReader {
     differ: ProcDiffer,
     flow_differ: FlowDiffer,
     names: Option<CgroupNames>,
-    containers: Option<Containers>,
-    /// `--container`, `--pod`: the kernel filter, kept in step with the matches.
-    cgroup_filter: Option<CgroupFilter>,
+    /// Container names; `--container`, `--pod`: the kernel filter, kept in step
+    /// with the matches.
+    containers: Tracking,
 }
 
 impl ExportReader {
@@ -75,19 +75,16 @@ impl ExportReader {
             differ: ProcDiffer::new(),
             flow_differ: FlowDiffer::default(),
             names,
-            containers,
-            cgroup_filter,
+            containers: Tracking {
+                names: containers,
+                filter: cgroup_filter,
+            },
         })
     }
 
     /// Reclaims exited processes' keys early when the per-process map fills up.
     pub fn sweep(&mut self) -> Result<()> {
-        if let Some(c) = &mut self.containers {
-            c.refresh();
-        }
-        if let Some(f) = &mut self.cgroup_filter {
-            f.refresh()?;
-        }
+        self.containers.refresh()?;
         self.maps.procs.sweep()
     }
 
@@ -107,7 +104,7 @@ impl ExportReader {
         let samples = self.maps.flows()?.read()?;
         let flow_keys = samples.iter().filter(|s| !s.reclaimed).count() as u64;
         let (deltas, lost) = self.flow_differ.next(&samples, unstored.flows);
-        let (names, containers) = (&mut self.names, &mut self.containers);
+        let (names, containers) = (&mut self.names, &mut self.containers.names);
         let flows = deltas
             .into_iter()
             .map(|d| FlowBytes {
