@@ -47,8 +47,8 @@ impl NsPids {
         }
     }
 
-    #[cfg(test)]
     /// PIDs remembered.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.cache.len()
     }

@@ -118,9 +118,11 @@ pub fn run(config: &Config) -> Result<()> {
                 series_ttl: serve.series_ttl,
             });
             let Session { runtime, signals } = session;
+            let misses = MissedEvents::new(&attached.ebpf);
             let result = runtime.block_on(serve::serve_loop(
                 listener,
                 reader,
+                misses,
                 metrics,
                 signals.int,
                 signals.term,
@@ -263,9 +265,11 @@ async fn report_loop(
         };
         let occupancy = reader.occupancy()?;
         let report = reader.report()?;
+        let missed = misses.since_last();
         let stamp = Stamp {
             at: SystemTime::now(),
             elapsed: last_read.elapsed(),
+            skipped: missed,
         };
         last_read = Instant::now();
         log::debug!(
@@ -283,7 +287,6 @@ async fn report_loop(
                 max_entries
             );
         }
-        let missed = misses.since_last();
         if missed > 0 {
             log::warn!(
                 "the kernel skipped flowtop's programs for {missed} socket calls this \
@@ -292,7 +295,7 @@ async fn report_loop(
             );
         }
         // On a signal, print the partial interval too: nothing counted is lost.
-        if !stopping || !report.is_empty() {
+        if !stopping || !report.is_empty() || unrecorded.total() > 0 || missed > 0 {
             match &report {
                 Interval::Procs(r) => printer.interval(r, &stamp)?,
                 Interval::Grouped(r) => printer.grouped(r, &stamp)?,

@@ -39,6 +39,9 @@ pub struct Update {
     /// Keys in the per-process and flow maps after this read.
     pub proc_keys: u64,
     pub flow_keys: u64,
+    /// Socket calls the kernel skipped flowtop's programs for since the previous
+    /// read (filled in by the serve loop, which watches the programs).
+    pub skipped_calls: u64,
 }
 
 pub struct ExportReader {
@@ -129,6 +132,7 @@ impl ExportReader {
             unrecorded_flows: lost,
             proc_keys: self.maps.procs.occupancy()?,
             flow_keys,
+            skipped_calls: 0,
         })
     }
 }

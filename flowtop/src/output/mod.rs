@@ -155,6 +155,9 @@ impl OutputOptions {
 pub struct Stamp {
     pub at: SystemTime,
     pub elapsed: Duration,
+    /// Socket calls the kernel skipped flowtop's programs for this interval
+    /// (recursion misses: their bytes are not counted, but the loss is shown).
+    pub skipped: u64,
 }
 
 /// Writes intervals in one format.

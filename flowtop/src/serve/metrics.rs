@@ -112,6 +112,8 @@ pub struct Metrics {
     unrecorded_flows: Bytes,
     proc_keys: u64,
     flow_keys: u64,
+    /// Socket calls the kernel skipped flowtop's programs for, since start.
+    skipped_calls: u64,
     reads: u64,
 }
 
@@ -124,6 +126,7 @@ impl Metrics {
             unrecorded_flows: Bytes::default(),
             proc_keys: 0,
             flow_keys: 0,
+            skipped_calls: 0,
             reads: 0,
         }
     }
@@ -161,11 +164,12 @@ impl Metrics {
         add(&mut self.unrecorded_flows, u.unrecorded_flows);
         self.proc_keys = u.proc_keys;
         self.flow_keys = u.flow_keys;
+        self.skipped_calls += u.skipped_calls;
         self.reads += 1;
     }
 
-    #[cfg(test)]
     /// Series of the byte counters so far.
+    #[cfg(test)]
     pub fn series(&self) -> usize {
         self.series.len()
     }
@@ -229,6 +233,16 @@ impl Metrics {
                 );
             }
         }
+        header(
+            w,
+            fmt,
+            "flowtop_skipped_calls",
+            "counter",
+            "Socket calls the kernel did not run flowtop's programs for (the program was \
+             still running on that CPU, e.g. preempted): their bytes are not counted",
+            None,
+        );
+        sample(w, "flowtop_skipped_calls_total", &[], self.skipped_calls);
         header(
             w,
             fmt,
@@ -424,6 +438,25 @@ mod tests {
             flow_keys: 2,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn skipped_calls_add_up_across_reads() {
+        let mut m = Metrics::new(info(false));
+        let t = m.render(Exposition::Prometheus);
+        assert!(t.contains("\nflowtop_skipped_calls_total 0\n"), "{t}");
+        for n in [5, 0, 7] {
+            m.apply(&Update {
+                skipped_calls: n,
+                ..update(vec![])
+            });
+        }
+        let t = m.render(Exposition::Prometheus);
+        assert!(
+            t.contains("# TYPE flowtop_skipped_calls_total counter\n"),
+            "{t}"
+        );
+        assert!(t.contains("\nflowtop_skipped_calls_total 12\n"), "{t}");
     }
 
     #[test]

@@ -239,6 +239,7 @@ pub(super) fn interval_times(
         let stamp = flowtop::dev::Stamp {
             at: SystemTime::now(),
             elapsed: std::time::Duration::from_secs(1),
+            skipped: 0,
         };
         flowtop::dev::printer(Format::Table, &mut sink).interval(&report, &stamp)?;
         let c_end = thread_cpu_ms();

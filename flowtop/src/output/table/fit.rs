@@ -74,8 +74,8 @@ impl Layout {
         }
     }
 
-    #[cfg(test)]
     /// How many columns are shown.
+    #[cfg(test)]
     pub fn shown(&self) -> usize {
         self.visible.iter().filter(|v| **v).count()
     }

@@ -15,7 +15,7 @@ use std::io;
 
 use super::{
     columns::{Align, Column, Fit},
-    frame::{row_noun, Frame, Summary},
+    frame::{row_noun, Frame, Loss, Summary},
     layout::{k8s_only, table_columns},
     row::RowData,
     term::local_hms,
@@ -126,7 +126,6 @@ impl<W: io::Write> TablePrinter<W> {
 
     fn summary_line<R>(&self, frame: &Frame<'_, R>, stamp: &Stamp) -> String {
         let s = Summary::of(frame, stamp);
-        let u = self.opts.units;
         let mut line = format!(
             "{} interval {}: {} {}, {}",
             local_hms(stamp.at),
@@ -135,14 +134,43 @@ impl<W: io::Write> TablePrinter<W> {
             row_noun(self.opts.by, s.rows),
             self.rx_tx(s.all, s.seconds),
         );
-        if s.unrecorded.total() > 0 {
-            line.push_str(&format!(
-                ", UNRECORDED RX {} TX {} (map full: raise --max-entries)",
-                u.amount_with_unit(s.unrecorded.rx),
-                u.amount_with_unit(s.unrecorded.tx),
-            ));
+        for part in self.loss_parts(&s.loss) {
+            line.push_str(", ");
+            line.push_str(&part);
         }
         line
+    }
+
+    /// Without the summary line: a line of its own when the interval lost something.
+    fn loss_line(&self, loss: &Loss, frame_index: u64, stamp: &Stamp) -> Option<String> {
+        let parts = self.loss_parts(loss);
+        (!parts.is_empty()).then(|| {
+            format!(
+                "{} interval {frame_index}: {}",
+                local_hms(stamp.at),
+                parts.join(", ")
+            )
+        })
+    }
+
+    /// What the interval could not count, as the summary line says it.
+    fn loss_parts(&self, loss: &Loss) -> Vec<String> {
+        let u = self.opts.units;
+        let mut parts = Vec::new();
+        if loss.unrecorded.total() > 0 {
+            parts.push(format!(
+                "UNRECORDED RX {} TX {} (map full: raise --max-entries)",
+                u.amount_with_unit(loss.unrecorded.rx),
+                u.amount_with_unit(loss.unrecorded.tx),
+            ));
+        }
+        if loss.skipped > 0 {
+            parts.push(format!(
+                "SKIPPED {} socket calls (the kernel did not run flowtop's programs for them)",
+                loss.skipped
+            ));
+        }
+        parts
     }
 
     /// After the rows, when `-r` left some out.
@@ -202,9 +230,18 @@ impl<W: io::Write> FramePrinter for TablePrinter<W> {
             text.push('\n');
         }
         let mut used_lines = 0;
-        if opts.summary {
-            let line = cut(&self.summary_line(frame, stamp), opts.width);
-            match line.find("UNRECORDED") {
+        let first = if opts.summary {
+            Some(self.summary_line(frame, stamp))
+        } else {
+            self.loss_line(&Loss::of(frame, stamp), frame.index, stamp)
+        };
+        if let Some(line) = first {
+            let line = cut(&line, opts.width);
+            let loss_at = ["UNRECORDED", "SKIPPED"]
+                .iter()
+                .filter_map(|m| line.find(m))
+                .min();
+            match loss_at {
                 Some(i) if opts.color => {
                     text.push_str(&format!("{}{YELLOW}{}{RESET}\n", &line[..i], &line[i..]))
                 }
@@ -439,6 +476,36 @@ mod tests {
             first.contains("1 process, RX 1.0 KB, TX 0.0 KB, UNRECORDED RX 0.5 KB TX 0.0 KB"),
             "{first}"
         );
+    }
+
+    #[test]
+    fn without_summary_a_loss_still_gets_a_line_and_skipped_calls_are_named() {
+        let opts = OutputOptions {
+            summary: false,
+            ..OutputOptions::default()
+        };
+        let mut r = report(2, vec![row(1, "a", 1024, 0, 1024, 0)]);
+        let text = render(opts.clone(), std::slice::from_ref(&r));
+        assert!(text.lines().next().unwrap().starts_with("PID"), "{text}");
+        r.unrecorded = Bytes { rx: 2048, tx: 0 };
+        let mut out = Vec::new();
+        let skipped = Stamp {
+            skipped: 7,
+            ..stamp(1)
+        };
+        TablePrinter::new(&mut out, opts)
+            .interval(&r, &skipped)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.ends_with(
+                "interval 2: UNRECORDED RX 2.0 KB TX 0.0 KB (map full: raise --max-entries), \
+                 SKIPPED 7 socket calls (the kernel did not run flowtop's programs for them)"
+            ),
+            "{first}"
+        );
+        assert!(text.lines().nth(1).unwrap().starts_with("PID"), "{text}");
     }
 
     #[test]
