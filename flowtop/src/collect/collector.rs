@@ -1,5 +1,7 @@
 //! One interval's report for any `--by`: one [`Pipeline`] read (the maps the
 //! grouping needs, diffed), grouped by the [`Grouper`], sorted and limited.
+use std::path::PathBuf;
+
 use anyhow::Result;
 use aya::Ebpf;
 
@@ -11,6 +13,7 @@ use super::{
     Bytes,
 };
 use crate::{
+    container::{filter::CgroupFilter, Containers},
     identity::{self, CgroupNames},
     nspid::NsPids,
 };
@@ -20,7 +23,7 @@ use crate::{
 pub enum Interval {
     /// `--by pid`: the differ's rows after `-s` and `-r`, not converted.
     Procs(IntervalReport),
-    /// `--by conn|comm|cgroup`.
+    /// `--by conn|comm|cgroup|container`, and `--by pid --show-container`.
     Grouped(Report),
 }
 
@@ -56,31 +59,53 @@ pub struct Collector {
     limit: Option<usize>,
     pipeline: Pipeline,
     grouper: Grouper,
+    /// `--show-container`: rows of processes carry their container.
+    show_container: bool,
     /// `--show-nspid` only.
     nspids: Option<NsPids>,
 }
 
 impl Collector {
     /// `capacity`: the per-process map's size (`--max-entries`), for early reclaims.
+    /// `show_container`: the programs key flows by cgroup too, and a process's
+    /// container is the cgroup its bytes were counted in (see
+    /// [`Grouper::show_containers`]; names come from [`Self::name_containers`]).
     pub fn new(
         ebpf: &mut Ebpf,
         by: GroupBy,
         sort: SortBy,
         limit: Option<u64>,
         capacity: u32,
+        show_container: bool,
     ) -> Result<Self> {
         let names = match by {
             GroupBy::Cgroup => Some(CgroupNames::new(identity::cgroup2_mount()?)),
             _ => None,
         };
+        let flows = by.flow_mode() != 0 || (show_container && by == GroupBy::Pid);
         Ok(Self {
             by,
             sort,
             limit: limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-            pipeline: Pipeline::new(ebpf, capacity, by.flow_mode() != 0)?,
+            pipeline: Pipeline::new(ebpf, capacity, flows)?,
             grouper: Grouper::new(names),
+            show_container,
             nspids: None,
         })
+    }
+
+    /// `--by container` (required for it), `--show-container`: names containers
+    /// from the files under `host_root`, as their cgroups appear.
+    pub fn name_containers(&mut self, host_root: PathBuf) -> Result<()> {
+        let mount = identity::cgroup2_mount()?;
+        self.grouper
+            .name_containers(Containers::new(mount, host_root));
+        Ok(())
+    }
+
+    /// `--container`, `--pod`: matches found between reports are counted too.
+    pub fn follow_cgroup_filter(&mut self, filter: CgroupFilter) {
+        self.pipeline.follow_cgroup_filter(filter);
     }
 
     /// `--show-nspid`: rows with a PID get the PID in its innermost namespace.
@@ -88,8 +113,9 @@ impl Collector {
         self.nspids = Some(NsPids::default());
     }
 
-    /// Between reports: see [`Pipeline::sweep`].
+    /// Between reports: see [`Grouper::refresh`] and [`Pipeline::sweep`].
     pub fn sweep(&mut self) -> Result<()> {
+        self.grouper.refresh();
         self.pipeline.sweep()
     }
 
@@ -102,30 +128,39 @@ impl Collector {
     pub fn report(&mut self) -> Result<Interval> {
         let deltas = self.pipeline.read()?;
         // Processes whose keys were reclaimed: they exited.
-        let exited: Vec<u32> = match self.nspids {
-            Some(_) => deltas.exited().collect(),
-            None => Vec::new(),
-        };
-        if self.by == GroupBy::Pid {
+        let exited: Vec<u32> = deltas.exited().collect();
+        let show_container = self.show_container && self.grouper.names_containers();
+        if self.by == GroupBy::Pid && !show_container {
             let mut report = aggregate::finish_procs(deltas.procs, self.sort, self.limit);
             if let Some(nspids) = &mut self.nspids {
                 for row in &mut report.rows {
                     row.nspid = nspids.get(row.pid);
                 }
-                nspids.forget(exited);
+                nspids.forget(exited.iter().copied());
             }
+            self.grouper.end_interval(exited);
             return Ok(Interval::Procs(report));
         }
-        let rows = self
+        let mut rows = self
             .grouper
-            .rows(self.by, &deltas.procs.rows, &deltas.flows);
+            .rows(self.by, &deltas.procs.rows, &deltas.flows)?;
+        if show_container {
+            self.grouper
+                .show_containers(self.by, &mut rows, &deltas.flows);
+        }
+        // Rows of processes (pid, comm) carry the per-process counters' bytes: only
+        // that map's losses are theirs.
+        let unrecorded = match self.by.flow_mode() {
+            0 => deltas.procs.unrecorded,
+            _ => deltas.unrecorded,
+        };
         let mut report = aggregate::finish(
             deltas.procs.index,
             self.by,
             rows,
             self.sort,
             self.limit,
-            deltas.unrecorded,
+            unrecorded,
         );
         if let Some(nspids) = &mut self.nspids {
             // Only the rows shown; an exited process's last row still gets its
@@ -133,8 +168,9 @@ impl Collector {
             for row in &mut report.rows {
                 row.nspid = row.pid.and_then(|pid| nspids.get(pid));
             }
-            nspids.forget(exited);
+            nspids.forget(exited.iter().copied());
         }
+        self.grouper.end_interval(exited);
         Ok(Interval::Grouped(report))
     }
 }

@@ -14,6 +14,7 @@ use super::{
     maps::KernelMaps,
     Bytes,
 };
+use crate::container::filter::CgroupFilter;
 
 /// What moved in one interval, per process and per flow.
 #[derive(Debug)]
@@ -23,7 +24,8 @@ pub struct Deltas {
     pub procs: IntervalReport,
     /// Flows that moved bytes (none when the flow map is not read).
     pub flows: Vec<FlowDelta>,
-    /// Bytes the programs could not attribute this interval (either map full).
+    /// Bytes the programs could not attribute this interval (either map full; the
+    /// per-process map's alone are in `procs`).
     pub unrecorded: Bytes,
     /// The reads themselves: which keys are alive, which were reclaimed (exited).
     pub proc_samples: Vec<Sample<u32>>,
@@ -40,11 +42,14 @@ impl Deltas {
     }
 }
 
-/// The maps and their differs.
+/// The maps and their differs, and what keeps the kernel's filter current.
 pub struct Pipeline {
     maps: KernelMaps,
     differ: ProcDiffer,
     flows: FlowDiffer,
+    /// `--container`, `--pod`: the kernel's cgroup slots, kept in step with the
+    /// matching containers between reads.
+    filter: Option<CgroupFilter>,
 }
 
 impl Pipeline {
@@ -55,17 +60,23 @@ impl Pipeline {
             maps: KernelMaps::take(ebpf, capacity, flows)?,
             differ: ProcDiffer::new(),
             flows: FlowDiffer::default(),
+            filter: None,
         })
     }
 
-    /// Whether the flow map is read.
-    pub fn has_flows(&self) -> bool {
-        self.maps.flows.is_some()
+    /// `--container`, `--pod`: matches found between reads are counted too.
+    pub fn follow_cgroup_filter(&mut self, filter: CgroupFilter) {
+        self.filter = Some(filter);
     }
 
-    /// Between reads: reclaims exited processes' keys early when the per-process map
-    /// fills up (see [`CounterReader::sweep`](super::counters::CounterReader::sweep)).
+    /// Between reads: follows containers matching `--container`/`--pod` as they
+    /// come and go, and reclaims exited processes' keys early when the per-process
+    /// map fills up (see
+    /// [`CounterReader::sweep`](super::counters::CounterReader::sweep)).
     pub fn sweep(&mut self) -> Result<()> {
+        if let Some(f) = &mut self.filter {
+            f.refresh()?;
+        }
         self.maps.procs.sweep()
     }
 

@@ -53,10 +53,12 @@ impl Shelf {
         self.rows.values()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.rows.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
@@ -115,6 +117,7 @@ pub(crate) mod tests {
             processes: 1,
             conn: None,
             cgroup: None,
+            container: None,
             interval: Bytes {
                 rx: interval,
                 tx: 0,

@@ -80,6 +80,7 @@ pub async fn run(
         stamp: Stamp {
             at: SystemTime::now(),
             elapsed: Duration::ZERO,
+            skipped: 0,
         },
     };
     let mut last_read = Instant::now();
@@ -103,10 +104,12 @@ pub async fn run(
                     continue;
                 }
                 let sample = source.read()?;
-                board.update(&sample, misses.since_last());
+                let skipped = misses.since_last();
+                board.update(&sample, skipped);
                 info.stamp = Stamp {
                     at: SystemTime::now(),
                     elapsed: last_read.elapsed(),
+                    skipped,
                 };
                 info.time = local_hms(info.stamp.at);
                 last_read = Instant::now();

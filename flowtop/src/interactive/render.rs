@@ -100,6 +100,7 @@ fn options(view: &View) -> OutputOptions {
         units: view.units,
         rate: view.rate,
         nspid: view.nspid,
+        container: view.container,
         ..OutputOptions::default()
     }
 }
@@ -304,6 +305,7 @@ mod tests {
             stamp: Stamp {
                 at: SystemTime::UNIX_EPOCH,
                 elapsed: Duration::from_secs(2),
+                skipped: 0,
             },
         };
         t.draw(|f| {

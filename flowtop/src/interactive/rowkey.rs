@@ -21,12 +21,13 @@ use crate::{
 
 /// The key of `row` in grouping `by`: the identifying cells, tab-separated.
 pub fn key(by: GroupBy, row: &Row) -> String {
-    let mut columns = layout::table_lead(by, false);
+    let mut columns = layout::table_lead(by, false, false);
     columns.extend_from_slice(layout::table_tail(by));
     let has_pid = columns.contains(&Column::Pid);
     let stamp = Stamp {
         at: SystemTime::UNIX_EPOCH,
         elapsed: Duration::ZERO,
+        skipped: 0,
     };
     let ctx = RowCtx {
         index: 0,
@@ -64,6 +65,7 @@ mod tests {
             processes: 3,
             conn: None,
             cgroup: Some("/a/b".into()),
+            container: None,
             interval: Bytes { rx: 1, tx: 2 },
             total: Bytes { rx: 3, tx: 4 },
         }

@@ -4,7 +4,7 @@
 //! [`Grouper`], and every grouping's since-start totals are right whichever one is
 //! on screen. Which rows are still alive comes from the same read: the keys not
 //! reclaimed, grouped the same way.
-use std::collections::HashSet;
+use std::{collections::HashSet, path::PathBuf};
 
 use anyhow::Result;
 use aya::Ebpf;
@@ -20,7 +20,8 @@ use crate::{
         pipeline::{Deltas, Pipeline},
         Bytes,
     },
-    identity::CgroupNames,
+    container::{filter::CgroupFilter, Containers},
+    identity::{self, CgroupNames},
     nspid::NsPids,
 };
 
@@ -53,18 +54,39 @@ pub struct Source {
     groupings: Vec<GroupBy>,
     /// `--show-nspid`.
     nspids: Option<NsPids>,
+    /// `--show-container`: rows of processes and connections carry their container.
+    show_container: bool,
 }
 
 impl Source {
-    /// `flow_mode`: how the programs key the flow map (see `KernelFilters`).
-    pub fn new(ebpf: &mut Ebpf, capacity: u32, flow_mode: u32, nspid: bool) -> Result<Self> {
-        let names = CgroupNames::or_ids("cgroups will be shown as");
+    /// `flow_mode`: how the programs key the flow map (see `KernelFilters`);
+    /// `host_root`: `--host-root`. Containers are named whenever the cgroup2 mount
+    /// is found: `g` may switch to them at any time.
+    pub fn new(
+        ebpf: &mut Ebpf,
+        capacity: u32,
+        flow_mode: u32,
+        nspid: bool,
+        show_container: bool,
+        host_root: PathBuf,
+    ) -> Result<Self> {
+        let mut grouper = Grouper::new(CgroupNames::or_ids("cgroups will be shown as"));
+        match identity::cgroup2_mount() {
+            Ok(mount) => grouper.name_containers(Containers::new(mount, host_root)),
+            Err(e) => log::warn!("no container rows or names: {e:#}"),
+        }
         Ok(Self {
             pipeline: Pipeline::new(ebpf, capacity, flow_mode != 0)?,
-            grouper: Grouper::new(names),
-            groupings: available(flow_mode),
+            groupings: available(flow_mode, grouper.names_containers()),
+            grouper,
             nspids: nspid.then(NsPids::default),
+            show_container,
         })
+    }
+
+    /// `--container`, `--pod`: matches found between reads are counted too.
+    pub fn follow_cgroup_filter(&mut self, filter: CgroupFilter) {
+        self.pipeline.follow_cgroup_filter(filter);
     }
 
     /// The groupings there are rows of, in `--by`'s order.
@@ -72,8 +94,9 @@ impl Source {
         &self.groupings
     }
 
-    /// See [`Pipeline::sweep`].
+    /// See [`Grouper::refresh`] and [`Pipeline::sweep`].
     pub fn sweep(&mut self) -> Result<()> {
+        self.grouper.refresh();
         self.pipeline.sweep()
     }
 
@@ -83,11 +106,14 @@ impl Source {
         let (live_procs, live_flows) = live(&deltas);
         let mut groupings = Vec::with_capacity(self.groupings.len());
         for &by in &self.groupings {
-            let mut rows = self.grouper.rows(by, &deltas.procs.rows, &deltas.flows);
+            let mut rows = self.grouper.rows(by, &deltas.procs.rows, &deltas.flows)?;
+            if self.show_container {
+                self.grouper.show_containers(by, &mut rows, &deltas.flows);
+            }
             // The same grouping of the live keys, with no bytes: which rows live on.
             let alive = self
                 .grouper
-                .rows(by, &live_procs, &live_flows)
+                .rows(by, &live_procs, &live_flows)?
                 .iter()
                 .map(|r| key(by, r))
                 .collect();
@@ -101,6 +127,7 @@ impl Source {
         if let Some(nspids) = &mut self.nspids {
             nspids.forget(deltas.exited());
         }
+        self.grouper.end_interval(deltas.exited());
         Ok(Sample {
             index: deltas.procs.index,
             all: deltas
@@ -114,12 +141,14 @@ impl Source {
     }
 }
 
-/// The groupings whose flow keys `flow_mode` has (pid and comm need none).
-fn available(flow_mode: u32) -> Vec<GroupBy> {
+/// The groupings whose flow keys `flow_mode` has (pid and comm need none), and
+/// containers only where they can be named.
+fn available(flow_mode: u32, containers: bool) -> Vec<GroupBy> {
     GroupBy::all()
         .iter()
         .copied()
         .filter(|by| by.flow_mode() & !flow_mode == 0)
+        .filter(|by| containers || *by != GroupBy::Container)
         .collect()
 }
 
@@ -155,10 +184,14 @@ mod tests {
     #[test]
     fn groupings_are_those_the_flow_map_was_keyed_for() {
         use GroupBy::*;
-        assert_eq!(available(0), [Pid, Comm]);
-        assert_eq!(available(flow_mode::CGROUP), [Pid, Comm, Cgroup]);
+        assert_eq!(available(0, true), [Pid, Comm]);
         assert_eq!(
-            available(flow_mode::CONN | flow_mode::CGROUP),
+            available(flow_mode::CGROUP, true),
+            [Pid, Comm, Cgroup, Container]
+        );
+        assert_eq!(available(flow_mode::CGROUP, false), [Pid, Comm, Cgroup]);
+        assert_eq!(
+            available(flow_mode::CONN | flow_mode::CGROUP, true),
             GroupBy::all()
         );
     }

@@ -52,6 +52,8 @@ pub struct View {
     pub page: usize,
     /// `--show-nspid`.
     pub nspid: bool,
+    /// `--show-container`: a CONTAINER column where rows are processes.
+    pub container: bool,
     /// `-r`: only the N busiest rows.
     pub limit: Option<usize>,
     /// A one-off note for the status line (a key that cannot apply here).
@@ -84,6 +86,7 @@ impl View {
             opened: None,
             page: 10,
             nspid: config.rows.nspid,
+            container: config.rows.container,
             limit: config
                 .rows
                 .limit
@@ -275,6 +278,7 @@ pub(crate) mod tests {
                 sort: SortBy::Total,
                 limit: None,
                 nspid: false,
+                container: false,
             },
             units,
             rate: false,
