@@ -412,7 +412,8 @@ fn csv_of_every_grouping_adds_up_to_the_bytes_moved() {
             "all_tx_bytes",
             "unrecorded_rx_bytes",
             "unrecorded_tx_bytes",
-            "unrecorded_bytes"
+            "unrecorded_bytes",
+            "skipped_calls"
         ])
     );
     let conn = csv_rows(&texts[0]);

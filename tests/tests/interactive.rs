@@ -28,6 +28,11 @@ fn row(screen: &str, pid: u32) -> Option<Vec<String>> {
         .find(|cells| cells.first() == Some(&pid))
 }
 
+/// A screen line's cells, one space apart.
+fn words(line: &str) -> String {
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// The column names.
 fn header(screen: &str) -> Vec<&str> {
     screen
@@ -132,10 +137,19 @@ fn screen_shows_exact_bytes_and_every_key_changes_the_view() {
             && rcv_row.ends_with(&format!("{n1} 0 {n1} 0 {n1}")),
         "{s}"
     );
-    for by in ["by: comm", "by: cgroup", "by: pid"] {
+    for by in ["by: comm", "by: cgroup"] {
         t.keys(&["g"]);
         t.wait_for(by, 2 * SECOND, |s| s.contains(by));
     }
+    // g: containers. Both ends run where this test runs (on the host, or in the
+    // test's own unit or container): one row has both ends' bytes.
+    t.keys(&["g"]);
+    let both = format!(" 0 0 {n1} {n1} {}", 2 * n1);
+    t.wait_for("both ends in one --by container row", 2 * SECOND, |s| {
+        s.contains("by: container") && s.lines().any(|l| words(l).ends_with(&both))
+    });
+    t.keys(&["g"]);
+    t.wait_for("by: pid", 2 * SECOND, |s| s.contains("by: pid"));
 
     // /: a name leaves only its rows.
     t.keys(&["/"]);

@@ -2,15 +2,15 @@
 //! process and cgroup (`flow_mode::CGROUP`), so every delta carries the three labels
 //! the counters may have (comm, cgroup, pid). Deltas follow the same rules as every
 //! other mode: cumulative kernel counters, differences between reads, dead processes'
-//! keys removed with their final value in the same step.
+//! keys removed with their final value in the same step: the one [`Pipeline`].
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Result;
 use aya::Ebpf;
 
-use super::{diff::ProcDiffer, flows::FlowDiffer, maps::KernelMaps, Bytes};
+use super::{pipeline::Pipeline, Bytes};
 use crate::{
-    container::{filter::CgroupFilter, Containers, Identity, Tracking},
+    container::{filter::CgroupFilter, Containers, Identity},
     identity::{self, CgroupNames},
 };
 
@@ -45,13 +45,10 @@ pub struct Update {
 }
 
 pub struct ExportReader {
-    maps: KernelMaps,
-    differ: ProcDiffer,
-    flow_differ: FlowDiffer,
+    pipeline: Pipeline,
     names: Option<CgroupNames>,
-    /// Container names; `--container`, `--pod`: the kernel filter, kept in step
-    /// with the matches.
-    containers: Tracking,
+    /// Container names; None without a cgroup2 mount.
+    containers: Option<Containers>,
 }
 
 impl ExportReader {
@@ -73,43 +70,36 @@ impl ExportReader {
                 (None, None)
             }
         };
+        let mut pipeline = Pipeline::new(ebpf, capacity, true)?;
+        if let Some(f) = cgroup_filter {
+            pipeline.follow_cgroup_filter(f);
+        }
         Ok(Self {
-            maps: KernelMaps::take(ebpf, capacity, true)?,
-            differ: ProcDiffer::new(),
-            flow_differ: FlowDiffer::default(),
+            pipeline,
             names,
-            containers: Tracking {
-                names: containers,
-                filter: cgroup_filter,
-            },
+            containers,
         })
     }
 
-    /// Reclaims exited processes' keys early when the per-process map fills up.
+    /// Between reads: names new containers, follows `--container`/`--pod`, and
+    /// reclaims exited processes' keys early when the per-process map fills up.
     pub fn sweep(&mut self) -> Result<()> {
-        self.containers.refresh()?;
-        self.maps.procs.sweep()
+        if let Some(c) = &mut self.containers {
+            c.refresh();
+        }
+        self.pipeline.sweep()
     }
 
     /// Bytes moved since the previous read.
     pub fn read(&mut self) -> Result<Update> {
         // The per-process map is read too: it reclaims dead PIDs' keys there, and its
         // losses are reported as a health metric.
-        let procs = self.maps.procs.read()?;
-        let unstored = self.maps.unstored()?;
-        // Processes whose keys were reclaimed: they exited.
-        let exited: Vec<u32> = procs
-            .iter()
-            .filter(|p| p.reclaimed)
-            .map(|p| p.key)
-            .collect();
-        let procs = self.differ.next(&procs, unstored.procs);
-        let samples = self.maps.flows()?.read()?;
-        let flow_keys = samples.iter().filter(|s| !s.reclaimed).count() as u64;
-        let (deltas, lost) = self.flow_differ.next(&samples, unstored.flows);
-        let (names, containers) = (&mut self.names, &mut self.containers.names);
+        let deltas = self.pipeline.read()?;
+        let flow_keys = deltas.flow_samples.iter().filter(|s| !s.reclaimed).count() as u64;
+        let (names, containers) = (&mut self.names, &mut self.containers);
         let flows = deltas
-            .into_iter()
+            .flows
+            .iter()
             .map(|d| FlowBytes {
                 pid: d.key.tgid,
                 comm: d.comm.to_string(),
@@ -124,13 +114,13 @@ impl ExportReader {
             })
             .collect();
         if let Some(c) = containers {
-            c.end_report(exited);
+            c.end_report(deltas.exited());
         }
         Ok(Update {
             flows,
-            unrecorded_procs: procs.unrecorded,
-            unrecorded_flows: lost,
-            proc_keys: self.maps.procs.occupancy()?,
+            unrecorded_procs: deltas.procs.unrecorded,
+            unrecorded_flows: deltas.flows_lost,
+            proc_keys: self.pipeline.occupancy()?,
             flow_keys,
             skipped_calls: 0,
         })

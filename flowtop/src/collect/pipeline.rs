@@ -2,7 +2,8 @@
 //! ([`KernelMaps`]), each diffed ([`ProcDiffer`], [`FlowDiffer`]), the bytes the
 //! programs had no room for added up. Report mode groups the result one way
 //! ([`super::collector`]), `-i` every way ([`crate::interactive::source`]): both
-//! start from this one read, so no mode can count differently.
+//! start from this one read, and so does `--serve` ([`super::exporter`]), so no
+//! mode can count differently.
 use anyhow::Result;
 use aya::Ebpf;
 use flowtop_common::FlowKey;
@@ -25,8 +26,9 @@ pub struct Deltas {
     /// Flows that moved bytes (none when the flow map is not read).
     pub flows: Vec<FlowDelta>,
     /// Bytes the programs could not attribute this interval (either map full; the
-    /// per-process map's alone are in `procs`).
+    /// per-process map's alone are in `procs`, the flow map's in `flows_lost`).
     pub unrecorded: Bytes,
+    pub flows_lost: Bytes,
     /// The reads themselves: which keys are alive, which were reclaimed (exited).
     pub proc_samples: Vec<Sample<u32>>,
     pub flow_samples: Vec<Sample<FlowKey>>,
@@ -101,6 +103,7 @@ impl Pipeline {
         };
         Ok(Deltas {
             unrecorded: procs.unrecorded + lost,
+            flows_lost: lost,
             procs,
             flows,
             proc_samples,

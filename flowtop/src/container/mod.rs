@@ -27,30 +27,6 @@ use path::{classify, Runtime};
 /// container that starts, moves bytes and is removed within this is shown by id.
 pub const REFRESH_PERIOD: Duration = Duration::from_millis(200);
 
-/// What a reader keeps up to date between reports: the names of containers as
-/// their cgroups appear, and the kernel's `--container`/`--pod` slots as matching
-/// containers come and go.
-#[derive(Default)]
-pub struct Tracking {
-    /// `--by container`, `--show-container`, `--serve`.
-    pub names: Option<Containers>,
-    /// `--container`, `--pod`.
-    pub filter: Option<filter::CgroupFilter>,
-}
-
-impl Tracking {
-    /// Between reports.
-    pub fn refresh(&mut self) -> anyhow::Result<()> {
-        if let Some(c) = &mut self.names {
-            c.refresh();
-        }
-        if let Some(f) = &mut self.filter {
-            f.refresh()?;
-        }
-        Ok(())
-    }
-}
-
 /// Who a row's bytes belong to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Identity {
