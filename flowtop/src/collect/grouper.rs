@@ -136,3 +136,98 @@ impl Grouper {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, os::unix::fs::MetadataExt as _, path::Path};
+
+    use flowtop_common::FlowKey;
+
+    use super::*;
+    use crate::collect::Bytes;
+
+    const ID: &str = "916adfd5c3b1e0a2f4d6c8b0a1e3f5d7c9b1a3e5f7d9c1b3a5e7f9d1c3b5a7e9";
+    /// Above the kernel's PID limit: `/proc` never has it, so only the flows name it.
+    const PID: u32 = 4_000_000_001;
+
+    fn flow(cgroup: u64, rx: u64) -> FlowDelta {
+        let key = FlowKey {
+            tgid: PID,
+            cgroup,
+            ..FlowKey::default()
+        };
+        let b = Bytes { rx, tx: 0 };
+        FlowDelta {
+            key,
+            comm: "app".into(),
+            interval: b,
+            total: b,
+        }
+    }
+
+    fn proc_row(rx: u64) -> ProcRow {
+        let b = Bytes { rx, tx: 0 };
+        ProcRow {
+            pid: PID,
+            nspid: None,
+            comm: "app".into(),
+            interval: b,
+            total: b,
+        }
+    }
+
+    fn ids(rows: &[Row]) -> Vec<Option<String>> {
+        rows.iter()
+            .map(|r| r.container.as_ref().and_then(|c| c.id.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_process_is_in_the_container_its_bytes_were_counted_in_until_it_exits() {
+        let dir = std::env::temp_dir().join(format!("flowtop-grouper-{}", std::process::id()));
+        let podman = dir.join(format!("libpod_parent/libpod-{ID}"));
+        fs::create_dir_all(&podman).unwrap();
+        fs::create_dir_all(dir.join("other")).unwrap();
+        let ino = |p: &Path| fs::metadata(p).unwrap().ino();
+        let (in_podman, in_other) = (ino(&podman), ino(&dir.join("other")));
+        let mut g = Grouper::new(None);
+        g.name_containers(Containers::new(dir.clone(), "/nonexistent".into()));
+
+        // Most bytes in the podman cgroup: that is the process's container.
+        let flows = [flow(in_other, 10), flow(in_podman, 1000)];
+        let procs = [proc_row(1010)];
+        let mut rows = g.rows(GroupBy::Pid, &procs, &flows).unwrap();
+        g.show_containers(GroupBy::Pid, &mut rows, &flows);
+        assert_eq!(ids(&rows), [Some(ID.to_string())]);
+        // By container: the podman row and the host row, each with its bytes.
+        let mut by = g.rows(GroupBy::Container, &procs, &flows).unwrap();
+        by.sort_by_key(|r| r.interval.rx);
+        let got: Vec<_> = by
+            .iter()
+            .map(|r| (r.interval.rx, r.container.as_ref().unwrap().is_container()))
+            .collect();
+        assert_eq!(got, [(10, false), (1000, true)]);
+        // By conn: each flow row named by its own cgroup.
+        let mut conns = g.rows(GroupBy::Conn, &procs, &flows).unwrap();
+        g.show_containers(GroupBy::Conn, &mut conns, &flows);
+        assert_eq!(ids(&conns)[1], Some(ID.to_string()));
+        g.end_interval([]);
+
+        // An interval whose flows show no delta: the remembered container.
+        let mut rows = g.rows(GroupBy::Pid, &[proc_row(5)], &[]).unwrap();
+        g.show_containers(GroupBy::Pid, &mut rows, &[]);
+        assert_eq!(ids(&rows), [Some(ID.to_string())]);
+        // Reported exited: forgotten (and /proc has no such process).
+        g.end_interval([PID]);
+        let mut rows = g.rows(GroupBy::Pid, &[proc_row(5)], &[]).unwrap();
+        g.show_containers(GroupBy::Pid, &mut rows, &[]);
+        assert_eq!(ids(&rows), [None]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn container_rows_need_names() {
+        let mut g = Grouper::new(None);
+        assert!(g.rows(GroupBy::Container, &[], &[]).is_err());
+    }
+}
