@@ -148,12 +148,7 @@ impl Collector {
             self.grouper
                 .show_containers(self.by, &mut rows, &deltas.flows);
         }
-        // Rows of processes (pid, comm) carry the per-process counters' bytes: only
-        // that map's losses are theirs.
-        let unrecorded = match self.by.flow_mode() {
-            0 => deltas.procs.unrecorded,
-            _ => deltas.unrecorded,
-        };
+        let unrecorded = deltas.unrecorded(self.by);
         let mut report = aggregate::finish(
             deltas.procs.index,
             self.by,

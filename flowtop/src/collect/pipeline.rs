@@ -9,6 +9,7 @@ use aya::Ebpf;
 use flowtop_common::FlowKey;
 
 use super::{
+    aggregate::GroupBy,
     counters::Sample,
     diff::{IntervalReport, ProcDiffer},
     flows::{FlowDelta, FlowDiffer},
@@ -25,9 +26,8 @@ pub struct Deltas {
     pub procs: IntervalReport,
     /// Flows that moved bytes (none when the flow map is not read).
     pub flows: Vec<FlowDelta>,
-    /// Bytes the programs could not attribute this interval (either map full; the
-    /// per-process map's alone are in `procs`, the flow map's in `flows_lost`).
-    pub unrecorded: Bytes,
+    /// Bytes the flow map had no room for this interval (the per-process map's are
+    /// in `procs`).
     pub flows_lost: Bytes,
     /// The reads themselves: which keys are alive, which were reclaimed (exited).
     pub proc_samples: Vec<Sample<u32>>,
@@ -35,6 +35,16 @@ pub struct Deltas {
 }
 
 impl Deltas {
+    /// Bytes missing from the rows of `by` this interval: rows of processes (pid,
+    /// comm) carry the per-process counters, so only that map's losses are theirs;
+    /// rows made of flows miss what either map had no room for.
+    pub fn unrecorded(&self, by: GroupBy) -> Bytes {
+        match by.flow_mode() {
+            0 => self.procs.unrecorded,
+            _ => self.procs.unrecorded + self.flows_lost,
+        }
+    }
+
     /// Processes whose keys were reclaimed in this read: they exited.
     pub fn exited(&self) -> impl Iterator<Item = u32> + '_ {
         self.proc_samples
@@ -102,7 +112,6 @@ impl Pipeline {
             None => (Vec::new(), Vec::new(), Bytes::default()),
         };
         Ok(Deltas {
-            unrecorded: procs.unrecorded + lost,
             flows_lost: lost,
             procs,
             flows,

@@ -23,6 +23,8 @@ pub struct Kept {
 #[derive(Debug, Default)]
 pub struct Shelf {
     rows: HashMap<String, Kept>,
+    /// Bytes missing from these rows in the last interval (a map full).
+    pub unrecorded: Bytes,
 }
 
 impl Shelf {
@@ -73,8 +75,6 @@ pub struct Board {
     /// All processes' bytes this interval and since start (exited ones included).
     pub interval: Bytes,
     pub since_start: Bytes,
-    /// Bytes the kernel could not attribute in the last interval (map full).
-    pub unrecorded: Bytes,
     /// Socket calls the kernel ran without flowtop's programs in the last interval.
     pub missed: u64,
 }
@@ -89,13 +89,19 @@ impl Board {
                     self.shelves.len() - 1
                 }
             };
-            self.shelves[at].1.update(g.by, &g.rows, &g.alive);
+            let shelf = &mut self.shelves[at].1;
+            shelf.update(g.by, &g.rows, &g.alive);
+            shelf.unrecorded = g.unrecorded;
         }
         self.index = s.index;
         self.interval = s.all;
         self.since_start = self.since_start + s.all;
-        self.unrecorded = s.unrecorded;
         self.missed = missed;
+    }
+
+    /// Bytes missing from the rows of `by` in the last interval.
+    pub fn unrecorded(&self, by: GroupBy) -> Bytes {
+        self.shelf(by).map_or(Bytes::default(), |s| s.unrecorded)
     }
 
     /// The rows of `by`; None before its first interval or where it has no rows.
@@ -138,6 +144,7 @@ pub(crate) mod tests {
                     .map(|r| key(*by, r))
                     .collect(),
                 rows: rows.clone(),
+                unrecorded: Bytes::default(),
             })
             .collect();
         let all = groupings
@@ -150,7 +157,6 @@ pub(crate) mod tests {
             index,
             groupings,
             all,
-            unrecorded: Bytes::default(),
         }
     }
 
@@ -197,11 +203,15 @@ pub(crate) mod tests {
             &[],
         ));
         let mut s = sample(2, &[(GroupBy::Pid, vec![proc_row(1, "a", 4, 14)])], &[1]);
-        s.unrecorded = Bytes { rx: 1, tx: 0 };
+        s.groupings[0].unrecorded = Bytes { rx: 1, tx: 0 };
         board.update(&s, 3);
         assert_eq!(board.since_start.rx, 14);
         assert_eq!(board.interval.rx, 4);
-        assert_eq!((board.unrecorded.rx, board.missed, board.index), (1, 3, 2));
+        assert_eq!(
+            (board.unrecorded(GroupBy::Pid).rx, board.missed, board.index),
+            (1, 3, 2)
+        );
+        assert_eq!(board.unrecorded(GroupBy::Conn), Bytes::default());
         let pids = board.shelf(GroupBy::Pid).unwrap();
         assert!(pids.rows().all(|k| k.gone));
         board.update(&sample(3, &[(GroupBy::Pid, vec![])], &[]), 0);

@@ -193,11 +193,12 @@ fn header(view: &View, board: &Board, rows: &[Shown], info: &Info) -> Vec<Line<'
         )),
     ];
     let mut warnings = Vec::new();
-    if board.unrecorded.total() > 0 {
+    let unrecorded = board.unrecorded(view.shown_by());
+    if unrecorded.total() > 0 {
         warnings.push(format!(
             "UNRECORDED RX {} TX {} this interval (map full: raise --max-entries)",
-            view.units.amount_with_unit(board.unrecorded.rx),
-            view.units.amount_with_unit(board.unrecorded.tx),
+            view.units.amount_with_unit(unrecorded.rx),
+            view.units.amount_with_unit(unrecorded.tx),
         ));
     }
     if board.missed > 0 {
@@ -330,7 +331,7 @@ mod tests {
             proc_row(7, "sshd", 2048, 2048),
         ];
         let mut s = sample(1, &[(GroupBy::Pid, rows)], &[]);
-        s.unrecorded = Bytes { rx: 5, tx: 0 };
+        s.groupings[0].unrecorded = Bytes { rx: 5, tx: 0 };
         board_of(&s)
     }
 

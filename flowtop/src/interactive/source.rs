@@ -33,6 +33,8 @@ pub struct Grouping {
     pub rows: Vec<Row>,
     /// Keys ([`key`]) of rows with a process still alive after this read.
     pub alive: HashSet<String>,
+    /// Bytes missing from these rows this interval (a map full).
+    pub unrecorded: Bytes,
 }
 
 /// The rows of one interval for every grouping there is here.
@@ -43,8 +45,6 @@ pub struct Sample {
     pub groupings: Vec<Grouping>,
     /// All processes' bytes this interval.
     pub all: Bytes,
-    /// Bytes the kernel could not attribute this interval (map full).
-    pub unrecorded: Bytes,
 }
 
 pub struct Source {
@@ -122,7 +122,12 @@ impl Source {
                     row.nspid = row.pid.and_then(|pid| nspids.get(pid));
                 }
             }
-            groupings.push(Grouping { by, rows, alive });
+            groupings.push(Grouping {
+                by,
+                rows,
+                alive,
+                unrecorded: deltas.unrecorded(by),
+            });
         }
         if let Some(nspids) = &mut self.nspids {
             nspids.forget(deltas.exited());
@@ -135,7 +140,6 @@ impl Source {
                 .rows
                 .iter()
                 .fold(Bytes::default(), |a, r| a + r.interval),
-            unrecorded: deltas.unrecorded,
             groupings,
         })
     }
