@@ -5,9 +5,11 @@
 //! [`counters`] reads one map (cumulative bytes since each key was created) and
 //! reclaims keys of processes that are gone, taking their final value in the same
 //! step; [`diff`] (pure) turns successive reads into interval and total amounts;
-//! [`pipeline`] runs one interval of both instances; [`aggregate`] makes rows of
-//! any `--by`, [`grouper`] picks the grouping's function. [`collector`] drives it
-//! for reports (and `-i` for its screen), [`exporter`] for `--serve`.
+//! [`pipeline`] runs one interval of both instances (and keeps the
+//! `--container`/`--pod` kernel slots current); [`aggregate`] makes rows of any
+//! `--by`, [`grouper`] picks the grouping's function and names containers.
+//! [`collector`] drives them for reports, `-i` (`crate::interactive::source`) for
+//! every grouping at once, [`exporter`] reads the same pipeline for `--serve`.
 pub mod aggregate;
 pub mod collector;
 pub mod comm;
