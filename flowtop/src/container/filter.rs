@@ -132,7 +132,6 @@ impl CgroupFilter {
 
     /// Between reports: new matches get a free slot, gone ones free theirs.
     pub fn refresh(&mut self) -> Result<()> {
-        self.containers.refresh();
         let now: Vec<PathBuf> = self
             .wanted
             .cgroups(&mut self.containers)
