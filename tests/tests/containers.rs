@@ -411,6 +411,45 @@ fn docker_kubernetes_cri_o_and_systemd_cgroups_are_named_and_exact() {
     }
 }
 
+/// The kubelet links `var/log/containers/<pod>_<ns>_<container>-<id>.log` only after
+/// the container started, when its cgroup already exists: a container first seen
+/// before the link is named once the link appears.
+#[test]
+fn a_kubernetes_container_is_named_once_the_kubelet_links_its_log() {
+    let ctx = ctx();
+    let tree = CgroupTree::required("flowtop-late");
+    let root = HostRoot::new();
+    let (id, uid) = (fake_id(11), pod_uid(11));
+    root.write(&format!("var/log/pods/late_api-0_{uid}/server/0.log"), "");
+    let dir = tree.mkdir(&format!("kubepods/burstable/pod{uid}/{id}"));
+    let root_arg = root.arg();
+    let grouped = start(&ctx, &["--by", "container", "--host-root", &root_arg]);
+    let gen = in_cgroup(&ctx, &dir, 70_001);
+    // flowtop has walked the tree (every 200 ms) and seen the cgroup unnamed.
+    std::thread::sleep(Duration::from_millis(600));
+    root.write(
+        &format!("var/log/containers/api-0_late_server-{id}.log"),
+        "",
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let mut gen = gen;
+    gen.go().unwrap();
+    let truth = gen.finish().expect("trafficgen exits 0");
+    let rows = stop(grouped);
+    let got = per(&rows, "container_id");
+    let (bytes, row) = got
+        .get(&id)
+        .unwrap_or_else(|| panic!("no row for {id}: {rows:?}"));
+    assert_eq!(*bytes, both(&truth));
+    assert_eq!(row["container"], "server", "{row}");
+    assert_eq!(
+        (row["namespace"].as_str(), row["pod"].as_str()),
+        (Some("late"), Some("api-0")),
+        "{row}"
+    );
+    assert_eq!(row["runtime"], "containerd", "{row}");
+}
+
 #[test]
 fn unreadable_names_give_the_id_and_pid_rows_show_the_container() {
     let ctx = ctx();
