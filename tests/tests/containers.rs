@@ -70,6 +70,19 @@ fn per(rows: &[Value], key: &str) -> HashMap<String, ((u64, u64), Value)> {
         .collect()
 }
 
+/// The (rx, tx) and last row of the rows whose `key` is `value`; panics without one.
+fn one(rows: &[Value], key: &str, value: &str) -> ((u64, u64), Value) {
+    per(rows, key)
+        .remove(value)
+        .unwrap_or_else(|| panic!("no row with {key} {value}: {rows:?}"))
+}
+
+/// Releases trafficgen (`--wait-go`) and waits for it to exit 0: its ground truth.
+fn release(mut gen: Gen) -> Truth {
+    gen.go().unwrap();
+    gen.finish().expect("trafficgen exits 0")
+}
+
 /// Every byte a process moved to itself: received as sent.
 fn both(t: &Truth) -> (u64, u64) {
     (t.rx_bytes, t.tx_bytes)
@@ -370,18 +383,10 @@ fn docker_kubernetes_cri_o_and_systemd_cgroups_are_named_and_exact() {
             "container",
         ],
     );
-    let mut truths = Vec::new();
-    for mut g in gens {
-        g.go().unwrap();
-        truths.push(g.finish().expect("trafficgen exits 0"));
-    }
+    let truths: Vec<Truth> = gens.into_iter().map(release).collect();
     let rows = stop(grouped);
-    let by_cgroup = per(&rows, "cgroup");
     for (c, t) in cases.iter().zip(&truths) {
-        let key = tree.path_of(&c.dir);
-        let (got, row) = by_cgroup
-            .get(&key)
-            .unwrap_or_else(|| panic!("no row for {key}: {rows:?}"));
+        let (got, row) = one(&rows, "cgroup", &tree.path_of(&c.dir));
         eprintln!(
             "{} {}: moved {:?}, reported {got:?} as {}",
             c.runtime,
@@ -389,7 +394,7 @@ fn docker_kubernetes_cri_o_and_systemd_cgroups_are_named_and_exact() {
             both(t),
             row["container"]
         );
-        assert_eq!(*got, both(t), "{key}");
+        assert_eq!(got, both(t), "{row}");
         assert_eq!(row["container"], c.name.as_str(), "{row}");
         assert_eq!(row["runtime"], c.runtime, "{row}");
         assert_eq!(row["container_id"].as_str(), c.id.as_deref(), "{row}");
@@ -432,15 +437,10 @@ fn a_kubernetes_container_is_named_once_the_kubelet_links_its_log() {
         "",
     );
     std::thread::sleep(Duration::from_millis(600));
-    let mut gen = gen;
-    gen.go().unwrap();
-    let truth = gen.finish().expect("trafficgen exits 0");
+    let truth = release(gen);
     let rows = stop(grouped);
-    let got = per(&rows, "container_id");
-    let (bytes, row) = got
-        .get(&id)
-        .unwrap_or_else(|| panic!("no row for {id}: {rows:?}"));
-    assert_eq!(*bytes, both(&truth));
+    let (bytes, row) = one(&rows, "container_id", &id);
+    assert_eq!(bytes, both(&truth));
     assert_eq!(row["container"], "server", "{row}");
     assert_eq!(
         (row["namespace"].as_str(), row["pod"].as_str()),
@@ -479,15 +479,10 @@ fn unreadable_names_give_the_id_and_pid_rows_show_the_container() {
         .env("FLOWTOP_HOST_ROOT", &root_arg)
         .start()
         .expect("flowtop --container ID-PREFIX");
-    let mut gen = gen;
-    gen.go().unwrap();
-    let truth = gen.finish().expect("trafficgen exits 0");
+    let truth = release(gen);
     let rows = stop(grouped);
-    let got = per(&rows, "container_id");
-    let (bytes, row) = got
-        .get(&id)
-        .unwrap_or_else(|| panic!("no row for {id}: {rows:?}"));
-    assert_eq!(*bytes, both(&truth));
+    let (bytes, row) = one(&rows, "container_id", &id);
+    assert_eq!(bytes, both(&truth));
     assert!(row["container"].is_null(), "{row}");
     assert_eq!(row["runtime"], "docker", "{row}");
     assert_eq!(row["cgroup"], tree.path_of(&dir).as_str(), "{row}");

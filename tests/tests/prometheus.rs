@@ -19,7 +19,7 @@ use std::{
 use flowtop_tests::{
     args, own_cgroup,
     podman::{Container, Image, Network},
-    require_tool, Ctx, Flowtop, Gen,
+    require_tool, Ctx, Flowtop, Gen, Truth,
 };
 use serde_json::Value;
 
@@ -224,6 +224,22 @@ fn prometheus_scrapes_exact_bytes_by_comm_cgroup_and_pid() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Asserts that the last samples of container `name`'s counters are exactly what
+/// `truth` moved. Counters only grow: the largest sample is the last one, even once
+/// the series went stale.
+fn assert_final_bytes(web: SocketAddr, name: &str, truth: &Truth) {
+    for (dir, want) in [("tx", truth.tx_bytes), ("rx", truth.rx_bytes)] {
+        let q = format!("max_over_time(flowtop_{dir}_bytes_total{{container=\"{name}\"}}[10m])");
+        let r = poll(web, &q, |r| r.iter().map(value).sum::<u64>() >= want);
+        eprintln!(
+            "{name} {dir}: moved {want}, Prometheus has {:?}",
+            r.iter().map(value).collect::<Vec<_>>()
+        );
+        assert_eq!(r.len(), 1, "{q}: {r:?}");
+        assert_eq!(value(&r[0]), want, "{q}: exact: {r:?}");
+    }
+}
+
 /// `--series-ttl 3s` with container labels: two real podman containers move known
 /// bytes over their own loopback; the one that finished is scraped with its exact
 /// bytes and its `container` label, then its series leaves the page and Prometheus
@@ -265,21 +281,7 @@ fn series_ttl_drops_a_finished_containers_series_and_keeps_the_others_exact() {
     gd.go().unwrap();
     gb.go().unwrap();
     let truth = gd.finish().expect("done exits 0");
-    // The counters only grow: the largest sample is the last one, even after the
-    // series went stale.
-    let last = |dir: &str, name: &str| {
-        format!("max_over_time(flowtop_{dir}_bytes_total{{container=\"{name}\"}}[10m])")
-    };
-    for (d, want) in [("tx", truth.tx_bytes), ("rx", truth.rx_bytes)] {
-        let q = last(d, &done);
-        let r = poll(web, &q, |r| r.iter().map(value).sum::<u64>() >= want);
-        eprintln!(
-            "{done} {d}: moved {want}, Prometheus has {:?}",
-            r.iter().map(value).collect::<Vec<_>>()
-        );
-        assert_eq!(r.len(), 1, "{q}: {r:?}");
-        assert_eq!(value(&r[0]), want, "{q}: exact: {r:?}");
-    }
+    assert_final_bytes(web, &done, &truth);
     let q = format!("flowtop_tx_bytes_total{{container=\"{done}\"}}");
     let r = poll(web, &q, |_| true);
     assert_eq!(r.len(), 1, "{q}: {r:?}");
@@ -314,16 +316,7 @@ fn series_ttl_drops_a_finished_containers_series_and_keeps_the_others_exact() {
     assert!(page.contains(&id_busy), "{page}");
 
     let truth = gb.finish().expect("busy exits 0");
-    for (d, want) in [("tx", truth.tx_bytes), ("rx", truth.rx_bytes)] {
-        let q = last(d, &busy);
-        let r = poll(web, &q, |r| r.iter().map(value).sum::<u64>() >= want);
-        eprintln!(
-            "{busy} {d}: moved {want}, Prometheus has {:?}",
-            r.iter().map(value).collect::<Vec<_>>()
-        );
-        assert_eq!(r.len(), 1, "{q}: {r:?}");
-        assert_eq!(value(&r[0]), want, "{q}: exact: {r:?}");
-    }
+    assert_final_bytes(web, &busy, &truth);
     ft.stop_with(libc::SIGTERM)
         .expect("flowtop exits on SIGTERM")
         .assert_clean();
