@@ -416,6 +416,51 @@ fn docker_kubernetes_cri_o_and_systemd_cgroups_are_named_and_exact() {
     }
 }
 
+/// `--container NAME` matching more replicas than the kernel has cgroup slots for
+/// would lose some: cri-o's monitor (`crio-conmon-<id>.scope`, beside each
+/// container) carries the container's id and must not take a slot. Five replicas
+/// with their monitors (ten cgroups) fit in eight slots, each counted exactly.
+#[test]
+fn replicas_are_all_counted_without_slots_for_their_monitors() {
+    let ctx = ctx();
+    let tree = CgroupTree::required("flowtop-replicas");
+    let root = HostRoot::new();
+    let mut dirs = Vec::new();
+    for n in 21..26 {
+        let (id, uid) = (fake_id(n), pod_uid(n));
+        let pod = format!("cache-{n}");
+        root.write(&format!("var/log/pods/rep_{pod}_{uid}/cache/0.log"), "");
+        root.write(&format!("var/log/containers/{pod}_rep_cache-{id}.log"), "");
+        let slice = format!("kubepods.slice/kubepods-pod{}.slice", uid.replace('-', "_"));
+        tree.mkdir(&format!("{slice}/crio-conmon-{id}.scope"));
+        dirs.push((id.clone(), tree.mkdir(&format!("{slice}/crio-{id}.scope"))));
+    }
+    let gens: Vec<Gen> = dirs
+        .iter()
+        .map(|(_, d)| in_cgroup(&ctx, d, 40_009))
+        .collect();
+    let root_arg = root.arg();
+    let replicas = start(
+        &ctx,
+        &[
+            "--container",
+            "cache",
+            "--host-root",
+            &root_arg,
+            "--by",
+            "container",
+        ],
+    );
+    let truths: Vec<Truth> = gens.into_iter().map(release).collect();
+    let rows = stop(replicas);
+    assert_eq!(per(&rows, "container_id").len(), dirs.len(), "{rows:?}");
+    for ((id, _), t) in dirs.iter().zip(&truths) {
+        let (bytes, row) = one(&rows, "container_id", id);
+        assert_eq!(bytes, both(t), "{row}");
+        assert_eq!(row["container"], "cache", "{row}");
+    }
+}
+
 /// The kubelet links `var/log/containers/<pod>_<ns>_<container>-<id>.log` only after
 /// the container started, when its cgroup already exists: a container first seen
 /// before the link is named once the link appears.
