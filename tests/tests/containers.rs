@@ -496,7 +496,7 @@ fn a_kubernetes_container_is_named_once_the_kubelet_links_its_log() {
 }
 
 #[test]
-fn unreadable_names_give_the_id_and_pid_rows_show_the_container() {
+fn unreadable_names_give_the_id_and_pid_and_conn_rows_show_the_container() {
     let ctx = ctx();
     let tree = CgroupTree::required("flowtop-nofiles");
     let root = HostRoot::new();
@@ -524,6 +524,10 @@ fn unreadable_names_give_the_id_and_pid_rows_show_the_container() {
         .env("FLOWTOP_HOST_ROOT", &root_arg)
         .start()
         .expect("flowtop --container ID-PREFIX");
+    let conns = start(
+        &ctx,
+        &["--by", "conn", "--show-container", "--host-root", &root_arg],
+    );
     let truth = release(gen);
     let rows = stop(grouped);
     let (bytes, row) = one(&rows, "container_id", &id);
@@ -539,6 +543,15 @@ fn unreadable_names_give_the_id_and_pid_rows_show_the_container() {
         assert!(r["container"].is_null(), "{r}");
     }
     assert_eq!(sum_by(&rows, |_| Some(()))[&()], both(&truth));
+    // --by conn --show-container: each of its connections names the container.
+    let rows = stop(conns);
+    let mine: Vec<Value> = rows.into_iter().filter(|r| r["pid"] == truth.pid).collect();
+    assert!(mine.len() >= 2, "its TCP and UDP connections: {mine:?}");
+    for r in &mine {
+        assert_eq!(r["container_id"], id.as_str(), "{r}");
+        assert_eq!(r["cgroup"], tree.path_of(&dir).as_str(), "{r}");
+    }
+    assert_eq!(sum_by(&mine, |_| Some(()))[&()], both(&truth));
 }
 
 #[test]
