@@ -141,8 +141,9 @@ fn podman_containers_are_named_and_exact_even_when_gone() {
     waiting
         .wait_for_log(&format!("libpod-{id_b}"))
         .expect("--wait follows b once it appears");
-    // The others walk the cgroup tree every 200 ms: let them see b alive.
-    std::thread::sleep(Duration::from_millis(500));
+    // The others walk the cgroup tree every 200 ms: let them see b alive (with a
+    // margin for a loaded machine).
+    std::thread::sleep(Duration::from_secs(1));
     gb.go().unwrap();
     ga.go_and_hold().unwrap();
     let (mut conn, _) = listener.accept().unwrap();
