@@ -21,6 +21,7 @@
 //! - [`trafficgen`]: driving the one traffic generator;
 //! - [`verdict`]: expectations, verdicts and the comparison;
 //! - [`cgroup`]: cgroup v2 fixtures;
+//! - [`podman`]: real podman containers running trafficgen, image built offline;
 //! - [`tmux`]: a real terminal for `flowtop -i`;
 //! - [`scenarios`]: the scenarios shared with the VM matrix.
 pub mod binaries;
@@ -29,6 +30,7 @@ pub mod child;
 pub mod ctx;
 pub mod flowtop;
 pub mod host;
+pub mod podman;
 pub mod rows;
 pub mod scenarios;
 pub mod tmux;
@@ -36,7 +38,7 @@ pub mod trafficgen;
 pub mod verdict;
 
 pub use binaries::{find_flowtop, find_trafficgen};
-pub use cgroup::ScenarioCgroup;
+pub use cgroup::{cgroup2_mount, own_cgroup, CgroupTree, ScenarioCgroup};
 pub use child::{send_signal, wait_timeout};
 pub use ctx::Ctx;
 pub use flowtop::{panic_text, Flowtop, FlowtopBuilder, FlowtopRun, READY_MARKER};

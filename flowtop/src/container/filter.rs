@@ -45,6 +45,14 @@ impl Wanted {
     /// containers are below it) when the path names one, else each container.
     pub fn cgroups(&self, containers: &mut Containers) -> Vec<(Arc<Identity>, PathBuf)> {
         let mut found = containers.matching(|i| self.accepts(i));
+        // A runtime's monitor (conmon, beside each container with the systemd
+        // driver) has the container's id but none of its sockets: a slot for it
+        // would halve the replicas that fit in the kernel's slots.
+        found.retain(|(_, d)| {
+            !d.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(super::path::is_monitor)
+        });
         if self.container.is_none() {
             // Several containers of one pod under its slice: keep the topmost.
             let dirs: Vec<PathBuf> = found.iter().map(|(_, d)| d.clone()).collect();
@@ -132,7 +140,6 @@ impl CgroupFilter {
 
     /// Between reports: new matches get a free slot, gone ones free theirs.
     pub fn refresh(&mut self) -> Result<()> {
-        self.containers.refresh();
         let now: Vec<PathBuf> = self
             .wanted
             .cgroups(&mut self.containers)

@@ -13,7 +13,7 @@ pub mod names;
 pub mod path;
 
 use std::{
-    collections::HashMap,
+    collections::{hash_map, HashMap},
     fs,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
@@ -194,8 +194,16 @@ impl std::fmt::Display for PodArg {
     }
 }
 
+/// How long a container that its runtime's files did not name yet is looked up
+/// again on each walk: the kubelet links `var/log/containers/..-<id>.log` only
+/// after the container started, and its cgroup exists from before that.
+pub const NAME_RETRY: Duration = Duration::from_secs(10);
+
 struct Entry {
     ident: Arc<Identity>,
+    /// The cgroup path, and since when it is a container without a name (looked up
+    /// again for [`NAME_RETRY`]).
+    unnamed: Option<(String, Instant)>,
     /// The cgroup's directory: for the kernel filter (`--container`, `--pod`).
     dir: PathBuf,
     /// Report number before which the directory was found gone.
@@ -249,11 +257,19 @@ impl Containers {
         let mut now = HashMap::new();
         crate::identity::walk(&self.mount, "", &mut now);
         for (id, path) in &now {
-            self.by_cgroup.entry(*id).or_insert_with(|| Entry {
-                ident: Arc::new(Identity::of_path(&self.root, path)),
-                dir: self.mount.join(path.trim_start_matches('/')),
-                gone_at: None,
-            });
+            match self.by_cgroup.entry(*id) {
+                hash_map::Entry::Occupied(mut e) => Self::name_again(&self.root, e.get_mut()),
+                hash_map::Entry::Vacant(v) => {
+                    let ident = Identity::of_path(&self.root, path);
+                    v.insert(Entry {
+                        unnamed: (ident.is_container() && ident.name.is_none())
+                            .then(|| (path.clone(), Instant::now())),
+                        ident: Arc::new(ident),
+                        dir: self.mount.join(path.trim_start_matches('/')),
+                        gone_at: None,
+                    });
+                }
+            }
         }
         let reports = self.reports;
         for (id, e) in &mut self.by_cgroup {
@@ -262,6 +278,24 @@ impl Containers {
             }
         }
         self.last_walk = Some(Instant::now());
+    }
+
+    /// A container first seen before its runtime's files named it: looked up again
+    /// while it is younger than [`NAME_RETRY`] (a sandbox that is never named, like
+    /// a pod's pause container, stops costing lookups then).
+    fn name_again(root: &Path, e: &mut Entry) {
+        let Some((path, since)) = &e.unnamed else {
+            return;
+        };
+        if since.elapsed() >= NAME_RETRY {
+            e.unnamed = None;
+        } else {
+            let ident = Identity::of_path(root, path);
+            if ident.name.is_some() {
+                e.ident = Arc::new(ident);
+                e.unnamed = None;
+            }
+        }
     }
 
     /// Who cgroup `cgroup_id` is; `tgid`, when known, lets a process that a
@@ -342,9 +376,11 @@ impl Containers {
 
     /// Live cgroups whose identity `pred` accepts, with their directories: each is
     /// the top of a container or unit (not its sub-cgroups), so the kernel filter
-    /// (which includes descendants) counts each once.
+    /// (which includes descendants) counts each once. As fresh as the last walk
+    /// ([`REFRESH_PERIOD`]): the filter asks on every sweep (50 ms), and a walk
+    /// opens every directory of the cgroup tree.
     pub fn matching(&mut self, pred: impl Fn(&Identity) -> bool) -> Vec<(Arc<Identity>, PathBuf)> {
-        self.walk();
+        self.refresh();
         let mount = &self.mount;
         let mut out: Vec<_> = self
             .by_cgroup

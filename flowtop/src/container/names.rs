@@ -3,8 +3,8 @@
 //! minimal container with the host's `/` mounted and on a node whose runtime hangs.
 //!
 //! - docker: `var/lib/docker/containers/<id>/config.v2.json`, key `Name` (`/web`).
-//! - podman: `var/lib/containers/storage/overlay-containers/containers.json`, the
-//!   entry whose `id` matches, first of `names`.
+//! - podman: `var/lib/containers/storage/<driver>-containers/containers.json` (the
+//!   store of each storage driver), the entry whose `id` matches, first of `names`.
 //! - Kubernetes (any CRI runtime): the kubelet's log layout,
 //!   `var/log/containers/<pod>_<namespace>_<container>-<id>.log` for a container,
 //!   `var/log/pods/<namespace>_<pod>_<uid>/` for a pod (its sandbox has no log).
@@ -18,8 +18,16 @@ use serde_json::Value;
 use super::path::{PathIdentity, Runtime};
 
 /// Where podman keeps its container store when run as root (Debian's default
-/// `graphroot` in /etc/containers/storage.conf).
+/// `graphroot` in /etc/containers/storage.conf), with the overlay driver.
 pub const PODMAN_STORE: &str = "var/lib/containers/storage/overlay-containers/containers.json";
+/// The stores of the other storage drivers: podman falls back to vfs where overlay
+/// is not supported (e.g. podman in a container), and the store's directory is
+/// named after the driver.
+pub const PODMAN_OTHER_STORES: [&str; 3] = [
+    "var/lib/containers/storage/vfs-containers/containers.json",
+    "var/lib/containers/storage/btrfs-containers/containers.json",
+    "var/lib/containers/storage/zfs-containers/containers.json",
+];
 pub const DOCKER_CONTAINERS: &str = "var/lib/docker/containers";
 pub const KUBELET_CONTAINER_LOGS: &str = "var/log/containers";
 pub const KUBELET_POD_LOGS: &str = "var/log/pods";
@@ -68,9 +76,15 @@ pub fn docker_name(root: &Path, id: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
-/// podman's first name for `id` in its container store.
+/// podman's first name for `id` in the container store of any storage driver.
 pub fn podman_name(root: &Path, id: &str) -> Option<String> {
-    let text = fs::read_to_string(root.join(PODMAN_STORE)).ok()?;
+    std::iter::once(PODMAN_STORE)
+        .chain(PODMAN_OTHER_STORES)
+        .find_map(|store| podman_name_in(&root.join(store), id))
+}
+
+fn podman_name_in(store: &Path, id: &str) -> Option<String> {
+    let text = fs::read_to_string(store).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     v.as_array()?
         .iter()
@@ -177,6 +191,13 @@ mod tests {
             root.write(PODMAN_STORE, bad);
             assert_eq!(resolve(&root.0, &who).container, None, "{bad:?}");
         }
+        // The vfs driver's store (podman where overlay is not supported).
+        let vfs = Root::new("podman-vfs");
+        vfs.write(
+            PODMAN_OTHER_STORES[0],
+            &format!(r#"[{{"id":"{ID}","names":["cache"]}}]"#),
+        );
+        assert_eq!(resolve(&vfs.0, &who).container.as_deref(), Some("cache"));
     }
 
     #[test]

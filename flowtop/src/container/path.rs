@@ -134,6 +134,15 @@ fn container<'a>(part: &'a str, parent: Option<&str>, in_pod: bool) -> Option<(R
     None
 }
 
+/// A container monitor's own cgroup (`libpod-conmon-<id>.scope`,
+/// `crio-conmon-<id>.scope`): it carries the container's id but runs the monitor,
+/// not the container.
+pub fn is_monitor(part: &str) -> bool {
+    ["libpod-conmon-", "crio-conmon-"]
+        .iter()
+        .any(|p| part.starts_with(p))
+}
+
 /// A pod's cgroup directory (`pod<uid>`, `kubepods-burstable-pod<uid>.slice`).
 fn is_pod_dir(part: &str) -> bool {
     pod_uid(part).is_some()
@@ -317,6 +326,14 @@ mod tests {
         assert_eq!(pod_uid("podnot-a-uid"), None);
         assert_eq!(pod_uid("kubepods-burstable.slice"), None);
         assert_eq!(pod_uid(&format!("pod{UID}")), Some(UID.into()));
+    }
+
+    #[test]
+    fn monitors_are_told_apart() {
+        assert!(is_monitor(&format!("libpod-conmon-{ID}.scope")));
+        assert!(is_monitor(&format!("crio-conmon-{ID}.scope")));
+        assert!(!is_monitor(&format!("libpod-{ID}.scope")));
+        assert!(!is_monitor(&format!("crio-{ID}.scope")));
     }
 
     #[test]
