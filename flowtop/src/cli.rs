@@ -340,7 +340,8 @@ impl Cli {
                  bytes (keys ending in _bytes)",
             ));
         }
-        let processes = matches!(self.by, GroupBy::Pid | GroupBy::Conn);
+        // -i's `g` reaches the rows of processes whatever --by it starts with.
+        let processes = self.interactive || matches!(self.by, GroupBy::Pid | GroupBy::Conn);
         if self.show_nspid && !processes {
             return Err(Cli::command().error(
                 ErrorKind::ArgumentConflict,

@@ -4,14 +4,19 @@
 //! counts only the port of this test's own sink (`--port`), so other traffic on the
 //! machine (other tests, other engineers) never reaches the screen.
 //!
-//! Needs root, tmux (`scripts/setup.sh test` installs it) and a built flowtop
-//! (`cargo build --release -p flowtop`); a missing one fails the test.
+//! Needs root, tmux, and for the container test podman + runc + busybox-static
+//! (`scripts/setup.sh test` installs them), and a built flowtop (`cargo build
+//! --release -p flowtop`); a missing one fails the test.
 use std::{
     thread,
     time::{Duration, Instant},
 };
 
-use flowtop_tests::{args, Ctx, Gen, Tmux, Truth, PROMPT};
+use flowtop_tests::{
+    args,
+    podman::{Container, Image, Network},
+    Ctx, Gen, Tmux, Truth, PROMPT,
+};
 
 fn ctx() -> Ctx {
     Ctx::host(env!("CARGO_BIN_EXE_trafficgen"))
@@ -318,4 +323,55 @@ fn count_ends_the_screen_after_count_intervals() {
     });
     assert!(started.elapsed() >= 2 * SECOND, "{:?}", started.elapsed());
     assert_eq!(t.format("#{alternate_on}"), "0");
+}
+
+#[test]
+fn container_rows_and_the_process_in_a_podman_container_are_exact_and_named() {
+    let ctx = ctx();
+    let image = Image::build("interactive").expect("building the podman image offline");
+    let name = format!("ftui-c-{}", std::process::id());
+    let t = Tmux::new("container", 140, 30);
+    // Only this container's cgroup is counted: it does not exist yet (--wait), so
+    // the kernel filter must follow it in once it appears.
+    start(
+        &t,
+        &ctx,
+        &format!("-i --by container --show-container --units bytes --container {name} --wait"),
+    );
+    // In its own network namespace: TCP and UDP between two of its sockets, so it
+    // receives every byte it sends; alive after (--hold) until the test ends.
+    let (_container, mut gen) = Container::run(
+        &ctx,
+        &image,
+        &name,
+        Network::Own,
+        &args(&["--wait-go", "--hold", "phases", "3", "400009", "10"]),
+    )
+    .expect("podman run");
+    gen.ready().expect("trafficgen ready in the container");
+    // flowtop walks the cgroup tree every 200 ms: let it see the container first.
+    thread::sleep(SECOND);
+    gen.go_and_hold().unwrap();
+    let truth = gen.truth().expect("the container's ground truth");
+    assert!(truth.tx_bytes >= 400_009, "{truth:?}");
+    let (rx, tx) = (truth.rx_bytes, truth.tx_bytes);
+    let sums = format!(" {rx} {tx} {}", rx + tx);
+    // by container: one row, by the container's name, with every byte.
+    let s = t.wait_for("the container's row", 5 * SECOND, |s| {
+        s.lines()
+            .any(|l| words(l).starts_with(&format!("{name} podman")) && words(l).ends_with(&sums))
+    });
+    assert!(s.contains("1 container"), "{s}");
+    // g: by pid (after container, the groupings start over), the one process with
+    // its container named (--show-container).
+    t.keys(&["g"]);
+    let s = t.wait_for("the process with its container", 2 * SECOND, |s| {
+        s.contains("by: pid")
+            && s.lines()
+                .any(|l| words(l).contains(&format!(" {name} ")) && words(l).ends_with(&sums))
+    });
+    assert!(header(&s).contains(&"CONTAINER"), "{s}");
+    let pressed = Instant::now();
+    t.keys(&["q"]);
+    assert_quit_cleanly(&t, pressed, "q");
 }
