@@ -39,11 +39,10 @@ use crate::{
 const SWEEP_PERIOD: Duration = Duration::from_millis(50);
 
 pub fn run(cli: &Cli) -> Result<()> {
-    if !privileges::can_trace(privileges::effective_caps()) {
-        bail!(
-            "loading eBPF programs needs root, or the capabilities CAP_BPF and CAP_PERFMON; \
-             try: sudo flowtop"
-        );
+    if let Some(message) =
+        privileges::cannot_trace_message(privileges::effective_caps(), &privileges::current_exe())
+    {
+        bail!(message);
     }
     // Before loading (a port in use fails fast) and before capabilities are dropped.
     let listener = cli.serve.map(serve::bind).transpose()?;
@@ -74,6 +73,10 @@ pub fn run(cli: &Cli) -> Result<()> {
     }
     if filters.reads_addresses() {
         if let Err(e) = udp_peer::attach(&mut attached.ebpf) {
+            let e = match privileges::net_admin_hint(privileges::effective_caps()) {
+                Some(hint) => e.context(hint),
+                None => e,
+            };
             log::info!(
                 "no per-datagram peers for unconnected UDP sockets ({e:#}): their remote \
                  shows as '*', --port matches only their local port, and on a dual-stack \
