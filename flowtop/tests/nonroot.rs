@@ -14,7 +14,10 @@ use std::{
     os::unix::fs::PermissionsExt as _,
     path::PathBuf,
     process::{Child, Command, Output, Stdio},
-    sync::mpsc,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        mpsc,
+    },
     time::Duration,
 };
 
@@ -126,7 +129,10 @@ fn with_cap_bpf_alone_names_only_cap_perfmon() {
 fn count_as_nobody(caps: &str, args: &[&str]) -> (Vec<Value>, String, String) {
     let copy = Copy::new(&format!("{caps}{}", args.join("")));
     copy.setcap(caps);
-    let name = format!("nonroot{}", std::process::id() % 100_000);
+    // Tests run in parallel: each helper gets a name of its own.
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let name = format!("nonroot{}-{n}", std::process::id() % 100_000);
     let mut flowtop = copy
         .as_nobody()
         .args(["-v", "--format", "json", "-c", &name, "60"])
@@ -209,7 +215,7 @@ fn nobody_with_the_setcap_line_attaches_the_cgroup_programs_of_by_conn() {
         !log.contains("no per-datagram peers"),
         "cgroup programs not attached as nobody:\n{log}"
     );
-    assert_eq!(rows.len(), 1, "one connection for the helper: {stdout}");
+    assert_eq!(rows.len(), 1, "one connection for the helper: {rows:?}");
     assert_eq!(rows[0]["tx_bytes"], UP as u64, "{stdout}");
     assert_eq!(rows[0]["rx_bytes"], DOWN as u64, "{stdout}");
     assert_eq!(rows[0]["raddr"], "127.0.0.1", "{stdout}");

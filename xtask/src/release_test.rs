@@ -111,7 +111,7 @@ const DEB_FILES: [&str; 8] = [
 const UNIT: &str = "/usr/lib/systemd/system/flowtop-exporter.service";
 
 fn check_deb(deb: &Path, binary: &Path) -> Result<()> {
-    if package_installed()? {
+    if package_status()? != "not-installed" {
         bail!("the flowtop package is already installed: `dpkg -r flowtop` first");
     }
     output(Command::new("dpkg").arg("-i").arg(deb))?;
@@ -120,13 +120,24 @@ fn check_deb(deb: &Path, binary: &Path) -> Result<()> {
     let removed = output(Command::new("dpkg").args(["-r", "flowtop"]));
     checked?;
     removed?;
-    ensure!(!package_installed()?, "dpkg -r left flowtop installed");
+    // A package with a postrm stays known to dpkg ("config-files") until purged,
+    // even without conffiles; none of its files may be left.
+    let status = package_status()?;
+    ensure!(
+        status == "config-files" || status == "not-installed",
+        "after dpkg -r flowtop is {status:?}"
+    );
     let left: Vec<&str> = DEB_FILES
         .iter()
         .copied()
         .filter(|f| Path::new(f).exists())
         .collect();
     ensure!(left.is_empty(), "dpkg -r left {left:?}");
+    output(Command::new("dpkg").args(["--purge", "flowtop"]))?;
+    ensure!(
+        package_status()? == "not-installed",
+        "dpkg --purge left flowtop known"
+    );
     println!(
         "release-test: {} installs and removes cleanly",
         deb.display()
@@ -134,11 +145,16 @@ fn check_deb(deb: &Path, binary: &Path) -> Result<()> {
     Ok(())
 }
 
-fn package_installed() -> Result<bool> {
+/// dpkg's state of the package: installed, config-files, not-installed, ...
+fn package_status() -> Result<String> {
     let out = Command::new("dpkg-query")
         .args(["-W", "-f", "${db:Status-Status}", "flowtop"])
         .output()?;
-    Ok(out.status.success() && String::from_utf8_lossy(&out.stdout) != "not-installed")
+    Ok(if out.status.success() {
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    } else {
+        "not-installed".to_string()
+    })
 }
 
 fn check_installed(binary: &Path) -> Result<()> {

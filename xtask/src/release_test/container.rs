@@ -51,6 +51,7 @@ pub fn check(root: &Path, tag: &str) -> Result<()> {
         stderr.trim()
     );
 
+    let trafficgen = build_trafficgen()?;
     let mut guard = Guard {
         container: format!("flowtop-release-test-{id}"),
         children: Vec::new(),
@@ -73,7 +74,7 @@ pub fn check(root: &Path, tag: &str) -> Result<()> {
     let web = start_prometheus(&mut guard, exporter)?;
     let sink_name = format!("ftsink{}", id % 100_000);
     let source_name = format!("ftsrc{}", id % 100_000);
-    let (sink_truth, source_truth) = move_bytes(&sink_name, &source_name)?;
+    let (sink_truth, source_truth) = move_bytes(&trafficgen, &sink_name, &source_name)?;
     ensure!(
         source_truth["tx_bytes"] == BYTES,
         "trafficgen: {source_truth}"
@@ -209,9 +210,7 @@ fn start_prometheus(guard: &mut Guard, exporter: SocketAddr) -> Result<SocketAdd
     Ok(web)
 }
 
-/// A trafficgen sink and source on the host, each with its own name; their ground
-/// truth lines.
-fn move_bytes(sink_name: &str, source_name: &str) -> Result<(Value, Value)> {
+fn build_trafficgen() -> Result<PathBuf> {
     run_cmd(Command::new(env!("CARGO")).args([
         "build",
         "--release",
@@ -220,14 +219,19 @@ fn move_bytes(sink_name: &str, source_name: &str) -> Result<(Value, Value)> {
         "--bin",
         "trafficgen",
     ]))?;
-    let trafficgen = flowtop_tests::find_trafficgen(None);
-    let mut sink = Command::new(&trafficgen)
+    Ok(flowtop_tests::find_trafficgen(None))
+}
+
+/// A trafficgen sink and source on the host, each with its own name; their ground
+/// truth lines.
+fn move_bytes(trafficgen: &Path, sink_name: &str, source_name: &str) -> Result<(Value, Value)> {
+    let mut sink = Command::new(trafficgen)
         .args(["--name", sink_name, "tcp-sink", "127.0.0.1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
     let port = ready_port(&mut sink)?;
-    let source = Command::new(&trafficgen)
+    let source = Command::new(trafficgen)
         .args(["--name", source_name, "tcp-source"])
         .arg(format!("127.0.0.1:{port}"))
         .arg(BYTES.to_string())
