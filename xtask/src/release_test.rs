@@ -119,6 +119,9 @@ fn check_deb(deb: &Path, binary: &Path) -> Result<()> {
     let checked = check_installed(binary);
     // Removed whatever the checks said, so that a failure leaves the machine clean.
     let removed = output(Command::new("dpkg").args(["-r", "flowtop"]));
+    if checked.is_err() {
+        let _ = output(Command::new("dpkg").args(["--purge", "flowtop"]));
+    }
     checked?;
     removed?;
     // A package with a postrm stays known to dpkg ("config-files") until purged,
@@ -140,7 +143,7 @@ fn check_deb(deb: &Path, binary: &Path) -> Result<()> {
         "dpkg --purge left flowtop known"
     );
     println!(
-        "release-test: {} installs and removes cleanly",
+        "release-test: {} installs, removes and purges cleanly",
         deb.display()
     );
     Ok(())
