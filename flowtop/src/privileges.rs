@@ -35,6 +35,33 @@ pub fn cannot_trace_message(caps: u64, exe: &str) -> Option<String> {
     ))
 }
 
+/// A loading error with EPERM although flowtop has the capabilities, under a seccomp
+/// filter: almost always a container runtime's default profile, which allows
+/// `bpf()` and `perf_event_open()` only with CAP_SYS_ADMIN. Says so, instead of
+/// leaving the user with EPERM next to capabilities that look right.
+pub fn explain_refusal(e: anyhow::Error) -> anyhow::Error {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eperm = format!("{e:#}").contains("Operation not permitted");
+    if eperm && can_trace(effective_caps()) && seccomp_filtered(&status) {
+        e.context(
+            "bpf() refused (EPERM) despite CAP_BPF and CAP_PERFMON, under a seccomp \
+             filter: container runtimes' default profiles allow bpf() and \
+             perf_event_open() only with CAP_SYS_ADMIN; use a profile that allows them \
+             (deploy/kubernetes/seccomp/flowtop.json)",
+        )
+    } else {
+        e
+    }
+}
+
+/// `Seccomp: 2` in /proc/PID/status: a seccomp filter is installed.
+pub fn seccomp_filtered(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .is_some_and(|v| v.trim() == "2")
+}
+
 /// Why the cgroup programs of `--by conn` could not be loaded, when the reason is a
 /// missing capability (the kernel only says EPERM).
 pub fn net_admin_hint(caps: u64) -> Option<&'static str> {
@@ -94,6 +121,15 @@ mod tests {
             "{m}"
         );
         assert_eq!(cannot_trace_message(1 << CAP_SYS_ADMIN, "x"), None);
+    }
+
+    #[test]
+    fn seccomp_mode_two_is_a_filter() {
+        assert!(seccomp_filtered(
+            "Name:\tx\nSeccomp:\t2\nSeccomp_filters:\t1\n"
+        ));
+        assert!(!seccomp_filtered("Seccomp:\t0\n"));
+        assert!(!seccomp_filtered("Name:\tx\n"));
     }
 
     #[test]

@@ -58,7 +58,8 @@ pub fn run(cli: &Cli) -> Result<()> {
             filters: filters.clone(),
             btf_ids: facts.btf_ids,
         },
-    )?;
+    )
+    .map_err(|e| privileges::explain_refusal(e.into()))?;
     filters.fill_maps(&mut attached.ebpf)?;
     if attached.family != Family::Tracepoint {
         if let Some(mode) = preempt::kernel_code_preemptible() {

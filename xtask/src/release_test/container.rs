@@ -42,8 +42,11 @@ pub fn check(root: &Path, tag: &str) -> Result<()> {
         .output()?;
     let stderr = String::from_utf8_lossy(&default.stderr);
     ensure!(
-        default.status.code() == Some(1) && stderr.contains("Operation not permitted"),
-        "under the default seccomp profile flowtop should fail with EPERM: {}\n{stderr}",
+        default.status.code() == Some(1)
+            && stderr.contains("Operation not permitted")
+            && stderr.contains("seccomp/flowtop.json"),
+        "under the default seccomp profile flowtop should fail with EPERM and name the \
+         profile: {}\n{stderr}",
         default.status
     );
     println!(
