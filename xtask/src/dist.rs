@@ -65,7 +65,7 @@ pub fn run(args: &DistArgs) -> Result<()> {
         artefacts.push(binary);
     }
     artefacts.sort();
-    write_sums(&dist, &artefacts)?;
+    write_sums(&dist)?;
     for a in &artefacts {
         let size = fs::metadata(a)?.len();
         println!("{:>10} {}", size, a.display());
@@ -104,9 +104,19 @@ pub fn static_binary(root: &Path, dist: &Path, target: &Target) -> Result<PathBu
     Ok(out)
 }
 
-fn write_sums(dist: &Path, files: &[PathBuf]) -> Result<()> {
+/// Rewrites `SHA256SUMS` over every artefact in `dist` (also those `cargo xtask
+/// image` and `release-test` rebuilt since): the sums always match the files.
+pub fn write_sums(dist: &Path) -> Result<()> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dist)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            p.is_file() && name.starts_with("flowtop")
+        })
+        .collect();
+    files.sort();
     let mut sums = String::new();
-    for f in files {
+    for f in &files {
         let bytes = fs::read(f).with_context(|| format!("reading {}", f.display()))?;
         let name = f.file_name().unwrap().to_string_lossy();
         sums.push_str(&format!("{:x}  {name}\n", Sha256::digest(&bytes)));

@@ -30,6 +30,7 @@ pub fn run(args: &ImageArgs) -> Result<()> {
             .arg(&archive)
             .arg(&tag),
     )?;
+    dist::write_sums(&dist_dir)?;
     println!(
         "built {tag}; saved {} ({} bytes)",
         archive.display(),

@@ -58,6 +58,7 @@ pub fn run(args: &ReleaseTestArgs) -> Result<()> {
         let tag = image::build(&root, &binary, "localhost/flowtop")?;
         container::check(&root, &tag)?;
     }
+    dist::write_sums(&dist_dir)?;
     println!("release-test: all checks passed");
     Ok(())
 }
