@@ -5,7 +5,7 @@
 # FLOWTOP_SKIP_VM=1 skips the VM matrix (for quick local runs; CI always runs it).
 # FLOWTOP_SKIP_RELEASE=1 skips the release artefacts' check (`cargo xtask
 # release-test`: a static musl build, the .deb installed and removed, the image run
-# as the DaemonSet runs it under Prometheus; 2 min warm, ~10 min cold).
+# as the DaemonSet runs it under Prometheus; 2 min warm, 10-15 min cold).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test

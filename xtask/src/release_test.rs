@@ -11,7 +11,7 @@
 //!    processes this task ran on the host.
 //!
 //! Part of `scripts/test.sh` (`FLOWTOP_SKIP_RELEASE=1` skips it): about 2 minutes
-//! with a warm target/, up to 10 cold (the musl build has its own eBPF build). It
+//! with a warm target/, 10-15 cold (the musl build has its own eBPF build). It
 //! installs and purges the package, so it refuses to run when flowtop is installed.
 mod container;
 
