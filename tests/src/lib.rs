@@ -35,7 +35,7 @@ pub mod verdict;
 
 pub use binaries::{find_flowtop, find_trafficgen};
 pub use cgroup::ScenarioCgroup;
-pub use child::{send_signal, wait_timeout};
+pub use child::{output_within, send_signal, wait_timeout};
 pub use ctx::Ctx;
 pub use flowtop::{panic_text, Flowtop, FlowtopBuilder, FlowtopRun, READY_MARKER};
 pub use host::{ensure_loopback_up, require_root, require_tool};
