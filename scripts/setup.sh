@@ -7,8 +7,9 @@
 #                               prometheus)
 #   scripts/setup.sh bench      + what the benchmarks need (iperf3, bpftrace, bpftool)
 #   scripts/setup.sh dist       + what `cargo xtask dist|image|release-test` need: the
-#                               musl targets, the aarch64 cross linker, podman + runc,
-#                               prometheus, and kubernetes-validate (PyPI) in
+#                               musl targets, the aarch64 cross linker and strip,
+#                               qemu-user (the aarch64 binary's --version), podman +
+#                               runc, prometheus, and kubernetes-validate (PyPI) in
 #                               /opt/flowtop-venv for deploy/kubernetes
 #   scripts/setup.sh docs       build deps, then install flowtop's man page and shell
 #                               completions under /usr/local
@@ -22,7 +23,7 @@ packages=(llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev libc6-dev gcc)
 case "$what" in
   build|docs) ;;
   test) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 prometheus libcap2-bin) ;;
-  dist) packages+=(gcc-aarch64-linux-gnu binutils dpkg-dev podman runc systemd prometheus libcap2-bin python3-venv) ;;
+  dist) packages+=(gcc-aarch64-linux-gnu binutils dpkg-dev qemu-user-static podman runc systemd prometheus libcap2-bin python3-venv) ;;
   bench) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 python3 iperf3 bpftrace bpftool) ;;
   *) echo "usage: $0 [build|test|bench|docs|dist]" >&2; exit 2 ;;
 esac
@@ -63,11 +64,11 @@ fi
 if [ "$what" = dist ]; then
   # Static (musl) release binaries; the aarch64 one links with the cross gcc
   # (.cargo/config.toml). The targets belong to the toolchain of rust-toolchain.toml.
-  cd "$(dirname "$0")/.."
   for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
-    rustup target list --installed | grep -qx "$t" || rustup target add "$t"
+    rustup target list --installed --toolchain "$stable" | grep -qx "$t" ||
+      rustup target add --toolchain "$stable" "$t"
   done
-  # The Kubernetes API schema validator for deploy/kubernetes (scripts/validate-k8s.sh).
+  # The Kubernetes API schema validator for deploy/kubernetes/validate.sh.
   if [ ! -x /opt/flowtop-venv/bin/kubernetes-validate ]; then
     echo "setup: installing kubernetes-validate into /opt/flowtop-venv" >&2
     $SUDO python3 -m venv /opt/flowtop-venv

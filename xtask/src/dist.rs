@@ -24,6 +24,9 @@ pub struct Target {
     pub deb_arch: &'static str,
     /// A `strip` that understands the architecture's ELF files (binutils).
     strip: &'static str,
+    /// qemu's user-mode emulator for the architecture (Debian's qemu-user-static):
+    /// how release-test runs a foreign binary's `--version`.
+    pub qemu: &'static str,
 }
 
 pub const TARGETS: [Target; 2] = [
@@ -31,11 +34,13 @@ pub const TARGETS: [Target; 2] = [
         triple: "x86_64-unknown-linux-musl",
         deb_arch: "amd64",
         strip: "strip",
+        qemu: "qemu-x86_64-static",
     },
     Target {
         triple: "aarch64-unknown-linux-musl",
         deb_arch: "arm64",
         strip: "aarch64-linux-gnu-strip",
+        qemu: "qemu-aarch64-static",
     },
 ];
 
@@ -54,11 +59,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub fn run(args: &DistArgs) -> Result<()> {
     let root = crate::docs::workspace_root();
-    let dist = root.join("target/dist");
-    fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
+    let dist = dist_dir(&root)?;
+    let targets = selected(&args.target)?;
     let mut artefacts = Vec::new();
-    for target in selected(&args.target)? {
-        let binary = static_binary(&root, &dist, target)?;
+    for (target, binary) in targets.iter().zip(static_binaries(&root, &dist, &targets)?) {
         if !args.no_deb {
             artefacts.push(deb::build(&root, &dist, target, &binary)?);
         }
@@ -74,7 +78,23 @@ pub fn run(args: &DistArgs) -> Result<()> {
     Ok(())
 }
 
-fn selected(wanted: &[String]) -> Result<Vec<&'static Target>> {
+/// cargo's target directory: `CARGO_TARGET_DIR` (as cargo reads it), else
+/// `<workspace>/target`.
+pub fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => root.join(d),
+        None => root.join("target"),
+    }
+}
+
+/// `<target dir>/dist`, created if missing: where every release artefact goes.
+pub fn dist_dir(root: &Path) -> Result<PathBuf> {
+    let dist = target_dir(root).join("dist");
+    fs::create_dir_all(&dist).with_context(|| format!("creating {}", dist.display()))?;
+    Ok(dist)
+}
+
+pub fn selected(wanted: &[String]) -> Result<Vec<&'static Target>> {
     if wanted.is_empty() {
         return Ok(TARGETS.iter().collect());
     }
@@ -89,19 +109,28 @@ fn selected(wanted: &[String]) -> Result<Vec<&'static Target>> {
         .collect()
 }
 
-/// Builds flowtop for `target`, strips it (the symbols are two thirds of its size)
-/// and copies it to `dist/flowtop-<version>-<triple>`.
-pub fn static_binary(root: &Path, dist: &Path, target: &Target) -> Result<PathBuf> {
-    run_cmd(
-        Command::new(env!("CARGO"))
-            .current_dir(root)
-            .args(["build", "--release", "-p", "flowtop", "--target"])
-            .arg(target.triple),
-    )?;
-    let built = root.join(format!("target/{}/release/flowtop", target.triple));
-    let out = dist.join(format!("flowtop-{VERSION}-{}", target.triple));
-    run_cmd(Command::new(target.strip).arg("-o").arg(&out).arg(&built))?;
-    Ok(out)
+/// Builds flowtop for every target in one cargo run (the host's build scripts and
+/// proc macros compiled once, both builds sharing the cores), strips each binary
+/// (the symbols are two thirds of its size) and copies it to
+/// `dist/flowtop-<version>-<triple>`; the copies, in the order of `targets`.
+pub fn static_binaries(root: &Path, dist: &Path, targets: &[&Target]) -> Result<Vec<PathBuf>> {
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .current_dir(root)
+        .args(["build", "--release", "-p", "flowtop"]);
+    for target in targets {
+        build.args(["--target", target.triple]);
+    }
+    run_cmd(&mut build)?;
+    targets
+        .iter()
+        .map(|target| {
+            let built = target_dir(root).join(format!("{}/release/flowtop", target.triple));
+            let out = dist.join(format!("flowtop-{VERSION}-{}", target.triple));
+            run_cmd(Command::new(target.strip).arg("-o").arg(&out).arg(&built))?;
+            Ok(out)
+        })
+        .collect()
 }
 
 /// Rewrites `SHA256SUMS` over every artefact in `dist` (also those `cargo xtask

@@ -17,10 +17,9 @@ pub struct ImageArgs {
 
 pub fn run(args: &ImageArgs) -> Result<()> {
     let root = crate::docs::workspace_root();
-    let dist_dir = root.join("target/dist");
-    fs::create_dir_all(&dist_dir)?;
+    let dist_dir = dist::dist_dir(&root)?;
     let target = crate::release_test::host_target()?;
-    let binary = dist::static_binary(&root, &dist_dir, target)?;
+    let binary = dist::static_binaries(&root, &dist_dir, &[target])?.remove(0);
     let tag = build(&root, &binary, &args.name)?;
     let archive = dist_dir.join(format!("flowtop_{VERSION}_{}.oci.tar", target.deb_arch));
     let _ = fs::remove_file(&archive);
@@ -42,7 +41,7 @@ pub fn run(args: &ImageArgs) -> Result<()> {
 /// Builds the image around `binary` (a static build for this machine's
 /// architecture); returns its `<name>:<version>` tag.
 pub fn build(root: &Path, binary: &Path, name: &str) -> Result<String> {
-    let context = root.join("target/image");
+    let context = dist::target_dir(root).join("image");
     fs::create_dir_all(&context)?;
     fs::copy(binary, context.join("flowtop"))?;
     fs::copy(

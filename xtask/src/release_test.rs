@@ -1,18 +1,22 @@
-//! `cargo xtask release-test` (root): the release artefacts of this machine's
-//! architecture, checked the way a user gets them.
+//! `cargo xtask release-test` (root): the release artefacts checked the way a user
+//! gets them.
 //!
-//! 1. `cargo xtask dist` for this architecture: the static binary's `--version`
-//!    names the version, the commit and the musl target.
-//! 2. The `.deb`: `dpkg -i` puts every file where it belongs, the installed unit
-//!    passes `systemd-analyze verify` and is not enabled, `systemd-analyze security`
-//!    scores it; `dpkg -r` leaves none of the files behind.
+//! 1. The static binaries (this machine's architecture, and the others unless
+//!    `--host-only`, built in one cargo run): no interpreter and no shared library
+//!    (readelf), and `--version` names the version, the commit and the musl target
+//!    (a foreign binary runs under qemu-user for that).
+//! 2. This architecture's `.deb`: `dpkg -i` puts every file where it belongs, the
+//!    installed unit passes `systemd-analyze verify` and is not enabled,
+//!    `systemd-analyze security` scores it; `dpkg -r` leaves none of the files
+//!    behind. Another architecture's `.deb`: its Architecture field and its files,
+//!    unpacked.
 //! 3. The image (`cargo xtask image`), run as the DaemonSet runs it (see
 //!    [`container`]): a real Prometheus scrapes it and finds exact bytes for
 //!    processes this task ran on the host.
 //!
-//! Part of `scripts/test.sh` (`FLOWTOP_SKIP_RELEASE=1` skips it): about 2 minutes
-//! with a warm target/, 10-15 cold (the musl build has its own eBPF build). It
-//! installs and purges the package, so it refuses to run when flowtop is installed.
+//! Part of `scripts/test.sh` (`FLOWTOP_SKIP_RELEASE=1` skips it); docs/packaging.md
+//! has its cost, cold and warm. It installs and purges the package, so it refuses
+//! to run when flowtop is installed.
 mod container;
 
 use std::{
@@ -31,7 +35,10 @@ use crate::{
 
 #[derive(Debug, clap::Args)]
 pub struct ReleaseTestArgs {
-    /// Skip the .deb install/remove check
+    /// Only this machine's architecture: no cross build (aarch64 on x86_64)
+    #[arg(long)]
+    host_only: bool,
+    /// Skip the .deb checks
     #[arg(long)]
     no_deb: bool,
     /// Skip the container + Prometheus check
@@ -45,17 +52,31 @@ pub fn run(args: &ReleaseTestArgs) -> Result<()> {
         "release-test installs a package and loads eBPF programs: run it as root"
     );
     let root = crate::docs::workspace_root();
-    let dist_dir = root.join("target/dist");
-    fs::create_dir_all(&dist_dir)?;
-    let target = host_target()?;
-    let binary = dist::static_binary(&root, &dist_dir, target)?;
-    check_version(&binary, target)?;
-    if !args.no_deb {
-        let deb = deb::build(&root, &dist_dir, target, &binary)?;
-        check_deb(&deb, &binary)?;
+    let dist_dir = dist::dist_dir(&root)?;
+    let host = host_target()?;
+    let targets: Vec<&Target> = std::iter::once(host)
+        .chain(
+            TARGETS
+                .iter()
+                .filter(|t| !args.host_only && t.triple != host.triple),
+        )
+        .collect();
+    let binaries = dist::static_binaries(&root, &dist_dir, &targets)?;
+    for (target, binary) in targets.iter().zip(&binaries) {
+        let native = target.triple == host.triple;
+        check_static(binary)?;
+        check_version(binary, target, native)?;
+        if !args.no_deb {
+            let deb = deb::build(&root, &dist_dir, target, binary)?;
+            if native {
+                check_deb(&deb, binary)?;
+            } else {
+                check_deb_contents(&deb, target, binary)?;
+            }
+        }
     }
     if !args.no_image {
-        let tag = image::build(&root, &binary, "localhost/flowtop")?;
+        let tag = image::build(&root, &binaries[0], "localhost/flowtop")?;
         container::check(&root, &tag)?;
     }
     dist::write_sums(&dist_dir)?;
@@ -83,8 +104,42 @@ fn output(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn check_version(binary: &Path, target: &Target) -> Result<()> {
-    let version = output(Command::new(binary).arg("--version"))?;
+/// No program interpreter and no shared library: the binary runs on any Linux
+/// distribution, whatever its libc (readelf from binutils reads every architecture).
+fn check_static(binary: &Path) -> Result<()> {
+    let headers = output(Command::new("readelf").arg("-lW").arg(binary))?;
+    ensure!(
+        !headers.contains("INTERP"),
+        "{} asks for a program interpreter",
+        binary.display()
+    );
+    let dynamic = output(Command::new("readelf").arg("-dW").arg(binary))?;
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    ensure!(
+        needed.is_empty(),
+        "{} needs shared libraries: {needed:?}",
+        binary.display()
+    );
+    println!(
+        "release-test: {} is static (no interpreter, no shared library)",
+        binary.display()
+    );
+    Ok(())
+}
+
+/// `--version` names the version, the commit and the target; a foreign binary runs
+/// under qemu's user-mode emulator (which has no bpf(2), so only `--version`).
+fn check_version(binary: &Path, target: &Target, native: bool) -> Result<()> {
+    let mut cmd = match native {
+        true => Command::new(binary),
+        false => {
+            let mut c = Command::new(target.qemu);
+            c.arg(binary);
+            c
+        }
+    };
+    let version = output(cmd.arg("--version"))
+        .with_context(|| format!("{} (Debian package qemu-user-static)", target.qemu))?;
     let commit = output(Command::new("git").args(["rev-parse", "--short", "HEAD"]))?;
     let want = format!(
         "flowtop {VERSION} (commit {}, {})",
@@ -95,7 +150,53 @@ fn check_version(binary: &Path, target: &Target) -> Result<()> {
         version.trim() == want,
         "--version says {version:?}, not {want:?}"
     );
-    println!("release-test: {} --version: {want}", binary.display());
+    let how = if native { "" } else { " (under qemu-user)" };
+    println!("release-test: {} --version{how}: {want}", binary.display());
+    Ok(())
+}
+
+/// A .deb for another architecture cannot be installed here: its control fields
+/// and its files, unpacked with `dpkg-deb -x`, are checked instead.
+fn check_deb_contents(deb: &Path, target: &Target, binary: &Path) -> Result<()> {
+    let arch = output(
+        Command::new("dpkg-deb")
+            .arg("-f")
+            .arg(deb)
+            .arg("Architecture"),
+    )?;
+    ensure!(
+        arch.trim() == target.deb_arch,
+        "{}: Architecture {arch:?}, not {}",
+        deb.display(),
+        target.deb_arch
+    );
+    let dir = std::env::temp_dir().join(format!(
+        "flowtop-deb-{}-{}",
+        target.deb_arch,
+        std::process::id()
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    output(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&dir))?;
+    let unpacked = |f: &str| dir.join(f.trim_start_matches('/'));
+    let checked = (|| {
+        for f in DEB_FILES {
+            ensure!(unpacked(f).is_file(), "{} lacks {f}", deb.display());
+        }
+        ensure!(
+            fs::read(unpacked("/usr/bin/flowtop"))? == fs::read(binary)?,
+            "{}: /usr/bin/flowtop is not {}",
+            deb.display(),
+            binary.display()
+        );
+        Ok(())
+    })();
+    let _ = fs::remove_dir_all(&dir);
+    checked?;
+    println!(
+        "release-test: {} holds every file, for {}",
+        deb.display(),
+        target.deb_arch
+    );
     Ok(())
 }
 

@@ -213,15 +213,20 @@ fn start_prometheus(guard: &mut Guard, exporter: SocketAddr) -> Result<SocketAdd
     Ok(web)
 }
 
+/// `FLOWTOP_TRAFFICGEN` (scripts/test.sh points it at the one `cargo test --release`
+/// built), else a build of it: a `-p flowtop-tests` build unifies features
+/// differently from the workspace's test build and recompiles serde and syn.
 fn build_trafficgen() -> Result<PathBuf> {
-    run_cmd(Command::new(env!("CARGO")).args([
-        "build",
-        "--release",
-        "-p",
-        "flowtop-tests",
-        "--bin",
-        "trafficgen",
-    ]))?;
+    if std::env::var_os("FLOWTOP_TRAFFICGEN").is_none() {
+        run_cmd(Command::new(env!("CARGO")).args([
+            "build",
+            "--release",
+            "-p",
+            "flowtop-tests",
+            "--bin",
+            "trafficgen",
+        ]))?;
+    }
     Ok(flowtop_tests::find_trafficgen(None))
 }
 
