@@ -13,13 +13,14 @@
 //! trafficgen reports having moved.
 use std::{
     io::{Read as _, Write as _},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
+    net::{Ipv4Addr, SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{bail, ensure, Context as _, Result};
+use flowtop_tests::{free_port, Prometheus};
 use serde_json::Value;
 
 use crate::{dist::run_cmd, image::podman};
@@ -57,7 +58,7 @@ pub fn check(root: &Path, tag: &str) -> Result<()> {
     let trafficgen = build_trafficgen()?;
     let mut guard = Guard {
         container: format!("flowtop-release-test-{id}"),
-        children: Vec::new(),
+        prometheus: None,
         dir: std::env::temp_dir().join(format!("flowtop-release-test-{id}")),
     };
     std::fs::create_dir_all(&guard.dir)?;
@@ -74,7 +75,8 @@ pub fn check(root: &Path, tag: &str) -> Result<()> {
     wait_ready(exporter, &guard.container)?;
     println!("release-test: container ready: http://{exporter}/metrics answers 200");
 
-    let web = start_prometheus(&mut guard, exporter)?;
+    let prometheus = Prometheus::start(&guard.dir, &[("flowtop-daemonset", exporter)])?;
+    let web = guard.prometheus.insert(prometheus).web;
     let sink_name = format!("ftsink{}", id % 100_000);
     let source_name = format!("ftsrc{}", id % 100_000);
     let (sink_truth, source_truth) = move_bytes(&trafficgen, &sink_name, &source_name)?;
@@ -130,16 +132,14 @@ fn daemonset_flags(cgroup2: &Path) -> Vec<String> {
 /// The container, Prometheus and the scratch directory, gone however the check ends.
 struct Guard {
     container: String,
-    children: Vec<Child>,
+    prometheus: Option<Prometheus>,
     dir: PathBuf,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        // Stopped before its directory goes.
+        drop(self.prometheus.take());
         let _ = podman()
             .args(["rm", "--force", "--time", "5", &self.container])
             .stdout(Stdio::null())
@@ -147,12 +147,6 @@ impl Drop for Guard {
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
 }
 
 /// Status line of `GET /metrics`, as the readiness probe sees it.
@@ -184,33 +178,6 @@ fn wait_ready(addr: SocketAddr, container: &str) -> Result<()> {
         "the container never answered on http://{addr}/metrics:\n{}",
         String::from_utf8_lossy(&logs.stderr)
     )
-}
-
-fn start_prometheus(guard: &mut Guard, exporter: SocketAddr) -> Result<SocketAddr> {
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  \
-         - job_name: flowtop-daemonset\n    static_configs:\n      - targets: ['{exporter}']\n"
-    );
-    let dir = &guard.dir;
-    std::fs::write(dir.join("prometheus.yml"), config)?;
-    let web: SocketAddr = (Ipv4Addr::LOCALHOST, free_port()?).into();
-    let log = std::fs::File::create(dir.join("prometheus.log"))?;
-    let child = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={web}"))
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("starting prometheus (Debian package prometheus: scripts/setup.sh test)")?;
-    guard.children.push(child);
-    Ok(web)
 }
 
 /// `FLOWTOP_TRAFFICGEN` (scripts/test.sh points it at the one `cargo test --release`
