@@ -6,7 +6,7 @@
 # FLOWTOP_SKIP_RELEASE=1 skips the release artefacts' check (`cargo xtask
 # release-test`: the static musl builds for x86_64 and aarch64 in one cargo run,
 # the .deb installed and removed, the image run as the DaemonSet runs it under
-# Prometheus; it adds RELEASE_COST to a cold run, see docs/packaging.md).
+# Prometheus; about 5-6 min on a cold 2-core run, 1 min warm: docs/packaging.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
