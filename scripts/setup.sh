@@ -4,7 +4,7 @@
 #   scripts/setup.sh            build deps: the pinned stable and nightly (rust-src),
 #                               bpf-linker (+ LLVM 22 to build it)
 #   scripts/setup.sh test       + what the tests need (qemu, busybox-static, cpio, tmux, setpriv,
-#                               prometheus)
+#                               prometheus, podman + runc, setcap)
 #   scripts/setup.sh bench      + what the benchmarks need (iperf3, bpftrace, bpftool)
 #   scripts/setup.sh dist       + what `cargo xtask dist|image|release-test` need: the
 #                               musl targets, the aarch64 cross linker and strip,
@@ -22,7 +22,7 @@ SUDO=""
 packages=(llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev libc6-dev gcc)
 case "$what" in
   build|docs) ;;
-  test) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 prometheus libcap2-bin) ;;
+  test) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 prometheus podman runc libcap2-bin) ;;
   dist) packages+=(gcc-aarch64-linux-gnu binutils dpkg-dev qemu-user-static podman runc systemd prometheus libcap2-bin python3-venv) ;;
   bench) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 python3 iperf3 bpftrace bpftool) ;;
   *) echo "usage: $0 [build|test|bench|docs|dist]" >&2; exit 2 ;;

@@ -34,6 +34,9 @@ pub const MAP_FILTER_PIDS: &str = "FILTER_PIDS";
 pub const MAP_FILTER_CGROUP: &str = "FILTER_CGROUP";
 /// Capacity of [`MAP_FILTER_PIDS`].
 pub const MAX_FILTER_PIDS: u32 = 1024;
+/// Slots of `FILTER_CGROUP`: `--cgroup` uses one, `--container`/`--pod` one per
+/// matching container or pod (replicas).
+pub const MAX_FILTER_CGROUPS: u32 = 8;
 /// Slots of [`MAP_UNRECORDED`]: bytes lost because this map was full.
 pub const UNRECORDED_PROC: u32 = 0;
 pub const UNRECORDED_FLOW: u32 = 1;
@@ -75,7 +78,8 @@ pub struct KernelConfig {
     pub filter_tgid: u32,
     /// 1 = only count thread-group ids present in [`MAP_FILTER_PIDS`].
     pub filter_pid_map: u32,
-    /// 1 = only count tasks under the cgroup in [`MAP_FILTER_CGROUP`] slot 0.
+    /// N > 0 = only count tasks under one of the cgroups in [`MAP_FILTER_CGROUP`]
+    /// slots 0..N (empty slots match nothing).
     pub filter_cgroup_on: u32,
     /// A [`proto_filter`] value.
     pub filter_proto: u32,

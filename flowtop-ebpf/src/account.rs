@@ -9,7 +9,8 @@ use flowtop_common::{
     net::{
         is_counted, AF_INET, IPPROTO_MPTCP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE, MSG_PEEK,
     },
-    proto_filter, FlowKey, ProcCounters, COMM_LEN, UNRECORDED_FLOW, UNRECORDED_PROC,
+    proto_filter, FlowKey, ProcCounters, COMM_LEN, MAX_FILTER_CGROUPS, UNRECORDED_FLOW,
+    UNRECORDED_PROC,
 };
 
 use crate::{
@@ -50,9 +51,8 @@ pub fn account(sk: *const u8, family: u16, protocol: u16, ret: i64, flags: i32, 
     if want[0] != 0 && !same_comm(&want, &process_comm(pid_tgid)) {
         return;
     }
-    if config!(filter_cgroup_on) != 0
-        && !FILTER_CGROUP.current_task_under_cgroup(0).unwrap_or(false)
-    {
+    let slots = config!(filter_cgroup_on);
+    if slots != 0 && !under_filter_cgroup(slots) {
         return;
     }
     let mode = config!(flow_mode);
@@ -248,4 +248,19 @@ fn add(counters: &mut ProcCounters, bytes: u64, dir: Direction) {
         Direction::Rx => counters.rx_bytes += bytes,
         Direction::Tx => counters.tx_bytes += bytes,
     }
+}
+
+/// Whether the current task is under one of the cgroups in `FILTER_CGROUP` slots
+/// `0..slots` (a load-time constant: the verifier sees a bounded loop).
+#[inline(always)]
+fn under_filter_cgroup(slots: u32) -> bool {
+    for i in 0..MAX_FILTER_CGROUPS {
+        if i >= slots {
+            break;
+        }
+        if FILTER_CGROUP.current_task_under_cgroup(i).unwrap_or(false) {
+            return true;
+        }
+    }
+    false
 }

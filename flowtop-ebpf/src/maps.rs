@@ -4,8 +4,8 @@ use aya_ebpf::{
     maps::{CgroupArray, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
 };
 use flowtop_common::{
-    FlowKey, ProcCounters, Unrecorded, DEFAULT_MAX_ENTRIES, IN_FLIGHT_MAX, MAX_FILTER_PIDS,
-    UDP_PEERS_MAX,
+    FlowKey, ProcCounters, Unrecorded, DEFAULT_MAX_ENTRIES, IN_FLIGHT_MAX, MAX_FILTER_CGROUPS,
+    MAX_FILTER_PIDS, UDP_PEERS_MAX,
 };
 
 /// Cumulative bytes per thread-group id. Per-CPU, so the hot path needs no atomics,
@@ -29,9 +29,10 @@ pub static UNRECORDED: PerCpuArray<Unrecorded> = PerCpuArray::with_max_entries(2
 #[map(name = "FILTER_PIDS")]
 pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_FILTER_PIDS, 0);
 
-/// `--cgroup PATH`: slot 0 holds the cgroup (v2) to count, with everything below it.
+/// `--cgroup PATH`, `--container`, `--pod`: the cgroups (v2) to count, with
+/// everything below them; slot 0 for `--cgroup`, one slot per match otherwise.
 #[map(name = "FILTER_CGROUP")]
-pub static FILTER_CGROUP: CgroupArray = CgroupArray::with_max_entries(1, 0);
+pub static FILTER_CGROUP: CgroupArray = CgroupArray::with_max_entries(MAX_FILTER_CGROUPS, 0);
 
 /// A socket call in progress, stashed by the kprobe family's entry program for its
 /// return program (a kretprobe sees no arguments).

@@ -1,6 +1,6 @@
 //! Command line: clap types, validation, and the one conversion into a plain
 //! [`Config`] ([`Cli::into_config`]). Nothing below `main` sees this module.
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{error::ErrorKind, CommandFactory as _, Parser};
 use flowtop_common::{
@@ -11,6 +11,7 @@ use flowtop_common::{
 use crate::{
     collect::aggregate::{GroupBy, SortBy},
     config::{Config, FilterRequest, Mode, ReportConfig, RowsConfig, ServeConfig},
+    container::{filter::Wanted, ContainerArg, PodArg},
     output::{Format, OutputRequest, Units},
     probe::select::ProbeRequest,
 };
@@ -25,6 +26,8 @@ Examples:
   flowtop --format csv 10 6 > talkers.csv   # a minute of data for a spreadsheet
   flowtop --by conn --tcp --port 443   # per connection, only TCP to/from port 443
   flowtop --by cgroup -r 5             # the five busiest cgroups (containers, services)
+  flowtop --by container               # per container, pod or service, by name
+  flowtop --container web --by conn    # only the container named web
   flowtop --by comm -c nginx           # all nginx processes as one row
   flowtop --by conn --show-nspid       # with each process's PID in its container
   flowtop --format json | jq 'select(.tx_bytes > 1000000)'
@@ -32,7 +35,7 @@ Examples:
   flowtop --probe tracepoint -v   # force a probe family, log what was attached";
 
 /// Report-printing options that mean nothing to `--serve`.
-const SERVE_CONFLICTS: [&str; 14] = [
+const SERVE_CONFLICTS: [&str; 15] = [
     "interval",
     "count",
     "by",
@@ -47,6 +50,7 @@ const SERVE_CONFLICTS: [&str; 14] = [
     "no_summary",
     "clear",
     "show_nspid",
+    "show_container",
 ];
 
 use crate::VERSION;
@@ -55,6 +59,7 @@ use crate::VERSION;
 /// kernel with eBPF.
 #[derive(Debug, Parser)]
 #[command(name = "flowtop", version = VERSION, about, after_help = EXAMPLES)]
+#[command(group(clap::ArgGroup::new("container_or_pod").args(["container", "pod"]).multiple(true)))]
 pub struct Cli {
     /// Seconds between reports
     #[arg(value_name = "INTERVAL", default_value_t = 1,
@@ -76,8 +81,34 @@ pub struct Cli {
 
     /// Only count tasks in this cgroup (v2) or below it: a path in the cgroup2
     /// mount or as /proc/PID/cgroup shows it (/system.slice/nginx.service)
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["container", "pod"])]
     pub cgroup: Option<String>,
+
+    /// Only count the container with this name, or whose id starts with these hex
+    /// digits (12 or more); in the kernel. Replicas with one name are all counted
+    #[arg(long, value_name = "NAME|ID", value_parser = ContainerArg::parse)]
+    pub container: Option<ContainerArg>,
+
+    /// Only count this Kubernetes pod's containers (named in the kubelet's logs under
+    /// --host-root); in the kernel
+    #[arg(long, value_name = "[NAMESPACE/]NAME", value_parser = PodArg::parse)]
+    pub pod: Option<PodArg>,
+
+    /// With --container/--pod: when nothing matches yet, count it from when it
+    /// appears instead of failing
+    #[arg(long, requires = "container_or_pod")]
+    pub wait: bool,
+
+    /// Where the host's files that name containers are (docker's, podman's, the
+    /// kubelet's logs): `/host` when flowtop runs in a container with the host's /
+    /// mounted there
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "FLOWTOP_HOST_ROOT",
+        default_value = "/"
+    )]
+    pub host_root: PathBuf,
 
     /// Only IPv4 (including IPv4-mapped addresses on IPv6 sockets)
     #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
@@ -149,6 +180,12 @@ pub struct Cli {
     #[arg(long)]
     pub show_nspid: bool,
 
+    /// Add the container, pod or systemd service of each process (a CONTAINER
+    /// column; csv/json keys container, container_id, runtime, pod, namespace,
+    /// cgroup). --by pid and conn
+    #[arg(long)]
+    pub show_container: bool,
+
     /// Redraw the screen each interval, like top (table on a terminal only)
     #[arg(short = 'C', long)]
     pub clear: bool,
@@ -179,9 +216,29 @@ pub struct Cli {
     #[arg(long, requires = "serve")]
     pub metrics_pid_label: bool,
 
+    /// --serve: label the counters with the cgroup path too (paths with container
+    /// ids: a new series per container)
+    #[arg(long, requires = "serve")]
+    pub metrics_cgroup_label: bool,
+
+    /// --serve: drop a series that moved no bytes for this long (10m, 1h, 30s), so
+    /// memory stays flat where pods come and go
+    #[arg(long, value_name = "DURATION", default_value = "10m",
+          value_parser = parse_ttl)]
+    pub series_ttl: Duration,
+
     /// Log what was loaded and attached and why other probes were skipped (-vv: more)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// `--series-ttl`: a humantime duration of at least one second.
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 10m, 1h, 30s)"))?;
+    if d < Duration::from_secs(1) {
+        return Err("at least 1s".into());
+    }
+    Ok(d)
 }
 
 impl Cli {
@@ -191,6 +248,8 @@ impl Cli {
             pids: self.pid,
             comm: self.comm,
             cgroup: self.cgroup,
+            containers: Wanted::new(self.container, self.pod),
+            wait: self.wait,
             family: match (self.ipv4, self.ipv6) {
                 (true, _) => AF_INET,
                 (_, true) => AF_INET6,
@@ -207,6 +266,8 @@ impl Cli {
             Some(addr) => Mode::Serve(ServeConfig {
                 addr,
                 pid_label: self.metrics_pid_label,
+                cgroup_label: self.metrics_cgroup_label,
+                series_ttl: self.series_ttl,
             }),
             None => Mode::Report(ReportConfig {
                 interval: Duration::from_secs(self.interval),
@@ -216,6 +277,7 @@ impl Cli {
                     sort: self.sort,
                     limit: self.rows,
                     nspid: self.show_nspid,
+                    container: self.show_container,
                 },
                 output: OutputRequest {
                     format: self.format,
@@ -237,6 +299,7 @@ impl Cli {
             probe: self.probe,
             max_entries: self.max_entries,
             filters,
+            host_root: self.host_root,
             mode,
         }
     }
@@ -250,11 +313,34 @@ impl Cli {
                  bytes (keys ending in _bytes)",
             ));
         }
-        if self.show_nspid && matches!(self.by, GroupBy::Comm | GroupBy::Cgroup) {
+        let processes = matches!(self.by, GroupBy::Pid | GroupBy::Conn);
+        if self.show_nspid && !processes {
             return Err(Cli::command().error(
                 ErrorKind::ArgumentConflict,
                 "--show-nspid needs rows that are processes: --by pid or --by conn",
             ));
+        }
+        if self.show_container && !processes {
+            return Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                "--show-container needs rows that are processes: --by pid or --by conn \
+                 (--by container groups by container)",
+            ));
+        }
+        if !self.host_root.is_dir() {
+            return Err(Cli::command().error(
+                ErrorKind::InvalidValue,
+                format!(
+                    "--host-root {}: no such directory",
+                    self.host_root.display()
+                ),
+            ));
+        }
+        if let Some(wanted) = Wanted::new(self.container.clone(), self.pod.clone()) {
+            // Here, so that nothing matching is a command-line error (exit 2).
+            if let Err(e) = crate::container::filter::initial(&wanted, &self.host_root, self.wait) {
+                return Err(Cli::command().error(ErrorKind::InvalidValue, e));
+            }
         }
         if let Some(addr) = self.serve {
             if !addr.ip().is_loopback() && !self.serve_public {
@@ -508,22 +594,31 @@ mod tests {
                 by: GroupBy::Conn,
                 sort: SortBy::Tx,
                 limit: Some(4),
-                nspid: true
+                nspid: true,
+                container: false,
             }
         );
     }
 
     #[test]
     fn serve_is_its_own_mode_and_groups_by_cgroup_in_the_kernel() {
-        let c = parse(&["--serve", "9464", "--metrics-pid-label"])
-            .unwrap()
-            .into_config();
+        let c = parse(&[
+            "--serve",
+            "9464",
+            "--metrics-pid-label",
+            "--series-ttl",
+            "1h",
+        ])
+        .unwrap()
+        .into_config();
         assert_eq!(c.group_by(), GroupBy::Cgroup);
         assert_eq!(
             c.mode,
             Mode::Serve(ServeConfig {
                 addr: "127.0.0.1:9464".parse().unwrap(),
-                pid_label: true
+                pid_label: true,
+                cgroup_label: false,
+                series_ttl: Duration::from_secs(3600),
             })
         );
     }

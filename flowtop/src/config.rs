@@ -7,7 +7,7 @@
 //! Each part is owned by the module that acts on it ([`FilterRequest`] by the kernel
 //! filters, [`OutputRequest`] by the printers, [`ProbeRequest`] by probe selection);
 //! this module only puts them together.
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 pub use crate::{
     collect::aggregate::{GroupBy, SortBy},
@@ -25,6 +25,8 @@ pub struct Config {
     pub max_entries: u32,
     /// What the kernel programs count.
     pub filters: FilterRequest,
+    /// `--host-root`: where the host's files that name containers are.
+    pub host_root: PathBuf,
     /// Print reports, or serve metrics.
     pub mode: Mode,
 }
@@ -61,6 +63,8 @@ pub struct RowsConfig {
     pub limit: Option<u64>,
     /// `--show-nspid`: look up each process's PID in its own namespace.
     pub nspid: bool,
+    /// `--show-container`: name each process's (or connection's) container.
+    pub container: bool,
 }
 
 /// `--serve`.
@@ -69,6 +73,10 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     /// `--metrics-pid-label`.
     pub pid_label: bool,
+    /// `--metrics-cgroup-label`.
+    pub cgroup_label: bool,
+    /// `--series-ttl`: a series idle this long is dropped.
+    pub series_ttl: Duration,
 }
 
 impl Config {
@@ -78,6 +86,15 @@ impl Config {
         match &self.mode {
             Mode::Report(r) => r.rows.by,
             Mode::Serve(_) => GroupBy::Cgroup,
+        }
+    }
+
+    /// `--show-container`: rows of processes carry their container, so the kernel
+    /// keys flows by cgroup too.
+    pub fn show_container(&self) -> bool {
+        match &self.mode {
+            Mode::Report(r) => r.rows.container,
+            Mode::Serve(_) => false,
         }
     }
 }

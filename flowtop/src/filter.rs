@@ -1,7 +1,12 @@
 //! Filters and groupings as the kernel programs see them: fields of the load-time
 //! [`KernelConfig`] (the verifier prunes unused branches, so an unset filter costs
-//! nothing) and two small maps (`-p` with several PIDs, `--cgroup`).
-use std::{fs::File, os::fd::AsRawFd as _, path::PathBuf};
+//! nothing) and two small maps (`-p` with several PIDs; `--cgroup`, `--container`,
+//! `--pod`).
+use std::{
+    fs::File,
+    os::fd::AsRawFd as _,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use aya::{
@@ -9,19 +14,29 @@ use aya::{
     Ebpf,
 };
 use flowtop_common::{
-    flow_mode, KernelConfig, COMM_LEN, MAP_FILTER_CGROUP, MAP_FILTER_PIDS, MAX_FILTER_PIDS,
+    flow_mode, KernelConfig, COMM_LEN, MAP_FILTER_CGROUP, MAP_FILTER_PIDS, MAX_FILTER_CGROUPS,
+    MAX_FILTER_PIDS,
 };
 
-use crate::{collect::aggregate::GroupBy, identity};
+use crate::{
+    collect::aggregate::GroupBy,
+    container::{self, filter::Wanted},
+    identity,
+};
 
-/// The filters as asked for (`-p`, `-c`, `--cgroup`, `-4`/`-6`, `--tcp`/`--udp`,
-/// `--port`), before they are checked against this machine.
+/// The filters as asked for (`-p`, `-c`, `--cgroup`, `--container`/`--pod`,
+/// `-4`/`-6`, `--tcp`/`--udp`, `--port`), before they are checked against this
+/// machine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FilterRequest {
     pub pids: Vec<u32>,
     pub comm: Option<String>,
     /// As `/proc/PID/cgroup` shows it, or a directory in the cgroup2 mount.
     pub cgroup: Option<String>,
+    /// `--container`, `--pod`.
+    pub containers: Option<Wanted>,
+    /// `--wait`: nothing matching `containers` yet is not an error.
+    pub wait: bool,
     /// `AF_INET`, `AF_INET6`, or 0 for both.
     pub family: u16,
     /// A `proto_filter` value.
@@ -38,6 +53,9 @@ pub struct KernelFilters {
     pub comm: [u8; COMM_LEN],
     /// `--cgroup`: the cgroup v2 directory.
     pub cgroup_dir: Option<PathBuf>,
+    /// `--container`, `--pod`: what to match and the cgroups matching now (the
+    /// slots are filled by [`crate::container::filter::CgroupFilter`]).
+    pub containers: Option<(Wanted, Vec<PathBuf>)>,
     /// `-4`/`-6`: `AF_INET`/`AF_INET6` or 0.
     pub family: u16,
     /// `--tcp`/`--udp`: a `proto_filter` value.
@@ -55,8 +73,16 @@ pub struct KernelFilters {
 impl KernelFilters {
     /// `have_offsets`: the kernel's BTF gave the `struct sock` offsets. Without them
     /// (only the classic tracepoint then works) addresses and ports cannot be read.
-    /// `by`: what rows are made of (decides what the kernel keys flows by).
-    pub fn new(req: &FilterRequest, by: GroupBy, have_offsets: bool) -> Result<Self> {
+    /// `by`: what rows are made of, and `show_container` whether they carry their
+    /// container (both decide what the kernel keys flows by). `host_root`: where
+    /// the files that name containers are.
+    pub fn new(
+        req: &FilterRequest,
+        by: GroupBy,
+        show_container: bool,
+        host_root: &Path,
+        have_offsets: bool,
+    ) -> Result<Self> {
         let mut f = KernelFilters {
             pids: req.pids.clone(),
             ..Default::default()
@@ -73,12 +99,21 @@ impl KernelFilters {
             f.cgroup_dir = Some(identity::cgroup_dir(&mount, path)?);
             f.cgroup_on = 1;
         }
+        if let Some(wanted) = &req.containers {
+            let dirs =
+                container::filter::initial(wanted, host_root, req.wait).map_err(|e| anyhow!(e))?;
+            f.containers = Some((wanted.clone(), dirs));
+            f.cgroup_on = MAX_FILTER_CGROUPS;
+        }
         f.family = req.family;
         f.proto = req.proto;
         f.port = req.port.unwrap_or(0);
         f.flow_mode = match by {
+            // --show-container names a connection by its flows' cgroups.
+            GroupBy::Conn if show_container => flow_mode::CONN | flow_mode::CGROUP,
             GroupBy::Conn => flow_mode::CONN,
-            GroupBy::Cgroup => flow_mode::CGROUP,
+            GroupBy::Cgroup | GroupBy::Container => flow_mode::CGROUP,
+            GroupBy::Pid if show_container => flow_mode::CGROUP,
             GroupBy::Pid | GroupBy::Comm => 0,
         };
         let needs_addrs = f.flow_mode & flow_mode::CONN != 0 || f.port != 0;
@@ -189,31 +224,42 @@ mod tests {
 
     #[test]
     fn one_pid_uses_the_global_several_use_the_map() {
-        let f = KernelFilters::new(&pids(&[42]), GroupBy::Pid, true).unwrap();
+        let f =
+            KernelFilters::new(&pids(&[42]), GroupBy::Pid, false, Path::new("/"), true).unwrap();
         assert_eq!((f.single_tgid(), f.pid_map), (42, 0));
-        let f = KernelFilters::new(&pids(&[42, 43]), GroupBy::Pid, true).unwrap();
+        let f = KernelFilters::new(&pids(&[42, 43]), GroupBy::Pid, false, Path::new("/"), true)
+            .unwrap();
         assert_eq!((f.single_tgid(), f.pid_map), (0, 1));
         assert_eq!(f.pids, [42, 43]);
         let many: Vec<u32> = (1..=MAX_FILTER_PIDS + 1).collect();
-        assert!(KernelFilters::new(&pids(&many), GroupBy::Pid, true).is_err());
+        assert!(
+            KernelFilters::new(&pids(&many), GroupBy::Pid, false, Path::new("/"), true).is_err()
+        );
     }
 
     #[test]
     fn pid_mode_reads_no_addresses_and_leaves_flows_alone() {
         let none = FilterRequest::default();
-        let f = KernelFilters::new(&none, GroupBy::Pid, true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Pid, false, Path::new("/"), true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (0, 0));
-        let f = KernelFilters::new(&none, GroupBy::Conn, true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Conn, false, Path::new("/"), true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CONN, 1));
-        let f = KernelFilters::new(&none, GroupBy::Cgroup, true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Cgroup, false, Path::new("/"), true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CGROUP, 0));
+        let f = KernelFilters::new(&none, GroupBy::Container, false, Path::new("/"), true).unwrap();
+        assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CGROUP, 0));
+        // --show-container: rows of processes learn their cgroup from the flows.
+        let f = KernelFilters::new(&none, GroupBy::Pid, true, Path::new("/"), true).unwrap();
+        assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CGROUP, 0));
+        let f = KernelFilters::new(&none, GroupBy::Conn, true, Path::new("/"), true).unwrap();
+        assert_eq!(f.flow_mode, flow_mode::CONN | flow_mode::CGROUP);
         let dns = FilterRequest {
             family: AF_INET6,
             proto: proto_filter::UDP,
             port: Some(53),
             ..Default::default()
         };
-        let f = KernelFilters::new(&dns, GroupBy::Pid, true).unwrap();
+        let f = KernelFilters::new(&dns, GroupBy::Pid, false, Path::new("/"), true).unwrap();
         assert_eq!(
             (f.family, f.proto, f.port, f.read_addrs),
             (AF_INET6, proto_filter::UDP, 53, 1)
@@ -223,7 +269,7 @@ mod tests {
     #[test]
     fn addresses_without_btf_are_refused_clearly() {
         let none = FilterRequest::default();
-        let e = KernelFilters::new(&none, GroupBy::Conn, false)
+        let e = KernelFilters::new(&none, GroupBy::Conn, false, Path::new("/"), false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("--by conn needs the kernel's BTF"), "{e}");
@@ -231,7 +277,7 @@ mod tests {
             port: Some(80),
             ..Default::default()
         };
-        let e = KernelFilters::new(&port, GroupBy::Pid, false)
+        let e = KernelFilters::new(&port, GroupBy::Pid, false, Path::new("/"), false)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("--port needs"), "{e}");
@@ -240,7 +286,7 @@ mod tests {
             family: AF_INET,
             ..Default::default()
         };
-        let f = KernelFilters::new(&v4, GroupBy::Pid, false).unwrap();
+        let f = KernelFilters::new(&v4, GroupBy::Pid, false, Path::new("/"), false).unwrap();
         assert_eq!((f.family, f.read_addrs), (AF_INET, 0));
     }
 }

@@ -117,7 +117,8 @@ impl CgroupNames {
     }
 }
 
-fn walk(dir: &Path, rel: &str, out: &mut HashMap<u64, String>) {
+/// Every cgroup under `dir`: its id (the directory's inode) -> path below the mount.
+pub fn walk(dir: &Path, rel: &str, out: &mut HashMap<u64, String>) {
     let Ok(meta) = fs::metadata(dir) else { return };
     out.insert(
         meta.ino(),

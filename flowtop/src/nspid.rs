@@ -48,10 +48,12 @@ impl NsPids {
     }
 
     /// PIDs remembered.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.cache.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.cache.is_empty()
     }

@@ -17,8 +17,10 @@ use crate::{
         collector::{Collector, Interval},
         exporter::ExportReader,
     },
-    config::{Config, Mode, ReportConfig},
+    config::{Config, GroupBy, Mode, ReportConfig},
+    container::{filter::CgroupFilter, Containers},
     filter::KernelFilters,
+    identity,
     output::{self, term::Term, OutputOptions, Printer, Stamp},
     privileges,
     probe::{
@@ -46,7 +48,7 @@ pub fn run(config: &Config) -> Result<()> {
     }
     match &config.mode {
         Mode::Report(report) => {
-            let mut attached = attach(config)?;
+            let (mut attached, cgroup_filter) = attach(config)?;
             // The readers take their maps while flowtop still holds its capabilities.
             let mut reader = Collector::new(
                 &mut attached.ebpf,
@@ -54,9 +56,16 @@ pub fn run(config: &Config) -> Result<()> {
                 report.rows.sort,
                 report.rows.limit,
                 config.max_entries,
+                report.rows.container,
             )?;
             if report.rows.nspid {
                 reader.show_nspids();
+            }
+            if report.rows.container || report.rows.by == GroupBy::Container {
+                reader.name_containers(config.host_root.clone())?;
+            }
+            if let Some(f) = cgroup_filter {
+                reader.follow_cgroup_filter(f);
             }
             let session = Session::start(
                 &attached,
@@ -67,6 +76,7 @@ pub fn run(config: &Config) -> Result<()> {
                 &report.output,
                 report.rows.by,
                 report.rows.nspid,
+                report.rows.container,
                 &Term::detect(),
             );
             let printer = output::printer_with(&opts, stdout);
@@ -88,8 +98,13 @@ pub fn run(config: &Config) -> Result<()> {
             // Before loading (a port in use fails fast) and before capabilities are
             // dropped (a port below 1024).
             let listener = serve::bind(serve.addr)?;
-            let mut attached = attach(config)?;
-            let reader = ExportReader::new(&mut attached.ebpf, config.max_entries)?;
+            let (mut attached, cgroup_filter) = attach(config)?;
+            let reader = ExportReader::new(
+                &mut attached.ebpf,
+                config.max_entries,
+                config.host_root.clone(),
+                cgroup_filter,
+            )?;
             let addr = listener.local_addr()?;
             let session = Session::start(&attached, &format!("serving http://{addr}/metrics"))?;
             let metrics = Metrics::new(Info {
@@ -98,11 +113,15 @@ pub fn run(config: &Config) -> Result<()> {
                 version: crate::VERSION.to_string(),
                 capacity: config.max_entries,
                 pid_label: serve.pid_label,
+                cgroup_label: serve.cgroup_label,
+                series_ttl: serve.series_ttl,
             });
             let Session { runtime, signals } = session;
+            let misses = MissedEvents::new(&attached.ebpf);
             let result = runtime.block_on(serve::serve_loop(
                 listener,
                 reader,
+                misses,
                 metrics,
                 signals.int,
                 signals.term,
@@ -115,10 +134,18 @@ pub fn run(config: &Config) -> Result<()> {
 
 /// Loads and attaches the programs the kernel supports best, with the filters set
 /// and filled, and the optional parts (datagram peers) attached where they apply.
-fn attach(config: &Config) -> Result<Attached> {
+/// With `--container`/`--pod`, also the filter that keeps the kernel's cgroup slots
+/// in step with the matching containers.
+fn attach(config: &Config) -> Result<(Attached, Option<CgroupFilter>)> {
     let facts = KernelFacts::detect();
     let candidates = plan(config.probe, &Facts::from(&facts))?;
-    let filters = KernelFilters::new(&config.filters, config.group_by(), facts.offsets.is_ok())?;
+    let filters = KernelFilters::new(
+        &config.filters,
+        config.group_by(),
+        config.show_container(),
+        &config.host_root,
+        facts.offsets.is_ok(),
+    )?;
     let mut attached = attach_first(
         &candidates,
         &LoadConfig {
@@ -130,6 +157,15 @@ fn attach(config: &Config) -> Result<Attached> {
     )
     .map_err(|e| privileges::explain_refusal(e.into()))?;
     filters.fill_maps(&mut attached.ebpf)?;
+    let cgroup_filter = match &filters.containers {
+        Some((wanted, dirs)) => Some(CgroupFilter::new(
+            &mut attached.ebpf,
+            wanted.clone(),
+            Containers::new(identity::cgroup2_mount()?, config.host_root.clone()),
+            dirs,
+        )?),
+        None => None,
+    };
     if attached.family != Family::Tracepoint {
         if let Some(mode) = preempt::kernel_code_preemptible() {
             log::warn!(
@@ -154,7 +190,7 @@ fn attach(config: &Config) -> Result<Attached> {
             );
         }
     }
-    Ok(attached)
+    Ok((attached, cgroup_filter))
 }
 
 /// What report and serve mode share once the programs are attached and the readers
@@ -233,9 +269,11 @@ async fn report_loop(
         };
         let occupancy = reader.occupancy()?;
         let report = reader.report()?;
+        let missed = misses.since_last();
         let stamp = Stamp {
             at: SystemTime::now(),
             elapsed: last_read.elapsed(),
+            skipped: missed,
         };
         last_read = Instant::now();
         log::debug!(
@@ -253,7 +291,6 @@ async fn report_loop(
                 max_entries
             );
         }
-        let missed = misses.since_last();
         if missed > 0 {
             log::warn!(
                 "the kernel skipped flowtop's programs for {missed} socket calls this \
@@ -262,7 +299,7 @@ async fn report_loop(
             );
         }
         // On a signal, print the partial interval too: nothing counted is lost.
-        if !stopping || !report.is_empty() {
+        if !stopping || !report.is_empty() || unrecorded.total() > 0 || missed > 0 {
             match &report {
                 Interval::Procs(r) => printer.interval(r, &stamp)?,
                 Interval::Grouped(r) => printer.grouped(r, &stamp)?,

@@ -2,7 +2,10 @@
 //! text, kernel BTF bytes, kernel task names) either parses or gives a clean error,
 //! for any input, and never panics.
 use clap::Parser as _;
-use flowtop::{cli::Cli, collect::Comm, privileges, probe::btf::KernelBtf};
+use flowtop::{
+    cli::Cli,
+    dev::{cgroup2_mount_in, cgroup_dir, parse_cap_eff, Comm, KernelBtf},
+};
 use proptest::prelude::*;
 
 /// Tokens that look like flowtop's flags and values, mixed with arbitrary strings.
@@ -55,8 +58,8 @@ proptest! {
 
     #[test]
     fn proc_status_text_never_panics(text in "\\PC{0,200}", hex in "[0-9a-fA-F]{0,20}") {
-        let _ = privileges::parse_cap_eff(&text);
-        let parsed = privileges::parse_cap_eff(&format!("Name:\tx\nCapEff:\t{hex}\n"));
+        let _ = parse_cap_eff(&text);
+        let parsed = parse_cap_eff(&format!("Name:\tx\nCapEff:\t{hex}\n"));
         if (1..=16).contains(&hex.len()) {
             prop_assert_eq!(parsed, Some(u64::from_str_radix(&hex, 16).unwrap()));
         }
@@ -110,10 +113,10 @@ proptest! {
     /// a well-formed cgroup2 line is always found, with `\ooo` escapes decoded.
     #[test]
     fn mountinfo_parsing_never_panics(text in "\\PC{0,300}", esc in "(\\\\[0-7]{3}|[a-z/]){1,12}") {
-        let _ = flowtop::identity::cgroup2_mount_in(&text);
+        let _ = cgroup2_mount_in(&text);
         let line = format!("30 25 0:26 / /sys/fs/{esc} rw,nosuid - cgroup2 cgroup2 rw\n");
         let both = format!("{}\n{}", text, line);
-        let found = flowtop::identity::cgroup2_mount_in(&both);
+        let found = cgroup2_mount_in(&both);
         prop_assert!(found.is_some() || text.contains(" - cgroup2"));
     }
 
@@ -122,7 +125,7 @@ proptest! {
     #[test]
     fn cgroup_arguments_stay_inside_the_mount(arg in "(/?(\\.\\.|[a-z]{1,3}|\\.)){1,5}") {
         let mount = std::env::temp_dir();
-        if let Ok(dir) = flowtop::identity::cgroup_dir(&mount, &arg) {
+        if let Ok(dir) = cgroup_dir(&mount, &arg) {
             prop_assert!(dir.starts_with(&mount), "{arg} -> {}", dir.display());
             prop_assert!(!arg.split('/').any(|c| c == ".."));
         }

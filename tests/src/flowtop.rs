@@ -184,6 +184,20 @@ impl Flowtop {
         &self.ready_line
     }
 
+    /// Waits (at most the run's timeout) for a line of its stderr (`-v` logs)
+    /// containing `needle`, logged after the ready line: for a test that must know
+    /// flowtop saw something (e.g. `counting cgroup DIR`) before it moves bytes.
+    pub fn wait_for_log(&self, needle: &str) -> Result<String> {
+        let stderr = self.stderr.as_ref().expect("stderr is read until stop");
+        stderr.wait_for(needle, self.timeout).with_context(|| {
+            format!(
+                "flowtop never logged {needle:?} within {:?}; stderr:\n{}",
+                self.timeout,
+                stderr.snapshot()
+            )
+        })
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -277,6 +291,12 @@ impl FlowtopRun {
             text: text.to_string(),
             ..self
         }
+    }
+
+    /// Its stdout as JSON Lines values, for the keys the typed [`Row`] does not
+    /// carry (`--by container` rows have no PID); panics on a line that is not JSON.
+    pub fn values(&self) -> Vec<serde_json::Value> {
+        crate::json_values(&self.text)
     }
 
     /// Problems with the run as a whole: exit status, unparsable lines, panics.

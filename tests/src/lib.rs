@@ -22,6 +22,7 @@
 //! - [`verdict`]: expectations, verdicts and the comparison;
 //! - [`cgroup`]: cgroup v2 fixtures;
 //! - [`prometheus`]: a real Prometheus server scraping an exporter;
+//! - [`podman`]: real podman containers running trafficgen, image built offline;
 //! - [`scenarios`]: the scenarios shared with the VM matrix.
 pub mod binaries;
 pub mod cgroup;
@@ -29,6 +30,7 @@ pub mod child;
 pub mod ctx;
 pub mod flowtop;
 pub mod host;
+pub mod podman;
 pub mod prometheus;
 pub mod rows;
 pub mod scenarios;
@@ -36,7 +38,7 @@ pub mod trafficgen;
 pub mod verdict;
 
 pub use binaries::{find_flowtop, find_trafficgen};
-pub use cgroup::ScenarioCgroup;
+pub use cgroup::{cgroup2_mount, own_cgroup, CgroupTree, ScenarioCgroup};
 pub use child::{output_within, send_signal, wait_timeout};
 pub use ctx::Ctx;
 pub use flowtop::{panic_text, Flowtop, FlowtopBuilder, FlowtopRun, READY_MARKER};

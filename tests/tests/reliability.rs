@@ -286,13 +286,23 @@ fn stdout_full_for_seconds_loses_nothing() {
     assert!(res.passed(), "{res}\n{}", res.detail);
 }
 
-#[test]
-fn a_full_map_counts_what_it_cannot_store_as_unrecorded() {
+/// What one `--max-entries 1` run moved and printed.
+struct FullMapRun {
+    src_pid: u32,
+    /// Bytes the sender sent and the receiver received, by their own count.
+    sent: u64,
+    received: u64,
+    stdout: String,
+    stderr: String,
+}
+
+/// A sender and a receiver, both waiting; only they are counted (-p, in the
+/// kernel), and the map has room for one process: the sender, which moves bytes
+/// first. No `--summary`: the loss must show in the stream anyway.
+fn full_map_run(format: &str) -> FullMapRun {
     use flowtop_tests::Gen;
     let ctx = ctx();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
-    // A sender and a receiver, both waiting; only they are counted (-p, in the kernel),
-    // and the map has room for one process: the sender, which moves bytes first.
     let sink = Gen::spawn(&ctx, &s(&["tcp-sink", "127.0.0.1"])).unwrap();
     let ready = sink.ready().unwrap();
     let bytes = 300_007u64;
@@ -308,10 +318,10 @@ fn a_full_map_counts_what_it_cannot_store_as_unrecorded() {
     .unwrap();
     let src_pid = src.ready().unwrap().pid;
     let pids = format!("{},{}", src_pid, ready.pid);
-    // Raw: the summary objects are not rows; this test reads them itself.
+    // Raw: the loss lines are not rows; the tests read them themselves.
     let ft = Flowtop::builder(&ctx)
         .raw()
-        .args(&["--format", "json", "--summary", "--max-entries", "1"])
+        .args(&["--format", format, "--max-entries", "1"])
         .args(&["-p", &pids, "1"])
         .start()
         .expect("flowtop starts");
@@ -320,31 +330,91 @@ fn a_full_map_counts_what_it_cannot_store_as_unrecorded() {
     thread::sleep(Duration::from_millis(200));
     let run = ft.stop().expect("flowtop stops");
     run.assert_clean();
-    let (out, stderr) = (&run.text, &run.stderr);
     assert_eq!((src_truth.tx_bytes, sink_truth.rx_bytes), (bytes, bytes));
+    assert!(
+        run.stderr.contains("map full"),
+        "a warning on stderr says so: {}",
+        run.stderr
+    );
+    FullMapRun {
+        src_pid,
+        sent: src_truth.tx_bytes,
+        received: sink_truth.rx_bytes,
+        stdout: run.text.clone(),
+        stderr: run.stderr.clone(),
+    }
+}
 
-    let (mut tx_rows, mut rx_rows, mut unrecorded_rx, mut unrecorded) = (0, 0, 0, 0);
+#[test]
+fn a_full_map_counts_what_it_cannot_store_as_unrecorded_in_json() {
+    let r = full_map_run("json");
+    let out = &r.stdout;
+    let (mut tx_rows, mut rx_rows, mut unrecorded_rx, mut unrecorded, mut losses) = (0, 0, 0, 0, 0);
     for v in out
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
     {
-        if let Some(sum) = v.get("summary") {
-            unrecorded_rx += sum["unrecorded_rx_bytes"].as_u64().unwrap();
-            unrecorded += sum["unrecorded_bytes"].as_u64().unwrap();
-        } else if v["pid"] == src_pid {
+        if let Some(loss) = v.get("loss") {
+            assert!(v.get("pid").is_none(), "a loss object is not a row: {v}");
+            unrecorded_rx += loss["unrecorded_rx_bytes"].as_u64().unwrap();
+            unrecorded += loss["unrecorded_bytes"].as_u64().unwrap();
+            losses += 1;
+        } else if v["pid"] == r.src_pid {
             tx_rows += v["tx_bytes"].as_u64().unwrap();
         } else {
             rx_rows += v["rx_bytes"].as_u64().unwrap();
         }
     }
     // Every byte is either in a row or unrecorded: the sender's in its row, the
-    // receiver's (no room for its key) all unrecorded.
-    assert_eq!(tx_rows, src_truth.tx_bytes, "{out}");
+    // receiver's (no room for its key) all unrecorded, shown without --summary.
+    assert_eq!(tx_rows, r.sent, "{out}");
     assert_eq!(rx_rows, 0, "the receiver had no room in the map: {out}");
-    assert_eq!(unrecorded_rx, sink_truth.rx_bytes, "{out}");
-    assert_eq!(unrecorded, sink_truth.rx_bytes, "{out}");
-    assert!(
-        stderr.contains("map full"),
-        "a warning on stderr says so: {stderr}"
-    );
+    assert!(losses > 0, "{out}");
+    assert_eq!(unrecorded_rx, r.received, "{out}\n{}", r.stderr);
+    assert_eq!(unrecorded, r.received, "{out}");
+}
+
+#[test]
+fn a_full_map_counts_what_it_cannot_store_as_unrecorded_in_csv() {
+    let r = full_map_run("csv");
+    let out = &r.stdout;
+    let mut unrecorded_rx = 0u64;
+    for line in out.lines().filter(|l| l.starts_with('#')) {
+        // `# interval N loss: unrecorded_rx_bytes=A unrecorded_tx_bytes=B ...`
+        let field = |name: &str| -> u64 {
+            let at = line
+                .find(&format!("{name}="))
+                .unwrap_or_else(|| panic!("{line}"));
+            line[at + name.len() + 1..]
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        unrecorded_rx += field("unrecorded_rx_bytes");
+        assert_eq!(
+            field("skipped_calls"),
+            0,
+            "the tracepoint family skips none: {line}"
+        );
+    }
+    // The rows, read as CSV with the comment lines skipped.
+    let mut rdr = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .from_reader(out.as_bytes());
+    let header = rdr.headers().unwrap().clone();
+    let col = |k: &str| header.iter().position(|h| h == k).unwrap();
+    let (pid, tx, rx) = (col("pid"), col("tx_bytes"), col("rx_bytes"));
+    let (mut tx_rows, mut rx_rows) = (0u64, 0u64);
+    for rec in rdr.records().map(|r| r.unwrap()) {
+        if rec[pid].parse::<u32>().unwrap() == r.src_pid {
+            tx_rows += rec[tx].parse::<u64>().unwrap();
+        } else {
+            rx_rows += rec[rx].parse::<u64>().unwrap();
+        }
+    }
+    assert_eq!(rx_rows, 0, "the receiver had no room in the map: {out}");
+    assert_eq!(tx_rows, r.sent, "{out}");
+    assert_eq!(unrecorded_rx, r.received, "{out}");
 }

@@ -1,9 +1,9 @@
-//! Groupings (`--by pid|conn|comm|cgroup`): rows of each interval, then `-s`/`-r`.
+//! Groupings (`--by pid|conn|comm|cgroup|container`): rows of each interval, then `-s`/`-r`.
 //!
 //! Every grouping is a sum of exact per-key interval deltas: a group's interval bytes
 //! are its keys' deltas this interval, its totals the running sum of those, so no
 //! grouping can gain or lose a byte against the per-key counters.
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 pub use super::{conn::Conn, order::SortBy};
 use super::{
@@ -13,6 +13,7 @@ use super::{
     row::RowData,
     Bytes,
 };
+use crate::container::Identity;
 
 /// `--by`: what one row stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,6 +26,9 @@ pub enum GroupBy {
     Comm,
     /// One row per cgroup (v2) path: a container, a systemd service
     Cgroup,
+    /// One row per container (docker, podman, Kubernetes) or systemd service, by
+    /// name; other processes are one `host` row
+    Container,
 }
 
 impl GroupBy {
@@ -35,6 +39,7 @@ impl GroupBy {
             GroupBy::Conn => "conn",
             GroupBy::Comm => "comm",
             GroupBy::Cgroup => "cgroup",
+            GroupBy::Container => "container",
         }
     }
 }
@@ -54,6 +59,8 @@ pub struct Row {
     pub conn: Option<Conn>,
     /// cgroup v2 path (`--by cgroup`).
     pub cgroup: Option<String>,
+    /// The container, pod or unit (`--by container`, `--show-container`).
+    pub container: Option<Arc<Identity>>,
     pub interval: Bytes,
     pub total: Bytes,
 }
@@ -67,6 +74,7 @@ impl Row {
             processes: 1,
             conn: None,
             cgroup: None,
+            container: None,
             interval,
             total,
         }
@@ -93,10 +101,15 @@ impl RowData for Row {
         self.conn.as_ref()
     }
     fn cgroup(&self) -> Option<&str> {
-        self.cgroup.as_deref()
+        self.cgroup
+            .as_deref()
+            .or_else(|| self.container.as_ref()?.cgroup.as_deref())
     }
     fn processes(&self) -> u32 {
         self.processes
+    }
+    fn container(&self) -> Option<&Identity> {
+        self.container.as_deref()
     }
 }
 
@@ -130,6 +143,19 @@ pub fn by_conn(flows: &[FlowDelta], procs: &[ProcRow]) -> Vec<Row> {
             ),
             conn: Some(Conn::from_key(&f.key)),
             ..Row::new(f.interval, f.total)
+        })
+        .collect()
+}
+
+/// `--by pid` as grouping rows, for `--show-container` (which adds each
+/// process's container); plain `--by pid` prints the differ's rows as they are.
+pub fn by_pid(procs: &[ProcRow]) -> Vec<Row> {
+    procs
+        .iter()
+        .map(|p| Row {
+            pid: Some(p.pid),
+            comm: Some(p.comm.to_string()),
+            ..Row::new(p.interval, p.total)
         })
         .collect()
 }
@@ -196,6 +222,37 @@ pub fn by_cgroup(
     })
 }
 
+/// `--by container` from flows keyed by (process, cgroup); `who` names a flow's
+/// cgroup (and process, for the v1 fallback). Rows are keyed by
+/// [`Identity::group_key`]: a container's monitor and sub-cgroups join its row.
+pub fn by_container(
+    groups: &mut Groups<String>,
+    flows: &[FlowDelta],
+    mut who: impl FnMut(u64, u32) -> Arc<Identity>,
+) -> Vec<Row> {
+    // A process counts once per container: its flows are merged first.
+    let mut per_proc: HashMap<(String, u32), (Bytes, Arc<Identity>)> = HashMap::new();
+    for f in flows {
+        let ident = who(f.key.cgroup, f.key.tgid);
+        let e = per_proc
+            .entry((ident.group_key(), f.key.tgid))
+            .or_insert_with(|| (Bytes::default(), ident));
+        e.0 = e.0 + f.interval;
+    }
+    let mut idents: HashMap<String, Arc<Identity>> = HashMap::new();
+    let deltas: Vec<(String, Bytes)> = per_proc
+        .into_iter()
+        .map(|((key, _), (d, ident))| {
+            idents.entry(key.clone()).or_insert(ident);
+            (key, d)
+        })
+        .collect();
+    groups.rows(deltas, |g, r| {
+        r.container = idents.get(g).cloned();
+        r.cgroup = r.container.as_ref().and_then(|c| c.cgroup.clone());
+    })
+}
+
 /// Keeps the `limit` busiest rows, ordered by `sort` (see [`order`]); the report
 /// still counts every row.
 pub fn finish(
@@ -257,18 +314,6 @@ mod tests {
                 unrecorded: self.unrecorded,
             }
         }
-    }
-
-    /// `--by pid`.
-    pub fn by_pid(procs: &[ProcRow]) -> Vec<Row> {
-        procs
-            .iter()
-            .map(|p| Row {
-                pid: Some(p.pid),
-                comm: Some(p.comm.to_string()),
-                ..Row::new(p.interval, p.total)
-            })
-            .collect()
     }
 
     #[test]

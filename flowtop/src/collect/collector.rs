@@ -1,5 +1,7 @@
 //! One interval's report for any `--by`: reads the maps the grouping needs, diffs
 //! them, groups, sorts and limits.
+use std::{collections::HashMap, path::PathBuf};
+
 use anyhow::Result;
 use aya::Ebpf;
 
@@ -11,6 +13,7 @@ use super::{
     Bytes,
 };
 use crate::{
+    container::{filter::CgroupFilter, Containers, Tracking},
     identity::{self, CgroupNames},
     nspid::NsPids,
 };
@@ -20,7 +23,7 @@ use crate::{
 pub enum Interval {
     /// `--by pid`: the differ's rows after `-s` and `-r`, not converted.
     Procs(IntervalReport),
-    /// `--by conn|comm|cgroup`.
+    /// `--by conn|comm|cgroup|container`, and `--by pid --show-container`.
     Grouped(Report),
 }
 
@@ -56,25 +59,37 @@ pub struct Collector {
     limit: Option<usize>,
     maps: KernelMaps,
     differ: ProcDiffer,
-    /// `--by conn`/`--by cgroup` only (with `maps.flows`).
+    /// `--by conn|cgroup|container`, `--by pid --show-container` only (with
+    /// `maps.flows`).
     flows: FlowDiffer,
     comms: Groups<String>,
     cgroups: Groups<u64>,
     names: Option<CgroupNames>,
     /// `--show-nspid` only.
     nspids: Option<NsPids>,
+    /// `--by container`, `--show-container`: names; `--container`, `--pod`: the
+    /// kernel filter, kept in step with the matches.
+    containers: Tracking,
+    container_groups: Groups<String>,
 }
 
 impl Collector {
     /// `capacity`: the per-process map's size (`--max-entries`), for early reclaims.
+    /// `cgroups`: the programs key flows by cgroup too (`--show-container` on
+    /// `--by pid`: a process's container is the cgroup its bytes were counted in).
     pub fn new(
         ebpf: &mut Ebpf,
         by: GroupBy,
         sort: SortBy,
         limit: Option<u64>,
         capacity: u32,
+        cgroups: bool,
     ) -> Result<Self> {
-        let flows = matches!(by, GroupBy::Conn | GroupBy::Cgroup);
+        let flows = match by {
+            GroupBy::Conn | GroupBy::Cgroup | GroupBy::Container => true,
+            GroupBy::Pid => cgroups,
+            GroupBy::Comm => false,
+        };
         let names = match by {
             GroupBy::Cgroup => Some(CgroupNames::new(identity::cgroup2_mount()?)),
             _ => None,
@@ -90,7 +105,22 @@ impl Collector {
             cgroups: Groups::default(),
             names,
             nspids: None,
+            containers: Tracking::default(),
+            container_groups: Groups::default(),
         })
+    }
+
+    /// `--by container` (required for it), `--show-container`: names containers
+    /// from the files under `host_root`, as their cgroups appear.
+    pub fn name_containers(&mut self, host_root: PathBuf) -> Result<()> {
+        let mount = identity::cgroup2_mount()?;
+        self.containers.names = Some(Containers::new(mount, host_root));
+        Ok(())
+    }
+
+    /// `--container`, `--pod`: matches found between reports are counted too.
+    pub fn follow_cgroup_filter(&mut self, filter: CgroupFilter) {
+        self.containers.filter = Some(filter);
     }
 
     /// `--show-nspid`: rows with a PID get the PID in its innermost namespace.
@@ -101,6 +131,7 @@ impl Collector {
     /// Between reports: reclaims exited processes' keys early when the per-process map
     /// fills up (see [`CounterReader::sweep`](super::counters::CounterReader::sweep)).
     pub fn sweep(&mut self) -> Result<()> {
+        self.containers.refresh()?;
         self.maps.procs.sweep()
     }
 
@@ -116,16 +147,16 @@ impl Collector {
         let samples = self.maps.procs.read()?;
         let unstored = self.maps.unstored()?;
         // Processes whose keys were reclaimed: they exited.
-        let exited: Vec<u32> = match self.nspids {
-            Some(_) => samples
+        let exited: Vec<u32> = match (&self.nspids, &self.containers.names) {
+            (None, None) => Vec::new(),
+            _ => samples
                 .iter()
                 .filter(|p| p.reclaimed)
                 .map(|p| p.key)
                 .collect(),
-            None => Vec::new(),
         };
         let procs = self.differ.next(&samples, unstored.procs);
-        if self.by == GroupBy::Pid {
+        if self.by == GroupBy::Pid && self.containers.names.is_none() {
             let mut report = aggregate::finish_procs(procs, self.sort, self.limit);
             if let Some(nspids) = &mut self.nspids {
                 for row in &mut report.rows {
@@ -137,11 +168,49 @@ impl Collector {
         }
         let mut unrecorded = procs.unrecorded;
         let rows = match (&mut self.maps.flows, self.by) {
+            (Some(reader), GroupBy::Pid) => {
+                // --show-container: each process in the cgroup most of its bytes
+                // were counted in this interval. Its bytes are the per-process
+                // counter's, so the flow map's losses are not added.
+                let (flows, _) = self.flows.next(&reader.read()?, unstored.flows);
+                let mut cgroup: HashMap<u32, (u64, u64)> = HashMap::new();
+                for f in &flows {
+                    let e = cgroup.entry(f.key.tgid).or_insert((0, f.key.cgroup));
+                    if f.interval.total() > e.0 || e.0 == 0 {
+                        *e = (f.interval.total(), f.key.cgroup);
+                    }
+                }
+                let mut rows = aggregate::by_pid(&procs.rows);
+                if let Some(c) = &mut self.containers.names {
+                    for row in &mut rows {
+                        let pid = row.pid.unwrap_or(0);
+                        row.container = cgroup.get(&pid).map(|(_, cg)| c.get(*cg, Some(pid)));
+                        if let Some(who) = &row.container {
+                            // For an interval where its flows show no delta.
+                            c.remember_pid(pid, who.clone());
+                        }
+                    }
+                }
+                rows
+            }
             (Some(reader), by) => {
                 let (flows, lost) = self.flows.next(&reader.read()?, unstored.flows);
                 unrecorded = unrecorded + lost;
                 if by == GroupBy::Conn {
-                    aggregate::by_conn(&flows, &procs.rows)
+                    let mut rows = aggregate::by_conn(&flows, &procs.rows);
+                    if let Some(c) = &mut self.containers.names {
+                        for (row, f) in rows.iter_mut().zip(&flows) {
+                            row.container = Some(c.get(f.key.cgroup, Some(f.key.tgid)));
+                        }
+                    }
+                    rows
+                } else if by == GroupBy::Container {
+                    let Some(c) = self.containers.names.as_mut() else {
+                        anyhow::bail!("--by container without container names");
+                    };
+                    aggregate::by_container(&mut self.container_groups, &flows, |cg, tgid| {
+                        c.get(cg, Some(tgid))
+                    })
                 } else {
                     let names = &mut self.names;
                     aggregate::by_cgroup(&mut self.cgroups, &flows, |id| match names {
@@ -150,6 +219,7 @@ impl Collector {
                     })
                 }
             }
+            (None, GroupBy::Pid) => aggregate::by_pid(&procs.rows),
             (None, _) => aggregate::by_comm(&mut self.comms, &procs.rows),
         };
         let mut report = aggregate::finish(
@@ -166,7 +236,15 @@ impl Collector {
             for row in &mut report.rows {
                 row.nspid = row.pid.and_then(|pid| nspids.get(pid));
             }
-            nspids.forget(exited);
+            nspids.forget(exited.iter().copied());
+        }
+        if let Some(c) = &mut self.containers.names {
+            if self.by == GroupBy::Pid {
+                for row in report.rows.iter_mut().filter(|r| r.container.is_none()) {
+                    row.container = row.pid.and_then(|pid| c.of_pid(pid));
+                }
+            }
+            c.end_report(exited);
         }
         Ok(Interval::Grouped(report))
     }

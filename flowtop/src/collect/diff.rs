@@ -61,6 +61,9 @@ impl RowData for ProcRow {
     fn processes(&self) -> u32 {
         1
     }
+    fn container(&self) -> Option<&crate::container::Identity> {
+        None
+    }
 }
 
 #[derive(Debug, Default)]
@@ -129,6 +132,7 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
     }
 
     /// Keys remembered between reads.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.seen.len()
     }

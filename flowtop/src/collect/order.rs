@@ -42,7 +42,8 @@ fn sorted_by<R: RowData>(sort: SortBy, a: &R, b: &R) -> Ordering {
     }
 }
 
-/// Largest interval RX+TX first; ties in a stable order (pid, name, cgroup, ports).
+/// Largest interval RX+TX first; ties in a stable order (pid, name, cgroup,
+/// container, ports).
 fn busiest<R: RowData>(a: &R, b: &R) -> Ordering {
     b.interval()
         .total()
@@ -50,6 +51,11 @@ fn busiest<R: RowData>(a: &R, b: &R) -> Ordering {
         .then(a.pid().cmp(&b.pid()))
         .then_with(|| a.comm().cmp(&b.comm()))
         .then_with(|| a.cgroup().cmp(&b.cgroup()))
+        .then_with(|| {
+            let (a, b) = (a.container(), b.container());
+            a.map(|c| (&c.name, &c.id))
+                .cmp(&b.map(|c| (&c.name, &c.id)))
+        })
         .then_with(|| {
             let ports = |r: &R| r.conn().map(|c| (c.lport, c.local(), c.remote()));
             ports(a).cmp(&ports(b))

@@ -4,6 +4,7 @@
 //! rows ([`Row`](super::aggregate::Row)) in place, without converting. Each row
 //! type implements it where it is defined.
 use super::{conn::Conn, Bytes};
+use crate::container::Identity;
 
 /// What any row of any `--by` answers: the columns print it, `-s` orders by it.
 pub trait RowData {
@@ -23,4 +24,6 @@ pub trait RowData {
     fn cgroup(&self) -> Option<&str>;
     /// Processes that moved bytes in this row this interval.
     fn processes(&self) -> u32;
+    /// `--by container`, `--show-container`: who the row's bytes belong to.
+    fn container(&self) -> Option<&Identity>;
 }

@@ -90,6 +90,14 @@ pub enum Column {
     Cgroup,
     /// Processes in a group that moved bytes this interval (table: PROCS).
     Processes,
+    /// The container's name (or the unit's, or `host`); null when not known.
+    Container,
+    /// Table: CONTAINER, the name, else the id's first 12 digits, else the cgroup.
+    ContainerLabel,
+    ContainerId,
+    Runtime,
+    Pod,
+    Namespace,
 }
 
 impl Column {
@@ -120,6 +128,11 @@ impl Column {
             Column::Remote => "remote",
             Column::Cgroup => "cgroup",
             Column::Processes => "processes",
+            Column::Container | Column::ContainerLabel => "container",
+            Column::ContainerId => "container_id",
+            Column::Runtime => "runtime",
+            Column::Pod => "pod",
+            Column::Namespace => "namespace",
         }
     }
 
@@ -150,7 +163,9 @@ impl Column {
             Column::Proto | Column::Processes => 5,
             // `255.255.255.255:65535`
             Column::Local | Column::Remote => 21,
-            Column::Cgroup => 6,
+            Column::Cgroup | Column::Pod => 6,
+            Column::ContainerLabel | Column::Namespace => 9,
+            Column::Runtime => 7,
             _ => 10,
         }
     }
@@ -158,11 +173,14 @@ impl Column {
     pub fn fit(self) -> Fit {
         use Column::*;
         let align = match self {
-            Time | Pid | Nspid | Comm | Proto | Local | Remote | Cgroup | Processes => Align::Left,
+            Time | Pid | Nspid | Comm | Proto | Local | Remote | Cgroup | Processes | Container
+            | ContainerLabel | ContainerId | Runtime | Pod | Namespace => Align::Left,
             _ => Align::Right,
         };
         let (shrink, stage) = match self {
-            Comm => (Some((Shrink::KeepStart, 4)), Some(Stage::Names)),
+            Comm | ContainerLabel | Pod | Namespace => {
+                (Some((Shrink::KeepStart, 4)), Some(Stage::Names))
+            }
             RxTotal | TxTotal | Total => (None, Some(Stage::Totals)),
             Local | Remote => (Some((Shrink::KeepEnd, 10)), Some(Stage::Places)),
             Cgroup => (Some((Shrink::KeepEnd, 12)), Some(Stage::Places)),
@@ -197,6 +215,12 @@ impl Column {
             Column::By => Value::Text(Cow::Borrowed(ctx.by.name())),
             Column::Cgroup => text(row.cgroup()),
             Column::Processes => Value::Int(row.processes().into()),
+            Column::Container => text(row.container().and_then(|c| c.name.as_deref())),
+            Column::ContainerLabel => text(row.container().and_then(|c| c.label())),
+            Column::ContainerId => text(row.container().and_then(|c| c.id.as_deref())),
+            Column::Runtime => text(row.container().and_then(|c| c.runtime.map(|r| r.name()))),
+            Column::Pod => text(row.container().and_then(|c| c.pod.as_deref())),
+            Column::Namespace => text(row.container().and_then(|c| c.namespace.as_deref())),
             _ => row.conn().map_or(Value::Null, |c| self.conn_value(c)),
         }
     }

@@ -8,13 +8,23 @@
 //! shape: it appends the interval's summary as extra columns repeated on every row
 //! (`processes`, or `rows` for groupings, `all_rx_bytes`, `all_tx_bytes`,
 //! `unrecorded_rx_bytes`, `unrecorded_tx_bytes`, `unrecorded_bytes`). Summing a
-//! column still counts each byte once. An interval in which nothing moved has no
-//! lines; use `--format json --summary` for a line per interval.
+//! column still counts each byte once (`skipped_calls` is the last column). An
+//! interval in which nothing moved has no lines; use `--format json --summary` for a
+//! line per interval.
+//!
+//! Without `--summary`, an interval that lost something (bytes a full map could not
+//! store, socket calls the kernel skipped flowtop's programs for) ends with one
+//! comment line, so no loss is silent and readers that skip `#` lines (pandas'
+//! `comment='#'`, `grep -v '^#'`) still see a rectangular table:
+//!
+//! ```text
+//! # interval 3 loss: unrecorded_rx_bytes=300 unrecorded_tx_bytes=0 unrecorded_bytes=300 skipped_calls=0
+//! ```
 use std::io;
 
 use super::{
     columns::Column,
-    frame::{Frame, Summary},
+    frame::{Frame, Loss, Summary},
     layout::record_columns,
     row::{RowData, Value},
     FramePrinter, OutputOptions, Stamp,
@@ -31,7 +41,8 @@ impl<W: io::Write> CsvPrinter<W> {
     pub fn new(out: W, opts: OutputOptions) -> Self {
         let columns = record_columns(&opts);
         Self {
-            out: csv::WriterBuilder::new().from_writer(out),
+            // Flexible: the loss comment is one field on a line of its own.
+            out: csv::WriterBuilder::new().flexible(true).from_writer(out),
             header_due: opts.header,
             opts,
             columns,
@@ -86,6 +97,16 @@ impl<W: io::Write> FramePrinter for CsvPrinter<W> {
                 .map(|c| field(&c.value(&ctx)))
                 .chain(summary.iter().cloned());
             self.out.write_record(fields).map_err(to_io)?;
+        }
+        let loss = Loss::of(frame, stamp);
+        if !self.opts.summary && !loss.is_none() {
+            let pairs: Vec<String> = Loss::KEYS
+                .iter()
+                .zip(loss.values())
+                .map(|(k, v)| format!("{k}={}", field(&v)))
+                .collect();
+            let line = format!("# interval {} loss: {}", frame.index, pairs.join(" "));
+            self.out.write_record([line]).map_err(to_io)?;
         }
         self.out.flush()
     }
@@ -143,9 +164,15 @@ mod tests {
     #[test]
     fn one_header_then_rows_with_the_json_keys_and_proper_quoting() {
         let text = render(OutputOptions::default(), &two_intervals());
-        assert_eq!(text.lines().count(), 4, "{text}");
+        // The header, three rows, and the second interval's loss comment.
+        assert_eq!(text.lines().count(), 5, "{text}");
         assert!(text.contains("\"web, \"\"front\"\"\""), "{text}");
-        let (header, rows) = parse(&text);
+        let rows_only: String = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let (header, rows) = parse(&rows_only);
         assert_eq!(header, CORE_KEYS);
         assert_eq!(
             rows[0],
@@ -204,11 +231,44 @@ mod tests {
                 "all_tx_bytes",
                 "unrecorded_rx_bytes",
                 "unrecorded_tx_bytes",
-                "unrecorded_bytes"
+                "unrecorded_bytes",
+                "skipped_calls"
             ]
         );
-        assert_eq!(rows[0][9..], ["1", "100", "50", "0", "0", "0"]);
-        assert_eq!(rows[1][9..], ["2", "4", "6", "9", "0", "9"]);
+        assert_eq!(rows[0][9..], ["1", "100", "50", "0", "0", "0", "0"]);
+        assert_eq!(rows[1][9..], ["2", "4", "6", "9", "0", "9", "0"]);
         assert_eq!(rows[1][9..], rows[2][9..]);
+        assert!(
+            !text.contains('#'),
+            "the summary columns carry the loss: {text}"
+        );
+    }
+
+    #[test]
+    fn without_summary_a_loss_is_a_comment_line_after_its_interval() {
+        let mut out = Vec::new();
+        let mut p = CsvPrinter::new(&mut out, OutputOptions::default());
+        let reports = two_intervals();
+        p.interval(&reports[0], &stamp(1)).unwrap();
+        let skipped = Stamp {
+            skipped: 4,
+            ..stamp(1)
+        };
+        p.interval(&reports[1], &skipped).unwrap();
+        drop(p);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        // Nothing lost in interval 1: no comment after its row.
+        assert!(!lines[1].starts_with('#'), "{text}");
+        assert_eq!(
+            lines[4],
+            "# interval 2 loss: unrecorded_rx_bytes=9 unrecorded_tx_bytes=0 \
+             unrecorded_bytes=9 skipped_calls=4"
+        );
+        // A reader that skips comments sees one rectangular table.
+        let mut rdr = csv::ReaderBuilder::new()
+            .comment(Some(b'#'))
+            .from_reader(text.as_bytes());
+        assert_eq!(rdr.records().count(), 3);
     }
 }

@@ -18,6 +18,7 @@ pub fn stamp(secs: u64) -> Stamp {
     Stamp {
         at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         elapsed: Duration::from_secs(secs),
+        skipped: 0,
     }
 }
 

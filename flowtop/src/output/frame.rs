@@ -82,6 +82,45 @@ impl<'a> From<&'a Report> for Frame<'a, Row> {
     }
 }
 
+/// What an interval could not count: bytes a full map had no room for, and socket
+/// calls the kernel skipped flowtop's programs for. Every format shows it in the
+/// interval it happened, with or without `--summary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Loss {
+    pub unrecorded: Bytes,
+    pub skipped: u64,
+}
+
+impl Loss {
+    pub fn of<R>(frame: &Frame<'_, R>, stamp: &Stamp) -> Self {
+        Self {
+            unrecorded: frame.unrecorded,
+            skipped: stamp.skipped,
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.unrecorded.total() == 0 && self.skipped == 0
+    }
+
+    /// Names for the machine formats, in order (values from [`Loss::values`]).
+    pub const KEYS: [&'static str; 4] = [
+        "unrecorded_rx_bytes",
+        "unrecorded_tx_bytes",
+        "unrecorded_bytes",
+        "skipped_calls",
+    ];
+
+    pub fn values(&self) -> [Value<'static>; 4] {
+        [
+            Value::Bytes(self.unrecorded.rx),
+            Value::Bytes(self.unrecorded.tx),
+            Value::Bytes(self.unrecorded.total()),
+            Value::Int(self.skipped),
+        ]
+    }
+}
+
 /// One interval across all rows: the table's summary line, the JSON summary object,
 /// the CSV summary columns.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,8 +129,7 @@ pub struct Summary {
     pub rows: usize,
     /// Bytes of all those rows this interval.
     pub all: Bytes,
-    /// Bytes the kernel could not attribute to a process (map full).
-    pub unrecorded: Bytes,
+    pub loss: Loss,
     pub seconds: f64,
 }
 
@@ -100,41 +138,45 @@ impl Summary {
         Self {
             rows: frame.all_rows,
             all: frame.all,
-            unrecorded: frame.unrecorded,
+            loss: Loss::of(frame, stamp),
             seconds: stamp.elapsed.as_secs_f64(),
         }
     }
 
     /// Names for the machine formats, in order (values from [`Summary::values`]).
     /// The count is `processes` for `--by pid` and `rows` otherwise: a group's own
-    /// `processes` column must not collide with it in CSV.
+    /// `processes` column must not collide with it in CSV. Keys are only ever
+    /// appended (`skipped_calls` came last), so CSV columns keep their places.
     pub fn keys(by: GroupBy, rate: bool) -> Vec<&'static str> {
         let count = match by {
             GroupBy::Pid => "processes",
             _ => "rows",
         };
+        let [unrecorded_rx, unrecorded_tx, unrecorded, skipped] = Loss::KEYS;
         let mut keys = vec![
             count,
             "all_rx_bytes",
             "all_tx_bytes",
-            "unrecorded_rx_bytes",
-            "unrecorded_tx_bytes",
-            "unrecorded_bytes",
+            unrecorded_rx,
+            unrecorded_tx,
+            unrecorded,
         ];
         if rate {
             keys.extend(["all_rx_bytes_per_sec", "all_tx_bytes_per_sec"]);
         }
+        keys.push(skipped);
         keys
     }
 
     pub fn values(&self, rate: bool) -> Vec<Value<'static>> {
+        let [unrecorded_rx, unrecorded_tx, unrecorded, skipped] = self.loss.values();
         let mut values = vec![
             Value::Int(self.rows as u64),
             Value::Bytes(self.all.rx),
             Value::Bytes(self.all.tx),
-            Value::Bytes(self.unrecorded.rx),
-            Value::Bytes(self.unrecorded.tx),
-            Value::Bytes(self.unrecorded.total()),
+            unrecorded_rx,
+            unrecorded_tx,
+            unrecorded,
         ];
         if rate {
             values.extend([
@@ -142,6 +184,7 @@ impl Summary {
                 Value::Rate(per_sec(self.all.tx, self.seconds)),
             ]);
         }
+        values.push(skipped);
         values
     }
 }
@@ -153,6 +196,7 @@ pub fn row_noun(by: GroupBy, n: usize) -> &'static str {
         GroupBy::Conn => ("connection", "connections"),
         GroupBy::Comm => ("name", "names"),
         GroupBy::Cgroup => ("cgroup", "cgroups"),
+        GroupBy::Container => ("container", "containers"),
     };
     if n == 1 {
         one
@@ -176,7 +220,7 @@ mod tests {
         let s = Summary::of(&Frame::from(&report), &stamp(1));
         assert_eq!(s.rows, 2);
         assert_eq!(s.all, Bytes { rx: 11, tx: 22 });
-        assert_eq!(s.unrecorded, Bytes { rx: 7, tx: 0 });
+        assert_eq!(s.loss.unrecorded, Bytes { rx: 7, tx: 0 });
         assert_eq!(
             Summary::keys(GroupBy::Pid, false).len(),
             s.values(false).len()

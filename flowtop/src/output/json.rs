@@ -8,18 +8,27 @@
 //! `tx_bytes_per_sec`; `--show-nspid` appends `nspid` (null when unknown).
 //!
 //! With `--summary`, each interval also ends with one summary object, even when
-//! nothing moved (its count is `processes` for `--by pid`, `rows` otherwise). It has no `pid` and none of the row keys, only `time`,
-//! `interval` and a nested `summary` object, so a consumer of rows that sums
-//! `.rx_bytes` or selects on `.pid` is not misled by it:
+//! nothing moved (its count is `processes` for `--by pid`, `rows` otherwise). It has
+//! no `pid` and none of the row keys, only `time`, `interval` and a nested `summary`
+//! object, so a consumer of rows that sums `.rx_bytes` or selects on `.pid` is not
+//! misled by it:
 //!
 //! ```text
-//! {"time":"2025-01-01T10:00:01.000Z","interval":1,"summary":{"processes":2,"all_rx_bytes":300,"all_tx_bytes":300,"unrecorded_rx_bytes":0,"unrecorded_tx_bytes":0,"unrecorded_bytes":0}}
+//! {"time":"2025-01-01T10:00:01.000Z","interval":1,"summary":{"processes":2,"all_rx_bytes":300,"all_tx_bytes":300,"unrecorded_rx_bytes":0,"unrecorded_tx_bytes":0,"unrecorded_bytes":0,"skipped_calls":0}}
+//! ```
+//!
+//! Without `--summary`, an interval that lost something (bytes a full map could not
+//! store, socket calls the kernel skipped flowtop's programs for) still ends with
+//! an object of the same shape, under `loss`, so no loss is ever silent:
+//!
+//! ```text
+//! {"time":"2025-01-01T10:00:01.000Z","interval":1,"loss":{"unrecorded_rx_bytes":300,"unrecorded_tx_bytes":0,"unrecorded_bytes":300,"skipped_calls":0}}
 //! ```
 use std::io;
 
 use super::{
     columns::Column,
-    frame::{Frame, Summary},
+    frame::{Frame, Loss, Summary},
     layout::record_columns,
     row::{RowData, Value},
     FramePrinter, OutputOptions, Stamp,
@@ -68,6 +77,24 @@ fn write_value<W: io::Write>(out: &mut W, value: &Value<'_>) -> io::Result<()> {
     Ok(())
 }
 
+impl<W: io::Write> JsonPrinter<W> {
+    /// `{"time":..,"interval":N,"<name>":{pairs}}`: a line about the interval, not a
+    /// row (no `pid`, no row keys).
+    fn interval_object<'a>(
+        &mut self,
+        index: u64,
+        stamp: &Stamp,
+        name: &str,
+        pairs: impl IntoIterator<Item = (&'a str, Value<'a>)>,
+    ) -> io::Result<()> {
+        self.out.write_all(b"{\"time\":")?;
+        write_value(&mut self.out, &Value::Time(stamp.at))?;
+        write!(self.out, ",\"interval\":{index},\"{name}\":")?;
+        write_object(&mut self.out, pairs)?;
+        self.out.write_all(b"}\n")
+    }
+}
+
 impl<W: io::Write> FramePrinter for JsonPrinter<W> {
     fn frame<R: RowData>(&mut self, frame: &Frame<'_, R>, stamp: &Stamp) -> io::Result<()> {
         for ctx in frame.contexts(self.opts.by, stamp) {
@@ -75,15 +102,15 @@ impl<W: io::Write> FramePrinter for JsonPrinter<W> {
             write_object(&mut self.out, pairs)?;
             self.out.write_all(b"\n")?;
         }
+        let loss = Loss::of(frame, stamp);
         if self.opts.summary {
             let s = Summary::of(frame, stamp);
             let keys = Summary::keys(self.opts.by, self.opts.rate);
             let values = s.values(self.opts.rate);
-            self.out.write_all(b"{\"time\":")?;
-            write_value(&mut self.out, &Value::Time(stamp.at))?;
-            write!(self.out, ",\"interval\":{},\"summary\":", frame.index)?;
-            write_object(&mut self.out, keys.into_iter().zip(values))?;
-            self.out.write_all(b"}\n")?;
+            self.interval_object(frame.index, stamp, "summary", keys.into_iter().zip(values))?;
+        } else if !loss.is_none() {
+            let pairs = Loss::KEYS.into_iter().zip(loss.values());
+            self.interval_object(frame.index, stamp, "loss", pairs)?;
         }
         Ok(())
     }
@@ -200,5 +227,42 @@ mod tests {
         let text = render(opts, &empty, 1);
         assert_eq!(text.lines().count(), 1);
         assert!(text.contains("\"processes\":0"));
+    }
+
+    #[test]
+    fn without_summary_only_an_interval_that_lost_something_gets_a_loss_object() {
+        let mut report = IntervalReport {
+            index: 4,
+            rows: vec![row(1, "a", 100, 1, 100, 1)],
+            unrecorded: Bytes::default(),
+        };
+        let text = render(OutputOptions::default(), &report, 1);
+        assert_eq!(text.lines().count(), 1, "nothing lost, rows only: {text}");
+        report.unrecorded = Bytes { rx: 5, tx: 6 };
+        let mut out = Vec::new();
+        let skipped = Stamp {
+            skipped: 3,
+            ..stamp(1)
+        };
+        JsonPrinter::new(&mut out, OutputOptions::default())
+            .interval(&report, &skipped)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(keys_in_order(lines[1]), ["time", "interval", "loss"]);
+        let l: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(l["interval"], 4);
+        assert_eq!(
+            (
+                &l["loss"]["unrecorded_rx_bytes"],
+                &l["loss"]["unrecorded_tx_bytes"],
+                &l["loss"]["unrecorded_bytes"],
+                &l["loss"]["skipped_calls"]
+            ),
+            (&5.into(), &6.into(), &11.into(), &3.into())
+        );
+        // Row consumers tell it apart: no pid, no row keys.
+        assert!(l.get("pid").is_none() && l.get("rx_bytes").is_none());
     }
 }

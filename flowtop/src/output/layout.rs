@@ -8,6 +8,9 @@
 //! - comm: `PROCS COMM RX_KB ... SUM_KB` (PROCS: processes of that name that moved
 //!   bytes this interval)
 //! - cgroup: `RX_KB ... SUM_KB CGROUP` (the path last: it can be long)
+//! - container: `CONTAINER RUNTIME [POD NAMESPACE] RX_KB ... SUM_KB` (POD and
+//!   NAMESPACE once a row is from Kubernetes); `--show-container` adds CONTAINER
+//!   after COMM on rows of processes
 //!
 //! When `-r` hid rows, a last line gives their number and the interval's bytes of
 //! all rows. A narrow terminal shortens COMM (keeping its start), the addresses and
@@ -17,7 +20,10 @@
 //! JSON rows and CSV lines have the core keys (`pid` and `comm` null/empty for
 //! groups of processes), then (JSON only) `by`, then the grouping's fields: conn:
 //! `proto`, `family`, `laddr`, `lport`, `raddr`, `rport` (both null when the remote
-//! is not known); comm: `processes`; cgroup: `cgroup`, `processes`.
+//! is not known); comm: `processes`; cgroup: `cgroup`, `processes`; container:
+//! `container`, `container_id`, `runtime`, `pod`, `namespace`, `cgroup`,
+//! `processes`. `--show-container` appends the container keys to rows of
+//! processes.
 use super::{columns::Column, Format, OutputOptions};
 use crate::collect::aggregate::GroupBy;
 
@@ -29,12 +35,36 @@ pub fn record_fields(by: GroupBy) -> &'static [Column] {
         GroupBy::Conn => &[Proto, Family, Laddr, Lport, Raddr, Rport],
         GroupBy::Comm => &[Processes],
         GroupBy::Cgroup => &[Cgroup, Processes],
+        GroupBy::Container => &[
+            Container,
+            ContainerId,
+            Runtime,
+            Pod,
+            Namespace,
+            Cgroup,
+            Processes,
+        ],
     }
+}
+
+/// `--show-container`'s keys, appended to JSON and CSV rows of processes.
+pub const CONTAINER_FIELDS: [Column; 6] = [
+    Column::Container,
+    Column::ContainerId,
+    Column::Runtime,
+    Column::Pod,
+    Column::Namespace,
+    Column::Cgroup,
+];
+
+/// Table columns shown only once some row is from Kubernetes.
+pub fn k8s_only(c: Column) -> bool {
+    matches!(c, Column::Pod | Column::Namespace)
 }
 
 /// The table's columns before the amounts: what a row is. NSPID (`--show-nspid`)
 /// follows PID where rows are processes.
-pub fn table_lead(by: GroupBy, nspid: bool) -> Vec<Column> {
+pub fn table_lead(by: GroupBy, nspid: bool, container: bool) -> Vec<Column> {
     use Column::*;
     let process = |rest: &[Column]| {
         let mut cols = vec![Pid];
@@ -42,6 +72,9 @@ pub fn table_lead(by: GroupBy, nspid: bool) -> Vec<Column> {
             cols.push(Nspid);
         }
         cols.push(Comm);
+        if container {
+            cols.push(ContainerLabel);
+        }
         cols.extend_from_slice(rest);
         cols
     };
@@ -50,6 +83,7 @@ pub fn table_lead(by: GroupBy, nspid: bool) -> Vec<Column> {
         GroupBy::Conn => process(&[Proto, Local, Remote]),
         GroupBy::Comm => vec![Processes, Comm],
         GroupBy::Cgroup => vec![],
+        GroupBy::Container => vec![ContainerLabel, Runtime, Pod, Namespace],
     }
 }
 
@@ -77,6 +111,9 @@ pub fn record_columns(opts: &OutputOptions) -> Vec<Column> {
     if opts.nspid {
         cols.push(Nspid);
     }
+    if opts.container && opts.by != GroupBy::Container {
+        cols.extend(CONTAINER_FIELDS);
+    }
     cols
 }
 
@@ -89,7 +126,7 @@ pub fn table_columns(opts: &OutputOptions) -> Vec<Column> {
     if opts.timestamp {
         cols.push(Time);
     }
-    cols.extend(table_lead(opts.by, opts.nspid));
+    cols.extend(table_lead(opts.by, opts.nspid, opts.container));
     if opts.rate {
         cols.extend([RxRate, TxRate]);
     } else {
@@ -261,6 +298,7 @@ mod tests {
             processes: 1,
             conn: Some(conn),
             cgroup: None,
+            container: None,
             interval: Bytes { rx, tx: 2 },
             total: Bytes { rx, tx: 2 },
         };
@@ -291,6 +329,7 @@ mod tests {
             processes,
             conn: None,
             cgroup: Some(path.into()),
+            container: None,
             interval: Bytes { rx, tx: 0 },
             total: Bytes { rx, tx: 0 },
         };
@@ -516,6 +555,141 @@ mod tests {
         assert_eq!(
             (&rec[9], &rec[10], &rec[11]),
             ("/system.slice/very-long-service-name.service", "2", "2")
+        );
+    }
+
+    fn container_report(k8s: bool) -> Report {
+        use crate::container::{path::Runtime, Identity};
+        let id = "916adfd5c3b1e0a2f4d6c8b0a1e3f5d7c9b1a3e5f7d9c1b3a5e7f9d1c3b5a7e9";
+        let row = |ident: Identity, rx| Row {
+            pid: None,
+            nspid: None,
+            comm: None,
+            processes: 1,
+            conn: None,
+            cgroup: ident.cgroup.clone(),
+            container: Some(std::sync::Arc::new(ident)),
+            interval: Bytes { rx, tx: 0 },
+            total: Bytes { rx, tx: 0 },
+        };
+        let web = Identity {
+            name: Some("web".into()),
+            id: Some(id.into()),
+            runtime: Some(Runtime::Podman),
+            pod: None,
+            namespace: None,
+            cgroup: Some(format!("/libpod_parent/libpod-{id}")),
+        };
+        let unnamed = Identity {
+            name: None,
+            id: Some(id.replace('9', "8")),
+            runtime: Some(Runtime::Docker),
+            ..web.clone()
+        };
+        let mut rows = vec![row(web, 3000), row(unnamed, 2000)];
+        if k8s {
+            let nginx = Identity {
+                name: Some("nginx".into()),
+                id: Some("a".repeat(64)),
+                runtime: Some(Runtime::Containerd),
+                pod: Some("web-7d9f".into()),
+                namespace: Some("shop".into()),
+                cgroup: Some("/kubepods/podx/aaa".into()),
+            };
+            rows.push(row(nginx, 1000));
+        }
+        finish(
+            1,
+            GroupBy::Container,
+            rows,
+            SortBy::Total,
+            None,
+            Bytes::default(),
+        )
+    }
+
+    #[test]
+    fn container_table_names_rows_and_adds_pod_columns_for_kubernetes() {
+        let text = render(
+            table(GroupBy::Container),
+            &container_report(false),
+            &stamp(1),
+        );
+        let lines = words(&text);
+        assert_eq!(lines[0][..3], ["CONTAINER", "RUNTIME", "RX_KB"]);
+        assert_eq!(lines[1][..3], ["web", "podman", "2.9"]);
+        // No name in the runtime's files: the id's first 12 digits.
+        assert_eq!(lines[2][..2], ["816adfd5c3b1", "docker"]);
+        let text = render(
+            table(GroupBy::Container),
+            &container_report(true),
+            &stamp(1),
+        );
+        let lines = words(&text);
+        assert_eq!(
+            lines[0][..5],
+            ["CONTAINER", "RUNTIME", "POD", "NAMESPACE", "RX_KB"]
+        );
+        assert_eq!(lines[3][..4], ["nginx", "containerd", "web-7d9f", "shop"]);
+        assert_eq!(lines[1][..4], ["web", "podman", "-", "-"]);
+    }
+
+    #[test]
+    fn container_json_and_csv_carry_every_identity_key() {
+        let json = OutputOptions {
+            format: Format::Json,
+            ..table(GroupBy::Container)
+        };
+        let text = render(json, &container_report(true), &stamp(1));
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows[0]["by"], "container");
+        assert_eq!(
+            (rows[0]["container"].as_str(), rows[0]["runtime"].as_str()),
+            (Some("web"), Some("podman"))
+        );
+        assert!(rows[0]["pod"].is_null() && rows[0]["namespace"].is_null());
+        assert!(rows[1]["container"].is_null());
+        assert_eq!(rows[1]["container_id"].as_str().unwrap().len(), 64);
+        assert_eq!(
+            (rows[2]["pod"].as_str(), rows[2]["namespace"].as_str()),
+            (Some("web-7d9f"), Some("shop"))
+        );
+        assert_eq!(rows[2]["cgroup"], "/kubepods/podx/aaa");
+        let csv = OutputOptions {
+            format: Format::Csv,
+            ..table(GroupBy::Container)
+        };
+        let text = render(csv, &container_report(false), &stamp(1));
+        let header = text.lines().next().unwrap();
+        assert!(
+            header.ends_with("container,container_id,runtime,pod,namespace,cgroup,processes"),
+            "{header}"
+        );
+    }
+
+    #[test]
+    fn show_container_appends_the_keys_to_process_rows() {
+        let opts = OutputOptions {
+            format: Format::Csv,
+            container: true,
+            ..table(GroupBy::Conn)
+        };
+        let text = render(opts, &conn_report(None), &stamp(1));
+        let header = text.lines().next().unwrap();
+        assert!(
+            header.ends_with("rport,container,container_id,runtime,pod,namespace,cgroup"),
+            "{header}"
+        );
+        let t = OutputOptions {
+            container: true,
+            ..table(GroupBy::Pid)
+        };
+        assert_eq!(
+            table_columns(&t)[..3],
+            [Column::Pid, Column::Comm, Column::ContainerLabel]
         );
     }
 }

@@ -68,6 +68,9 @@ pub struct OutputOptions {
     pub by: GroupBy,
     /// `--show-nspid`: an NSPID column (key `nspid`).
     pub nspid: bool,
+    /// `--show-container`: a CONTAINER column (keys `container`, `container_id`,
+    /// `runtime`, `pod`, `namespace`, `cgroup`).
+    pub container: bool,
     /// Table only: machine formats always carry exact bytes.
     pub units: Units,
     /// Per-second rates instead of per-interval amounts.
@@ -98,6 +101,7 @@ impl Default for OutputOptions {
             format: Format::Table,
             by: GroupBy::Pid,
             nspid: false,
+            container: false,
             units: Units::Kb,
             rate: false,
             timestamp: false,
@@ -113,14 +117,21 @@ impl Default for OutputOptions {
 }
 
 impl OutputOptions {
-    /// Pure: what was asked, what a row is (`by`, `nspid`: they decide the
-    /// columns), and what stdout is connected to.
-    pub fn resolve(req: &OutputRequest, by: GroupBy, nspid: bool, term: &term::Term) -> Self {
+    /// Pure: what was asked, what a row is (`by`, `nspid`, `container`: they
+    /// decide the columns), and what stdout is connected to.
+    pub fn resolve(
+        req: &OutputRequest,
+        by: GroupBy,
+        nspid: bool,
+        container: bool,
+        term: &term::Term,
+    ) -> Self {
         let table = req.format == Format::Table;
         Self {
             format: req.format,
             by,
             nspid,
+            container,
             units: req.units.unwrap_or_default(),
             rate: req.rate,
             timestamp: req.timestamp,
@@ -144,6 +155,9 @@ impl OutputOptions {
 pub struct Stamp {
     pub at: SystemTime,
     pub elapsed: Duration,
+    /// Socket calls the kernel skipped flowtop's programs for this interval
+    /// (recursion misses: their bytes are not counted, but the loss is shown).
+    pub skipped: u64,
 }
 
 /// Writes intervals in one format.
@@ -210,7 +224,7 @@ mod tests {
     }
 
     fn resolve(req: &OutputRequest, term: &Term) -> OutputOptions {
-        OutputOptions::resolve(req, GroupBy::Pid, false, term)
+        OutputOptions::resolve(req, GroupBy::Pid, false, false, term)
     }
 
     fn tty() -> Term {
@@ -289,6 +303,7 @@ mod tests {
             &req(Format::Table, false),
             GroupBy::Conn,
             true,
+            false,
             &Term::default(),
         );
         assert_eq!((o.by, o.nspid), (GroupBy::Conn, true));

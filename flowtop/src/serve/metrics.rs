@@ -2,11 +2,20 @@
 //! (0.0.4) or OpenMetrics 1.0.
 //!
 //! Counters only ever grow: every read adds the kernel's exact deltas to the series
-//! they belong to, and a series is never removed (a process that exited keeps its
-//! bytes in its `comm`/`cgroup` series).
-use std::{collections::BTreeMap, fmt::Write as _};
+//! they belong to (a process that exited keeps its bytes in its `comm`/`container`
+//! series). A series that moved no bytes for `--series-ttl` is dropped, so a node
+//! where pods come and go keeps flat memory; Prometheus treats a counter that
+//! disappears as ended, and one that comes back as restarted from zero.
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    time::{Duration, Instant},
+};
 
-use crate::collect::{exporter::Update, Bytes};
+use crate::{
+    collect::{exporter::Update, Bytes},
+    container::{path::Runtime, Identity},
+};
 
 /// Which text a scrape gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,9 +61,24 @@ impl Exposition {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SeriesKey {
     pub comm: String,
-    pub cgroup: String,
+    /// The container's (or unit's) name, else its id's first 12 digits; empty for
+    /// host processes.
+    pub container: String,
+    pub pod: String,
+    pub namespace: String,
+    /// Only with `--metrics-cgroup-label` (paths with ids are unbounded).
+    pub cgroup: Option<String>,
     /// Only with `--metrics-pid-label`.
     pub pid: Option<u32>,
+}
+
+/// The `container` label of `who`.
+fn container_label(who: Option<&Identity>) -> String {
+    match who {
+        None => String::new(),
+        Some(w) if w.runtime == Some(Runtime::Host) => String::new(),
+        Some(w) => w.label().unwrap_or_default().to_string(),
+    }
 }
 
 /// Fixed facts about this flowtop.
@@ -66,17 +90,30 @@ pub struct Info {
     /// `--max-entries`: the capacity of both maps.
     pub capacity: u32,
     pub pid_label: bool,
+    /// `--metrics-cgroup-label`.
+    pub cgroup_label: bool,
+    /// `--series-ttl`: a series idle this long is dropped.
+    pub series_ttl: Duration,
+}
+
+/// One series' counters and when they last grew.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Series {
+    bytes: Bytes,
+    last_moved: Instant,
 }
 
 /// Everything `/metrics` shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metrics {
     info: Info,
-    series: BTreeMap<SeriesKey, Bytes>,
+    series: BTreeMap<SeriesKey, Series>,
     unrecorded_procs: Bytes,
     unrecorded_flows: Bytes,
     proc_keys: u64,
     flow_keys: u64,
+    /// Socket calls the kernel skipped flowtop's programs for, since start.
+    skipped_calls: u64,
     reads: u64,
 }
 
@@ -89,30 +126,50 @@ impl Metrics {
             unrecorded_flows: Bytes::default(),
             proc_keys: 0,
             flow_keys: 0,
+            skipped_calls: 0,
             reads: 0,
         }
     }
 
     /// Adds one read's deltas.
     pub fn apply(&mut self, u: &Update) {
+        self.apply_at(u, Instant::now());
+    }
+
+    /// [`Self::apply`] at `now`: series idle for `--series-ttl` are dropped.
+    pub fn apply_at(&mut self, u: &Update, now: Instant) {
         for f in &u.flows {
+            let who = f.who.as_deref();
             let key = SeriesKey {
                 comm: f.comm.clone(),
-                cgroup: f.cgroup.clone(),
+                container: container_label(who),
+                pod: who.and_then(|w| w.pod.clone()).unwrap_or_default(),
+                namespace: who.and_then(|w| w.namespace.clone()).unwrap_or_default(),
+                cgroup: self.info.cgroup_label.then(|| f.cgroup.clone()),
                 pid: self.info.pid_label.then_some(f.pid),
             };
-            let e = self.series.entry(key).or_default();
-            e.rx += f.bytes.rx;
-            e.tx += f.bytes.tx;
+            let e = self.series.entry(key).or_insert(Series {
+                bytes: Bytes::default(),
+                last_moved: now,
+            });
+            add(&mut e.bytes, f.bytes);
+            if f.bytes.total() > 0 {
+                e.last_moved = now;
+            }
         }
+        let ttl = self.info.series_ttl;
+        self.series
+            .retain(|_, s| now.saturating_duration_since(s.last_moved) < ttl);
         add(&mut self.unrecorded_procs, u.unrecorded_procs);
         add(&mut self.unrecorded_flows, u.unrecorded_flows);
         self.proc_keys = u.proc_keys;
         self.flow_keys = u.flow_keys;
+        self.skipped_calls += u.skipped_calls;
         self.reads += 1;
     }
 
     /// Series of the byte counters so far.
+    #[cfg(test)]
     pub fn series(&self) -> usize {
         self.series.len()
     }
@@ -136,8 +193,17 @@ impl Metrics {
             ),
         ] {
             header(w, fmt, name, "counter", help, Some("bytes"));
-            for (k, b) in &self.series {
-                let mut labels = vec![("comm", k.comm.as_str()), ("cgroup", k.cgroup.as_str())];
+            for (k, s) in &self.series {
+                let b = &s.bytes;
+                let mut labels = vec![
+                    ("comm", k.comm.as_str()),
+                    ("container", k.container.as_str()),
+                    ("pod", k.pod.as_str()),
+                    ("namespace", k.namespace.as_str()),
+                ];
+                if let Some(cg) = &k.cgroup {
+                    labels.push(("cgroup", cg));
+                }
                 let pid = k.pid.map(|p| p.to_string());
                 if let Some(p) = &pid {
                     labels.push(("pid", p));
@@ -170,6 +236,16 @@ impl Metrics {
         header(
             w,
             fmt,
+            "flowtop_skipped_calls",
+            "counter",
+            "Socket calls the kernel did not run flowtop's programs for (the program was \
+             still running on that CPU, e.g. preempted): their bytes are not counted",
+            None,
+        );
+        sample(w, "flowtop_skipped_calls_total", &[], self.skipped_calls);
+        header(
+            w,
+            fmt,
             "flowtop_map_keys",
             "gauge",
             "Keys in flowtop's kernel maps at the last read",
@@ -199,7 +275,8 @@ impl Metrics {
             fmt,
             "flowtop_series",
             "gauge",
-            "Label sets of flowtop_rx/tx_bytes_total (they are never removed)",
+            "Label sets of flowtop_rx/tx_bytes_total (one that moved no bytes for \
+             --series-ttl is removed)",
             None,
         );
         sample(w, "flowtop_series", &[], self.series.len() as u64);
@@ -339,6 +416,8 @@ mod tests {
             version: "0.1.0".into(),
             capacity: 16384,
             pid_label,
+            cgroup_label: true,
+            series_ttl: Duration::from_secs(600),
         }
     }
 
@@ -347,6 +426,7 @@ mod tests {
             pid,
             comm: comm.into(),
             cgroup: cgroup.into(),
+            who: None,
             bytes: Bytes { rx, tx },
         }
     }
@@ -358,6 +438,25 @@ mod tests {
             flow_keys: 2,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn skipped_calls_add_up_across_reads() {
+        let mut m = Metrics::new(info(false));
+        let t = m.render(Exposition::Prometheus);
+        assert!(t.contains("\nflowtop_skipped_calls_total 0\n"), "{t}");
+        for n in [5, 0, 7] {
+            m.apply(&Update {
+                skipped_calls: n,
+                ..update(vec![])
+            });
+        }
+        let t = m.render(Exposition::Prometheus);
+        assert!(
+            t.contains("# TYPE flowtop_skipped_calls_total counter\n"),
+            "{t}"
+        );
+        assert!(t.contains("\nflowtop_skipped_calls_total 12\n"), "{t}");
     }
 
     #[test]
@@ -377,12 +476,12 @@ mod tests {
         assert!(t.contains("# TYPE flowtop_probe_info gauge\n"), "{t}");
         assert!(
             t.contains(
-                "flowtop_rx_bytes_total{comm=\"we\\\"ird\\\\name\\n\",\
-                 cgroup=\"/a.slice/b\\\"c.service\"} 10\n"
+                "flowtop_rx_bytes_total{comm=\"we\\\"ird\\\\name\\n\",container=\"\",pod=\"\",\
+                 namespace=\"\",cgroup=\"/a.slice/b\\\"c.service\"} 10\n"
             ),
             "{t}"
         );
-        assert!(t.contains("flowtop_tx_bytes_total{comm=\"curl\",cgroup=\"/\"} 2\n"));
+        assert!(t.contains("flowtop_tx_bytes_total{comm=\"curl\",container=\"\",pod=\"\",namespace=\"\",cgroup=\"/\"} 2\n"));
         assert!(t.contains("flowtop_unrecorded_bytes_total{map=\"flow\",direction=\"tx\"} 0\n"));
         assert!(t.contains("flowtop_map_keys{map=\"process\"} 3\n"));
         assert!(t.contains("flowtop_map_capacity{map=\"flow\"} 16384\n"));
@@ -415,7 +514,8 @@ mod tests {
         let t = m.render(Exposition::OpenMetrics);
         assert!(t.contains("# TYPE flowtop_rx_bytes counter\n# UNIT flowtop_rx_bytes bytes\n"));
         assert!(t.contains(
-            "flowtop_rx_bytes_total{comm=\"nginx\",cgroup=\"/system.slice/nginx.service\",\
+            "flowtop_rx_bytes_total{comm=\"nginx\",container=\"\",pod=\"\",namespace=\"\",\
+             cgroup=\"/system.slice/nginx.service\",\
              pid=\"42\"} 5\n"
         ));
         assert!(t.contains("# TYPE flowtop_probe info\n"), "{t}");
@@ -440,11 +540,11 @@ mod tests {
         assert_eq!(m.series(), 1);
         let t = m.render(Exposition::Prometheus);
         assert!(
-            t.contains("flowtop_rx_bytes_total{comm=\"a\",cgroup=\"/\"} 16\n"),
+            t.contains("flowtop_rx_bytes_total{comm=\"a\",container=\"\",pod=\"\",namespace=\"\",cgroup=\"/\"} 16\n"),
             "{t}"
         );
         assert!(
-            t.contains("flowtop_tx_bytes_total{comm=\"a\",cgroup=\"/\"} 2\n"),
+            t.contains("flowtop_tx_bytes_total{comm=\"a\",container=\"\",pod=\"\",namespace=\"\",cgroup=\"/\"} 2\n"),
             "{t}"
         );
         assert!(t.contains("flowtop_reads_total 3\n"));
@@ -468,5 +568,59 @@ mod tests {
             Exposition::negotiate(Some("application/openmetrics-text; q=0")),
             Prometheus
         );
+    }
+
+    #[test]
+    fn container_labels_and_idle_series_dropped_after_the_ttl() {
+        use std::sync::Arc;
+        let mut i = info(false);
+        (i.cgroup_label, i.series_ttl) = (false, Duration::from_secs(3));
+        let mut m = Metrics::new(i);
+        let id = "916adfd5c3b1e0a2f4d6c8b0a1e3f5d7c9b1a3e5f7d9c1b3a5e7f9d1c3b5a7e9";
+        let root = std::path::Path::new("/nonexistent");
+        let mut web = flow(1, "nginx", "/x", 5, 6);
+        web.who = Some(Arc::new(Identity {
+            name: Some("web".into()),
+            pod: Some("front".into()),
+            namespace: Some("shop".into()),
+            ..Identity::of_path(root, &format!("/docker/{id}"))
+        }));
+        let mut host = flow(2, "curl", "/user.slice/x", 1, 1);
+        host.who = Some(Arc::new(Identity::of_path(root, "/")));
+        let t0 = Instant::now();
+        m.apply_at(&update(vec![web.clone(), host.clone()]), t0);
+        let t = m.render(Exposition::Prometheus);
+        assert!(
+            t.contains(
+                "flowtop_rx_bytes_total{comm=\"nginx\",container=\"web\",pod=\"front\",\
+                 namespace=\"shop\"} 5\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "flowtop_rx_bytes_total{comm=\"curl\",container=\"\",pod=\"\",namespace=\"\"} 1\n"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("cgroup="), "no cgroup label by default: {t}");
+        assert!(t.contains("flowtop_series 2\n"));
+        // web keeps moving, curl is idle: after 3 s only web is left.
+        web.bytes = Bytes { rx: 1, tx: 0 };
+        host.bytes = Bytes::default();
+        m.apply_at(
+            &update(vec![web.clone(), host.clone()]),
+            t0 + Duration::from_secs(2),
+        );
+        assert_eq!(m.series(), 2);
+        m.apply_at(&update(vec![web.clone()]), t0 + Duration::from_secs(3));
+        assert_eq!(m.series(), 1);
+        let t = m.render(Exposition::Prometheus);
+        assert!(
+            t.contains("container=\"web\",pod=\"front\",namespace=\"shop\"} 7\n"),
+            "{t}"
+        );
+        assert!(!t.contains("curl"), "{t}");
+        assert!(t.contains("flowtop_series 1\n"));
     }
 }

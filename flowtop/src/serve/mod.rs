@@ -22,7 +22,10 @@ use tokio::{
 };
 
 use self::metrics::{Exposition, Metrics};
-use crate::collect::exporter::ExportReader;
+use crate::{
+    collect::exporter::{ExportReader, Update},
+    probe::misses::MissedEvents,
+};
 
 /// Reads between scrapes: reclaims exited processes' keys.
 pub const UPDATE_PERIOD: Duration = Duration::from_secs(1);
@@ -171,10 +174,18 @@ async fn read_request(stream: &mut TcpStream) -> Option<Request> {
     timeout(IO_TIMEOUT, read).await.ok().flatten()
 }
 
+/// One read of the maps, with the calls the kernel skipped the programs for.
+fn read(reader: &mut ExportReader, misses: &mut MissedEvents<'_>) -> Result<Update> {
+    let mut update = reader.read()?;
+    update.skipped_calls = misses.since_last();
+    Ok(update)
+}
+
 /// Serves until SIGINT/SIGTERM.
 pub async fn serve_loop(
     listener: std::net::TcpListener,
     mut reader: ExportReader,
+    mut misses: MissedEvents<'_>,
     mut metrics: Metrics,
     mut sigint: tokio::signal::unix::Signal,
     mut sigterm: tokio::signal::unix::Signal,
@@ -189,7 +200,7 @@ pub async fn serve_loop(
     loop {
         tokio::select! {
             _ = sweeps.tick() => reader.sweep()?,
-            _ = updates.tick() => metrics.apply(&reader.read()?),
+            _ = updates.tick() => metrics.apply(&read(&mut reader, &mut misses)?),
             accepted = listener.accept() => {
                 let (mut stream, peer) = match accepted {
                     Ok(a) => a,
@@ -212,7 +223,7 @@ pub async fn serve_loop(
             }
             Some((mut stream, req)) = requests.recv() => {
                 if matches!(req, Request::Metrics { .. }) {
-                    metrics.apply(&reader.read()?);
+                    metrics.apply(&read(&mut reader, &mut misses)?);
                 }
                 let response = respond(&req, |fmt| metrics.render(fmt));
                 log::debug!("--serve: {req:?}: {} bytes", response.len());

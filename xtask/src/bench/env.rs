@@ -58,7 +58,7 @@ pub(super) fn ensure_iperf3() -> Result<()> {
 
 /// bpftrace and classic tracepoints need tracefs.
 pub(super) fn ensure_tracefs() {
-    if let Err(e) = flowtop::probe::detect::ensure_tracefs() {
+    if let Err(e) = flowtop::dev::ensure_tracefs() {
         eprintln!("warning: {e}");
     }
 }

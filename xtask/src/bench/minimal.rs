@@ -20,13 +20,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use flowtop::{
-    collect::sys_bpf::sys_bpf,
-    probe::{
-        btf::{KernelBtf, Kind},
-        misses::fdinfo_field,
-    },
-};
+use flowtop::dev::{fdinfo_field, sys_bpf, KernelBtf, Kind};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_PROG_LOAD: libc::c_long = 5;

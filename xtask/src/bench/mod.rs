@@ -32,15 +32,8 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use aya::maps::{
     HashMap, IterableMap as _, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues,
 };
-use flowtop::{
-    collect::{
-        diff::ProcDiffer,
-        live::LivePids,
-        maps::KernelMaps,
-        sys_bpf::{lookup_batch, BatchCursor},
-    },
-    output::{self, Format},
-    probe::misses::fdinfo_field,
+use flowtop::dev::{
+    fdinfo_field, lookup_batch, BatchCursor, Format, KernelMaps, LivePids, ProcDiffer,
 };
 use flowtop_common::{ProcCounters, Unrecorded, COMM_LEN};
 

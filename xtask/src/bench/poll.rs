@@ -236,11 +236,12 @@ pub(super) fn interval_times(
         let (t_read, c_read) = (t.elapsed(), thread_cpu_ms());
         let report = differ.next(&snap, Default::default());
         let c_diff = thread_cpu_ms();
-        let stamp = output::Stamp {
+        let stamp = flowtop::dev::Stamp {
             at: SystemTime::now(),
             elapsed: std::time::Duration::from_secs(1),
+            skipped: 0,
         };
-        output::printer(Format::Table, &mut sink).interval(&report, &stamp)?;
+        flowtop::dev::printer(Format::Table, &mut sink).interval(&report, &stamp)?;
         let c_end = thread_cpu_ms();
         times.push(Sample {
             cpu_ms: c_end - c,

@@ -1,7 +1,8 @@
 //! The image run as deploy/kubernetes/daemonset.yaml runs it, with podman: the
 //! host's PID namespace, every capability dropped but BPF and PERFMON, the seccomp
 //! profile of deploy/kubernetes/seccomp, no new privileges, a read-only root, the
-//! host's `/` read-only at /host and its cgroup2 file system at /sys/fs/cgroup.
+//! host's `/` read-only at /host (`--host-root /host`) and its cgroup2 file system
+//! at /sys/fs/cgroup.
 //! One difference: the host's network (`--network host`), because podman's default
 //! network does not start on the machines this runs on; the pod's network changes
 //! nothing flowtop counts (it counts in the kernel, for every process).
@@ -29,7 +30,7 @@ use crate::{dist::run_cmd, image::podman};
 const BYTES: u64 = 3_333_333;
 
 pub fn check(root: &Path, tag: &str) -> Result<()> {
-    let cgroup2 = flowtop::identity::cgroup2_mount()?;
+    let cgroup2 = flowtop_tests::cgroup2_mount().map_err(anyhow::Error::msg)?;
     let seccomp = root.join("deploy/kubernetes/seccomp/flowtop.json");
     let id = std::process::id();
 
@@ -69,7 +70,13 @@ pub fn check(root: &Path, tag: &str) -> Result<()> {
             .args(daemonset_flags(&cgroup2))
             .arg(format!("--security-opt=seccomp={}", seccomp.display()))
             .arg(tag)
-            .args(["--serve", &exporter.to_string(), "-v"])
+            .args([
+                "--serve",
+                &exporter.to_string(),
+                "--host-root",
+                "/host",
+                "-v",
+            ])
             .stdout(Stdio::null()),
     )?;
     wait_ready(exporter, &guard.container)?;

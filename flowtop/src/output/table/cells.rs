@@ -35,7 +35,7 @@ impl Cells {
         match column {
             Rx | Tx | RxTotal | TxTotal | Total => self.units != Units::Human,
             Time | Interval | Pid | Nspid | Comm | Cgroup | Processes | Lport | Rport | By
-            | Family => true,
+            | Family | Container | ContainerLabel | ContainerId | Runtime | Pod | Namespace => true,
             Seconds | RxRate | TxRate | Proto | Laddr | Raddr | Local | Remote => false,
         }
     }

@@ -75,6 +75,7 @@ impl Layout {
     }
 
     /// How many columns are shown.
+    #[cfg(test)]
     pub fn shown(&self) -> usize {
         self.visible.iter().filter(|v| **v).count()
     }

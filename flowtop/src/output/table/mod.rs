@@ -15,8 +15,8 @@ use std::io;
 
 use super::{
     columns::{Align, Column, Fit},
-    frame::{row_noun, Frame, Summary},
-    layout::table_columns,
+    frame::{row_noun, Frame, Loss, Summary},
+    layout::{k8s_only, table_columns},
     row::RowData,
     term::local_hms,
     FramePrinter, OutputOptions, Stamp,
@@ -24,7 +24,7 @@ use super::{
 use crate::collect::Bytes;
 use cells::{Cells, Kept};
 use fit::{cut, push_aligned, push_spaces, ELLIPSIS};
-pub use fit::{truncate, width_of, Layout};
+pub use fit::{width_of, Layout};
 
 /// Home the cursor and clear the screen (`-C`).
 pub const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
@@ -49,28 +49,64 @@ pub struct TablePrinter<W> {
     text: String,
     /// Reused between intervals: the cells kept from the width pass.
     kept: Kept,
+    /// `--by container`: POD and NAMESPACE are left out until a row is from
+    /// Kubernetes (then kept, so columns do not come and go).
+    k8s_pending: bool,
 }
 
 impl<W: io::Write> TablePrinter<W> {
     pub fn new(out: W, opts: OutputOptions) -> Self {
-        let columns = table_columns(&opts);
-        let content: Vec<usize> = columns.iter().map(|c| width_of(&c.header(&opts))).collect();
-        let widths = columns
-            .iter()
-            .zip(&content)
-            .map(|(c, w)| c.width().max(*w))
-            .collect();
-        let fits = columns.iter().map(|c| c.fit()).collect();
-        Self {
+        let mut columns = table_columns(&opts);
+        let k8s_pending = columns.iter().any(|c| k8s_only(*c));
+        columns.retain(|c| !k8s_only(*c));
+        let mut t = Self {
             out,
             opts,
-            columns,
-            fits,
-            widths,
-            content,
+            columns: Vec::new(),
+            fits: Vec::new(),
+            widths: Vec::new(),
+            content: Vec::new(),
             printed: 0,
             text: String::new(),
             kept: Kept::default(),
+            k8s_pending,
+        };
+        t.set_columns(columns);
+        t
+    }
+
+    /// Starts over with `columns` at their header widths.
+    fn set_columns(&mut self, columns: Vec<Column>) {
+        let opts = &self.opts;
+        self.content = columns.iter().map(|c| width_of(&c.header(opts))).collect();
+        self.widths = columns
+            .iter()
+            .zip(&self.content)
+            .map(|(c, w)| c.width().max(*w))
+            .collect();
+        self.fits = columns.iter().map(|c| c.fit()).collect();
+        self.columns = columns;
+    }
+
+    /// Adds POD and NAMESPACE once a row is from Kubernetes, keeping the widths
+    /// the other columns reached.
+    fn show_k8s_columns_if_needed<R: RowData>(&mut self, rows: &[R]) {
+        let from_k8s = |r: &R| r.container().is_some_and(|c| c.pod.is_some());
+        if !self.k8s_pending || !rows.iter().any(from_k8s) {
+            return;
+        }
+        self.k8s_pending = false;
+        let old: Vec<(Column, usize, usize)> = self
+            .columns
+            .iter()
+            .zip(self.widths.iter().zip(&self.content))
+            .map(|(c, (w, n))| (*c, *w, *n))
+            .collect();
+        self.set_columns(table_columns(&self.opts));
+        for (i, c) in self.columns.iter().enumerate() {
+            if let Some((_, w, n)) = old.iter().find(|(o, _, _)| o == c) {
+                (self.widths[i], self.content[i]) = (*w, *n);
+            }
         }
     }
 
@@ -90,7 +126,6 @@ impl<W: io::Write> TablePrinter<W> {
 
     fn summary_line<R>(&self, frame: &Frame<'_, R>, stamp: &Stamp) -> String {
         let s = Summary::of(frame, stamp);
-        let u = self.opts.units;
         let mut line = format!(
             "{} interval {}: {} {}, {}",
             local_hms(stamp.at),
@@ -99,14 +134,43 @@ impl<W: io::Write> TablePrinter<W> {
             row_noun(self.opts.by, s.rows),
             self.rx_tx(s.all, s.seconds),
         );
-        if s.unrecorded.total() > 0 {
-            line.push_str(&format!(
-                ", UNRECORDED RX {} TX {} (map full: raise --max-entries)",
-                u.amount_with_unit(s.unrecorded.rx),
-                u.amount_with_unit(s.unrecorded.tx),
-            ));
+        for part in self.loss_parts(&s.loss) {
+            line.push_str(", ");
+            line.push_str(&part);
         }
         line
+    }
+
+    /// Without the summary line: a line of its own when the interval lost something.
+    fn loss_line(&self, loss: &Loss, frame_index: u64, stamp: &Stamp) -> Option<String> {
+        let parts = self.loss_parts(loss);
+        (!parts.is_empty()).then(|| {
+            format!(
+                "{} interval {frame_index}: {}",
+                local_hms(stamp.at),
+                parts.join(", ")
+            )
+        })
+    }
+
+    /// What the interval could not count, as the summary line says it.
+    fn loss_parts(&self, loss: &Loss) -> Vec<String> {
+        let u = self.opts.units;
+        let mut parts = Vec::new();
+        if loss.unrecorded.total() > 0 {
+            parts.push(format!(
+                "UNRECORDED RX {} TX {} (map full: raise --max-entries)",
+                u.amount_with_unit(loss.unrecorded.rx),
+                u.amount_with_unit(loss.unrecorded.tx),
+            ));
+        }
+        if loss.skipped > 0 {
+            parts.push(format!(
+                "SKIPPED {} socket calls (the kernel did not run flowtop's programs for them)",
+                loss.skipped
+            ));
+        }
+        parts
     }
 
     /// After the rows, when `-r` left some out.
@@ -122,6 +186,7 @@ impl<W: io::Write> TablePrinter<W> {
 
 impl<W: io::Write> FramePrinter for TablePrinter<W> {
     fn frame<R: RowData>(&mut self, frame: &Frame<'_, R>, stamp: &Stamp) -> io::Result<()> {
+        self.show_k8s_columns_if_needed(frame.rows);
         if self.opts.follow_tty {
             if let Some((columns, rows)) = super::term::stdout_window_size() {
                 self.opts.width = Some(columns);
@@ -165,9 +230,18 @@ impl<W: io::Write> FramePrinter for TablePrinter<W> {
             text.push('\n');
         }
         let mut used_lines = 0;
-        if opts.summary {
-            let line = cut(&self.summary_line(frame, stamp), opts.width);
-            match line.find("UNRECORDED") {
+        let first = if opts.summary {
+            Some(self.summary_line(frame, stamp))
+        } else {
+            self.loss_line(&Loss::of(frame, stamp), frame.index, stamp)
+        };
+        if let Some(line) = first {
+            let line = cut(&line, opts.width);
+            let loss_at = ["UNRECORDED", "SKIPPED"]
+                .iter()
+                .filter_map(|m| line.find(m))
+                .min();
+            match loss_at {
                 Some(i) if opts.color => {
                     text.push_str(&format!("{}{YELLOW}{}{RESET}\n", &line[..i], &line[i..]))
                 }
@@ -405,6 +479,36 @@ mod tests {
     }
 
     #[test]
+    fn without_summary_a_loss_still_gets_a_line_and_skipped_calls_are_named() {
+        let opts = OutputOptions {
+            summary: false,
+            ..OutputOptions::default()
+        };
+        let mut r = report(2, vec![row(1, "a", 1024, 0, 1024, 0)]);
+        let text = render(opts.clone(), std::slice::from_ref(&r));
+        assert!(text.lines().next().unwrap().starts_with("PID"), "{text}");
+        r.unrecorded = Bytes { rx: 2048, tx: 0 };
+        let mut out = Vec::new();
+        let skipped = Stamp {
+            skipped: 7,
+            ..stamp(1)
+        };
+        TablePrinter::new(&mut out, opts)
+            .interval(&r, &skipped)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let first = text.lines().next().unwrap();
+        assert!(
+            first.ends_with(
+                "interval 2: UNRECORDED RX 2.0 KB TX 0.0 KB (map full: raise --max-entries), \
+                 SKIPPED 7 socket calls (the kernel did not run flowtop's programs for them)"
+            ),
+            "{first}"
+        );
+        assert!(text.lines().nth(1).unwrap().starts_with("PID"), "{text}");
+    }
+
+    #[test]
     fn summary_in_rate_mode_is_per_second() {
         let opts = OutputOptions {
             summary: true,
@@ -579,6 +683,7 @@ mod tests {
                 remote,
             }),
             cgroup: None,
+            container: None,
             interval: Bytes { rx, tx: rx / 3 },
             total: Bytes { rx, tx: u64::MAX },
         };
