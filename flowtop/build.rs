@@ -1,8 +1,10 @@
 //! Builds the eBPF object (flowtop-ebpf) with nightly + bpf-linker via aya-build and
 //! leaves it in OUT_DIR, where main.rs embeds it: flowtop ships as one binary.
 //!
-//! Also sets FLOWTOP_VERSION for `--version`: `0.1.0 (commit abc1234)` in a git
-//! checkout (or with FLOWTOP_COMMIT set, e.g. by a packager), else just `0.1.0`.
+//! Also sets FLOWTOP_VERSION for `--version`: `0.1.0 (commit abc1234, x86_64-unknown-linux-musl)`
+//! in a git checkout (or with FLOWTOP_COMMIT set, e.g. by a packager), else
+//! `0.1.0 (x86_64-unknown-linux-musl)`: a bug report then says which release
+//! artefact it is about.
 use std::process::Command;
 
 /// The nightly that builds the eBPF object (-Z build-std=core needs nightly), pinned
@@ -63,8 +65,9 @@ fn version() {
             Some(commit)
         });
     let version = env!("CARGO_PKG_VERSION");
+    let target = std::env::var("TARGET").unwrap_or_default();
     match commit {
-        Some(c) => println!("cargo:rustc-env=FLOWTOP_VERSION={version} (commit {c})"),
-        None => println!("cargo:rustc-env=FLOWTOP_VERSION={version}"),
+        Some(c) => println!("cargo:rustc-env=FLOWTOP_VERSION={version} (commit {c}, {target})"),
+        None => println!("cargo:rustc-env=FLOWTOP_VERSION={version} ({target})"),
     }
 }

@@ -4,8 +4,13 @@
 #   scripts/setup.sh            build deps: the pinned stable and nightly (rust-src),
 #                               bpf-linker (+ LLVM 22 to build it)
 #   scripts/setup.sh test       + what the tests need (qemu, busybox-static, cpio, tmux, setpriv,
-#                               prometheus, podman + runc)
+#                               prometheus, podman + runc, setcap)
 #   scripts/setup.sh bench      + what the benchmarks need (iperf3, bpftrace, bpftool)
+#   scripts/setup.sh dist       + what `cargo xtask dist|image|release-test` need: the
+#                               musl targets, the aarch64 cross linker and strip,
+#                               qemu-user (the aarch64 binary's --version), podman +
+#                               runc, prometheus, and kubernetes-validate (PyPI) in
+#                               /opt/flowtop-venv for deploy/kubernetes
 #   scripts/setup.sh docs       build deps, then install flowtop's man page and shell
 #                               completions under /usr/local
 set -euo pipefail
@@ -17,9 +22,10 @@ SUDO=""
 packages=(llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev libc6-dev gcc)
 case "$what" in
   build|docs) ;;
-  test) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 prometheus podman runc) ;;
+  test) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 prometheus podman runc libcap2-bin) ;;
+  dist) packages+=(gcc-aarch64-linux-gnu binutils dpkg-dev qemu-user-static podman runc systemd prometheus libcap2-bin python3-venv) ;;
   bench) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 python3 iperf3 bpftrace bpftool) ;;
-  *) echo "usage: $0 [build|test|bench|docs]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|bench|docs|dist]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -53,6 +59,21 @@ if [ "$(bpf-linker --version 2>/dev/null)" != "bpf-linker 0.13.0" ]; then
   echo "setup: installing bpf-linker (about a minute)" >&2
   LLVM_PREFIX=/usr/lib/llvm-22 cargo install bpf-linker --version 0.13.0 --locked \
     --no-default-features --features llvm-22
+fi
+
+if [ "$what" = dist ]; then
+  # Static (musl) release binaries; the aarch64 one links with the cross gcc
+  # (.cargo/config.toml). The targets belong to the toolchain of rust-toolchain.toml.
+  for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    rustup target list --installed --toolchain "$stable" | grep -qx "$t" ||
+      rustup target add --toolchain "$stable" "$t"
+  done
+  # The Kubernetes API schema validator for deploy/kubernetes/validate.sh.
+  if [ ! -x /opt/flowtop-venv/bin/kubernetes-validate ]; then
+    echo "setup: installing kubernetes-validate into /opt/flowtop-venv" >&2
+    $SUDO python3 -m venv /opt/flowtop-venv
+    $SUDO /opt/flowtop-venv/bin/pip install -q kubernetes-validate==1.37.0
+  fi
 fi
 
 if [ "$what" = docs ]; then

@@ -3,6 +3,10 @@
 # integration tests against this machine's kernel (needs root), the churn soak, and
 # the kernel matrix in VMs (Debian 6.1 and 6.12 under qemu).
 # FLOWTOP_SKIP_VM=1 skips the VM matrix (for quick local runs; CI always runs it).
+# FLOWTOP_SKIP_RELEASE=1 skips the release artefacts' check (`cargo xtask
+# release-test`: the static musl builds for x86_64 and aarch64 in one cargo run,
+# the .deb installed and removed, the image run as the DaemonSet runs it under
+# Prometheus; about 5-6 min on a cold 2-core run, 1 min warm: docs/packaging.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
@@ -19,6 +23,13 @@ echo "== cargo test (unit + integration on $(uname -r))" >&2
 cargo test --release 2>&1 | quiet
 echo "== soak: 50,000 short-lived processes against a small map" >&2
 cargo xtask soak --flowtop "$FLOWTOP_BIN"
+if [ "${FLOWTOP_SKIP_RELEASE:-0}" != 1 ]; then
+  echo "== release artefacts: static binary, .deb, image + Prometheus, manifests" >&2
+  scripts/setup.sh dist
+  # Its host processes run the trafficgen `cargo test` built (no rebuild).
+  FLOWTOP_TRAFFICGEN="$PWD/target/release/trafficgen" cargo xtask release-test 2>&1 | quiet
+  deploy/kubernetes/validate.sh
+fi
 if [ "${FLOWTOP_SKIP_VM:-0}" != 1 ]; then
   echo "== kernel matrix in VMs" >&2
   cargo xtask vm-test

@@ -2,9 +2,72 @@
 //! the user gets one clear line instead of an EPERM from deep inside the loader.
 use std::fs;
 
+const CAP_NET_ADMIN: u32 = 12;
 const CAP_SYS_ADMIN: u32 = 21;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
+
+/// What every feature of flowtop needs together, found by running each feature as
+/// `nobody` with file capabilities (docs/capabilities.md): CAP_BPF and CAP_PERFMON
+/// load and attach the tracing programs (tp_btf, fentry, kprobe PMU) and read maps;
+/// CAP_NET_ADMIN loads the cgroup sock_addr programs that name unconnected UDP
+/// peers (`--by conn`, `--port`, `-4`/`-6`). `--cgroup`, `--by cgroup` and `--serve`
+/// on a port from 1024 up need nothing more.
+pub const SETCAP_LINE: &str = "setcap cap_bpf,cap_perfmon,cap_net_admin+ep";
+
+/// The error for a process that may not load tracing programs: which capabilities
+/// are missing and how an administrator grants them, so that a non-root user is not
+/// left with a bare EPERM or a "use sudo".
+pub fn cannot_trace_message(caps: u64, exe: &str) -> Option<String> {
+    if can_trace(caps) {
+        return None;
+    }
+    let missing: Vec<&str> = [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")]
+        .into_iter()
+        .filter(|(cap, _)| caps & (1u64 << cap) == 0)
+        .map(|(_, name)| name)
+        .collect();
+    Some(format!(
+        "missing capabilities {} (loading eBPF programs needs CAP_BPF and CAP_PERFMON, \
+         or root); an administrator can grant them to this binary with: \
+         sudo {SETCAP_LINE} {exe}",
+        missing.join(" and ")
+    ))
+}
+
+/// A loading error with EPERM although flowtop has the capabilities, under a seccomp
+/// filter: almost always a container runtime's default profile, which allows
+/// `bpf()` and `perf_event_open()` only with CAP_SYS_ADMIN. Says so, instead of
+/// leaving the user with EPERM next to capabilities that look right.
+pub fn explain_refusal(e: anyhow::Error) -> anyhow::Error {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let eperm = format!("{e:#}").contains("Operation not permitted");
+    if eperm && can_trace(effective_caps()) && seccomp_filtered(&status) {
+        e.context(
+            "bpf() refused (EPERM) despite CAP_BPF and CAP_PERFMON, under a seccomp \
+             filter: container runtimes' default profiles allow bpf() and \
+             perf_event_open() only with CAP_SYS_ADMIN; use a profile that allows them \
+             (deploy/kubernetes/seccomp/flowtop.json)",
+        )
+    } else {
+        e
+    }
+}
+
+/// `Seccomp: 2` in /proc/PID/status: a seccomp filter is installed.
+pub fn seccomp_filtered(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Seccomp:"))
+        .is_some_and(|v| v.trim() == "2")
+}
+
+/// Why the cgroup programs of `--by conn` could not be loaded, when the reason is a
+/// missing capability (the kernel only says EPERM).
+pub fn net_admin_hint(caps: u64) -> Option<&'static str> {
+    let has = |cap: u32| caps & (1u64 << cap) != 0;
+    (!has(CAP_NET_ADMIN) && !has(CAP_SYS_ADMIN)).then_some("missing capability CAP_NET_ADMIN")
+}
 
 /// Effective capabilities of this process, from /proc/self/status.
 pub fn effective_caps() -> u64 {
@@ -67,6 +130,13 @@ pub fn drop_after_attach() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// This binary's path for the `setcap` hint: the one the administrator must grant.
+pub fn current_exe() -> String {
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "$(command -v flowtop)".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +154,37 @@ mod tests {
         assert!(can_trace((1 << CAP_BPF) | (1 << CAP_PERFMON)));
         assert!(!can_trace(1 << CAP_BPF));
         assert!(!can_trace(0));
+    }
+
+    #[test]
+    fn message_names_only_the_missing_capabilities_and_the_setcap_line() {
+        let m = cannot_trace_message(1 << CAP_BPF, "/usr/bin/flowtop").unwrap();
+        assert!(m.starts_with("missing capabilities CAP_PERFMON ("), "{m}");
+        assert!(
+            m.ends_with(&format!("sudo {SETCAP_LINE} /usr/bin/flowtop")),
+            "{m}"
+        );
+        let m = cannot_trace_message(0, "x").unwrap();
+        assert!(
+            m.starts_with("missing capabilities CAP_BPF and CAP_PERFMON"),
+            "{m}"
+        );
+        assert_eq!(cannot_trace_message(1 << CAP_SYS_ADMIN, "x"), None);
+    }
+
+    #[test]
+    fn seccomp_mode_two_is_a_filter() {
+        assert!(seccomp_filtered(
+            "Name:\tx\nSeccomp:\t2\nSeccomp_filters:\t1\n"
+        ));
+        assert!(!seccomp_filtered("Seccomp:\t0\n"));
+        assert!(!seccomp_filtered("Name:\tx\n"));
+    }
+
+    #[test]
+    fn net_admin_hint_only_without_net_admin_or_sys_admin() {
+        assert!(net_admin_hint(1 << CAP_BPF).is_some());
+        assert_eq!(net_admin_hint(1 << CAP_NET_ADMIN), None);
+        assert_eq!(net_admin_hint(1 << CAP_SYS_ADMIN), None);
     }
 }

@@ -43,11 +43,10 @@ use crate::{
 const SWEEP_PERIOD: Duration = Duration::from_millis(50);
 
 pub fn run(config: &Config) -> Result<()> {
-    if !privileges::can_trace(privileges::effective_caps()) {
-        bail!(
-            "loading eBPF programs needs root, or the capabilities CAP_BPF and CAP_PERFMON; \
-             try: sudo flowtop"
-        );
+    if let Some(message) =
+        privileges::cannot_trace_message(privileges::effective_caps(), &privileges::current_exe())
+    {
+        bail!(message);
     }
     match &config.mode {
         Mode::Report(report) => {
@@ -194,7 +193,8 @@ fn attach(config: &Config) -> Result<(Attached, u32, Option<CgroupFilter>)> {
             filters: filters.clone(),
             btf_ids: facts.btf_ids,
         },
-    )?;
+    )
+    .map_err(|e| privileges::explain_refusal(e.into()))?;
     filters.fill_maps(&mut attached.ebpf)?;
     let cgroup_filter = match &filters.containers {
         Some((wanted, dirs)) => Some(CgroupFilter::new(
@@ -218,6 +218,10 @@ fn attach(config: &Config) -> Result<(Attached, u32, Option<CgroupFilter>)> {
     }
     if filters.reads_addresses() {
         if let Err(e) = udp_peer::attach(&mut attached.ebpf) {
+            let e = match privileges::net_admin_hint(privileges::effective_caps()) {
+                Some(hint) => e.context(hint),
+                None => e,
+            };
             log::info!(
                 "no per-datagram peers for unconnected UDP sockets ({e:#}): their remote \
                  shows as '*', --port matches only their local port, and on a dual-stack \

@@ -2,7 +2,7 @@
 //! Shared by the flowtop wrapper and the trafficgen driver.
 use std::{
     io::{BufRead as _, BufReader, Read},
-    process::{Child, ExitStatus},
+    process::{Child, Command, ExitStatus, Output, Stdio},
     sync::{
         mpsc::{self, Receiver, RecvTimeoutError},
         Arc, Mutex,
@@ -90,4 +90,39 @@ pub fn send_signal(child: &Child, sig: libc::c_int) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs `cmd` to completion with stdin closed and stdout/stderr captured, at most
+/// `limit`; panics if it hangs (a refusal that never comes must fail the test).
+pub fn output_within(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    // Drain the pipes in threads so a chatty child cannot block on a full pipe.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        out.read_to_end(&mut v).unwrap();
+        v
+    });
+    let err_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        err.read_to_end(&mut v).unwrap();
+        v
+    });
+    let status = wait_timeout(&mut child, limit).unwrap();
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} still running after {limit:?}");
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
 }

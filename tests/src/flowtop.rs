@@ -34,6 +34,7 @@ pub fn panic_text(stderr: &str) -> Option<&'static str> {
 /// How to start a flowtop: [`Flowtop::builder`], then [`FlowtopBuilder::start`].
 pub struct FlowtopBuilder {
     program: std::path::PathBuf,
+    wrapper: Vec<String>,
     probe: String,
     timeout: Duration,
     args: Vec<String>,
@@ -57,6 +58,14 @@ impl FlowtopBuilder {
         self
     }
 
+    /// Run flowtop through `wrapper`, a command line that execs its arguments in
+    /// place (e.g. `setpriv --reuid nobody ... --`), so that [`Flowtop::pid`] and
+    /// the signals it is sent still reach flowtop itself.
+    pub fn via<S: AsRef<str>>(mut self, wrapper: &[S]) -> Self {
+        self.wrapper = wrapper.iter().map(|a| a.as_ref().to_string()).collect();
+        self
+    }
+
     /// Do not add `--format json`: the arguments choose the format, and the run's
     /// [`FlowtopRun::text`] is what to read (its `rows` stay empty).
     pub fn raw(mut self) -> Self {
@@ -73,7 +82,14 @@ impl FlowtopBuilder {
 
     /// Starts flowtop and waits for [`READY_MARKER`] on its stderr.
     pub fn start(self) -> Result<Flowtop> {
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = match self.wrapper.split_first() {
+            Some((wrapper, rest)) => {
+                let mut cmd = Command::new(wrapper);
+                cmd.args(rest).arg(&self.program);
+                cmd
+            }
+            None => Command::new(&self.program),
+        };
         cmd.arg("-v").args(["--probe", &self.probe]);
         if self.json {
             cmd.args(["--format", "json"]);
@@ -144,6 +160,7 @@ impl Flowtop {
     pub fn builder(ctx: &Ctx) -> FlowtopBuilder {
         FlowtopBuilder {
             program: ctx.flowtop.clone(),
+            wrapper: Vec::new(),
             probe: ctx.probe.clone(),
             timeout: ctx.timeout,
             args: Vec::new(),

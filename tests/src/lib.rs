@@ -21,6 +21,7 @@
 //! - [`trafficgen`]: driving the one traffic generator;
 //! - [`verdict`]: expectations, verdicts and the comparison;
 //! - [`cgroup`]: cgroup v2 fixtures;
+//! - [`prometheus`]: a real Prometheus server scraping an exporter;
 //! - [`podman`]: real podman containers running trafficgen, image built offline;
 //! - [`tmux`]: a real terminal for `flowtop -i`;
 //! - [`scenarios`]: the scenarios shared with the VM matrix.
@@ -31,6 +32,7 @@ pub mod ctx;
 pub mod flowtop;
 pub mod host;
 pub mod podman;
+pub mod prometheus;
 pub mod rows;
 pub mod scenarios;
 pub mod tmux;
@@ -39,10 +41,11 @@ pub mod verdict;
 
 pub use binaries::{find_flowtop, find_trafficgen};
 pub use cgroup::{cgroup2_mount, own_cgroup, CgroupTree, ScenarioCgroup};
-pub use child::{send_signal, wait_timeout};
+pub use child::{output_within, send_signal, wait_timeout};
 pub use ctx::Ctx;
 pub use flowtop::{panic_text, Flowtop, FlowtopBuilder, FlowtopRun, READY_MARKER};
 pub use host::{ensure_loopback_up, require_root, require_tool};
+pub use prometheus::{free_port, Prometheus};
 pub use rows::{csv_header, csv_values, json_values, sum_by, Reported, Row, CORE_KEYS};
 pub use scenarios::{
     all_scenario_names, cgroup_filter, check_conns, comm_filter, conn_scenario_names,

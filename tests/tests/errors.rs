@@ -3,52 +3,18 @@
 use std::{
     io::{BufRead as _, BufReader},
     path::PathBuf,
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     sync::mpsc,
     thread,
     time::{Duration, Instant},
 };
 
 use flowtop_tests::{
-    find_flowtop, panic_text, require_root, wait_timeout, Ctx, Flowtop, READY_MARKER,
+    find_flowtop, output_within, panic_text, require_root, wait_timeout, Ctx, Flowtop, READY_MARKER,
 };
 
 fn flowtop() -> PathBuf {
     find_flowtop()
-}
-
-/// Runs to completion, at most `limit`; panics if it hangs.
-fn output_within(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-    // Drain the pipes in threads so a chatty child cannot block on a full pipe.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut out, &mut v).unwrap();
-        v
-    });
-    let err_t = thread::spawn(move || {
-        let mut v = Vec::new();
-        std::io::Read::read_to_end(&mut err, &mut v).unwrap();
-        v
-    });
-    let status = wait_timeout(&mut child, limit).unwrap();
-    let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{cmd:?} still running after {limit:?}");
-    };
-    Output {
-        status,
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
-    }
 }
 
 fn assert_no_panic(stderr: &str, what: &str) {

@@ -372,7 +372,7 @@ fn screen_mode_follows_a_resized_terminal() {
 }
 
 #[test]
-fn version_names_the_commit_it_was_built_from() {
+fn version_names_the_commit_and_target_it_was_built_from() {
     let out = Command::new(flowtop_tests::find_flowtop())
         .arg("--version")
         .output()
@@ -387,10 +387,24 @@ fn version_names_the_commit_it_was_built_from() {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8(o.stdout).unwrap().trim().to_string());
     match head {
-        Some(commit) => assert_eq!(
-            version.trim(),
-            format!("flowtop {} (commit {commit})", env!("CARGO_PKG_VERSION"))
-        ),
+        // The target triple's vendor and libc part depend on the build (gnu, musl).
+        Some(commit) => {
+            let prefix = format!(
+                "flowtop {} (commit {commit}, {}-",
+                env!("CARGO_PKG_VERSION"),
+                std::env::consts::ARCH
+            );
+            let libc = if cfg!(target_env = "musl") {
+                "musl"
+            } else {
+                "gnu"
+            };
+            let suffix = format!("-linux-{libc})");
+            assert!(
+                version.starts_with(&prefix) && version.trim().ends_with(&suffix),
+                "{version:?} is not {prefix}...{suffix}"
+            );
+        }
         None => assert!(version.starts_with("flowtop ")), // not a git checkout
     }
 }

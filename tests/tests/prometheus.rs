@@ -11,32 +11,20 @@
 use std::{
     io::{Read as _, Write as _},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
-    path::Path,
-    process::{Child, Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
 use flowtop_tests::{
     args, own_cgroup,
     podman::{Container, Image, Network},
-    require_tool, Ctx, Flowtop, Gen, Truth,
+    Ctx, Flowtop, Gen, Prometheus, Truth,
 };
 use serde_json::Value;
 
 /// Helper -> test process, and back.
 const UP: u64 = 123_457;
 const DOWN: u64 = 54_321;
-
-/// The Prometheus server, killed (SIGTERM, then waited for) however the test ends.
-struct Prometheus(Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
 
 /// Starts `flowtop -v --serve 127.0.0.1:0 ARGS`; returns it and the address it
 /// serves on (from its ready line).
@@ -55,42 +43,6 @@ fn start_flowtop(ctx: &Ctx, extra: &[&str]) -> (Flowtop, SocketAddr) {
         .unwrap_or_else(|| panic!("no address in {line:?}"));
     let addr = addr.trim_end_matches("/metrics").parse().unwrap();
     (ft, addr)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start_prometheus(dir: &Path, targets: &[(&str, SocketAddr)]) -> (Prometheus, SocketAddr) {
-    let mut config =
-        String::from("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n");
-    for (job, addr) in targets {
-        config.push_str(&format!(
-            "  - job_name: {job}\n    static_configs:\n      - targets: ['{addr}']\n"
-        ));
-    }
-    std::fs::write(dir.join("prometheus.yml"), config).unwrap();
-    let web: SocketAddr = (Ipv4Addr::LOCALHOST, free_port()).into();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new(require_tool("prometheus", "prometheus"))
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={web}"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("starting prometheus");
-    (Prometheus(child), web)
 }
 
 /// `GET PATH` from `addr` over HTTP/1.0: the body, None when the server does not
@@ -149,8 +101,9 @@ fn prometheus_scrapes_exact_bytes_by_comm_cgroup_and_pid() {
     std::fs::create_dir_all(&dir).unwrap();
     let (plain_ft, plain) = start_flowtop(&ctx, &["--metrics-cgroup-label"]);
     let (pid_ft, with_pid) = start_flowtop(&ctx, &["--metrics-pid-label"]);
-    let (prometheus, web) =
-        start_prometheus(&dir, &[("flowtop", plain), ("flowtop_pid", with_pid)]);
+    let prometheus = Prometheus::start(&dir, &[("flowtop", plain), ("flowtop_pid", with_pid)])
+        .expect("Prometheus starts");
+    let web = prometheus.web;
     // Both targets scraped successfully before the traffic.
     let up = poll(web, "up", |r| {
         r.len() == 2 && r.iter().all(|s| s["value"][1] == "1")
@@ -158,7 +111,7 @@ fn prometheus_scrapes_exact_bytes_by_comm_cgroup_and_pid() {
     assert!(
         up.len() == 2 && up.iter().all(|s| s["value"][1] == "1"),
         "targets not up: {up:?}\n{}",
-        std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default()
+        prometheus.log()
     );
 
     // Known bytes from a helper with a name nothing else has.
@@ -274,7 +227,9 @@ fn series_ttl_drops_a_finished_containers_series_and_keeps_the_others_exact() {
     gb.ready().expect("busy ready");
     let (id_done, id_busy) = (cd.id().unwrap(), cb.id().unwrap());
     let (ft, addr) = start_flowtop(&ctx, &["--series-ttl", "3s", "--metrics-cgroup-label"]);
-    let (prometheus, web) = start_prometheus(dir.path(), &[("flowtop", addr)]);
+    let prometheus =
+        Prometheus::start(dir.path(), &[("flowtop", addr)]).expect("Prometheus starts");
+    let web = prometheus.web;
     let up = poll(web, "up", |r| r.iter().all(|s| s["value"][1] == "1"));
     assert!(!up.is_empty(), "target not up");
 

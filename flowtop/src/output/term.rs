@@ -69,10 +69,13 @@ pub fn local_hms(at: SystemTime) -> String {
     let secs = at
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0) as libc::time_t;
+        .unwrap_or(0);
+    // `as _`: time_t, inferred from localtime_r, because naming libc::time_t warns
+    // (deprecated) on musl, the target of the release binaries.
+    let time = secs as _;
     // SAFETY: localtime_r writes into a tm we own; all-zero is a valid tm.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = unsafe { !libc::localtime_r(&secs, &mut tm).is_null() };
+    let ok = unsafe { !libc::localtime_r(&time, &mut tm).is_null() };
     if ok {
         format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
     } else {
