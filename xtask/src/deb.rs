@@ -14,8 +14,8 @@ use anyhow::{Context as _, Result};
 use flate2::{write::GzEncoder, Compression};
 
 use crate::{
-    dist::{run_cmd, Target, VERSION},
     docs::{self, Layout},
+    release::{run_cmd, Target, VERSION},
 };
 
 /// Builds `dist/flowtop_<version>_<arch>.deb` around `binary`.

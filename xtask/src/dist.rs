@@ -11,38 +11,13 @@ use std::{
     process::Command,
 };
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result};
 use sha2::{Digest as _, Sha256};
 
-use crate::deb;
-
-/// One architecture flowtop is released for.
-pub struct Target {
-    /// Rust's target triple (musl: a static binary).
-    pub triple: &'static str,
-    /// Debian's name for the architecture.
-    pub deb_arch: &'static str,
-    /// A `strip` that understands the architecture's ELF files (binutils).
-    strip: &'static str,
-    /// qemu's user-mode emulator for the architecture (Debian's qemu-user-static):
-    /// how release-test runs a foreign binary's `--version`.
-    pub qemu: &'static str,
-}
-
-pub const TARGETS: [Target; 2] = [
-    Target {
-        triple: "x86_64-unknown-linux-musl",
-        deb_arch: "amd64",
-        strip: "strip",
-        qemu: "qemu-x86_64-static",
-    },
-    Target {
-        triple: "aarch64-unknown-linux-musl",
-        deb_arch: "arm64",
-        strip: "aarch64-linux-gnu-strip",
-        qemu: "qemu-aarch64-static",
-    },
-];
+use crate::{
+    deb,
+    release::{run_cmd, Target, TARGETS, VERSION},
+};
 
 #[derive(Debug, clap::Args)]
 pub struct DistArgs {
@@ -54,8 +29,6 @@ pub struct DistArgs {
     #[arg(long)]
     no_deb: bool,
 }
-
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub fn run(args: &DistArgs) -> Result<()> {
     let root = crate::docs::workspace_root();
@@ -152,15 +125,4 @@ pub fn write_sums(dist: &Path) -> Result<()> {
     }
     let path = dist.join("SHA256SUMS");
     fs::write(&path, sums).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Runs a build tool, failing with its command line when it fails.
-pub fn run_cmd(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("starting {:?}", cmd.get_program()))?;
-    if !status.success() {
-        bail!("{cmd:?} failed: {status}");
-    }
-    Ok(())
 }

@@ -6,7 +6,10 @@ use std::{fs, path::Path, process::Command};
 
 use anyhow::Result;
 
-use crate::dist::{self, run_cmd, VERSION};
+use crate::{
+    dist,
+    release::{run_cmd, VERSION},
+};
 
 #[derive(Debug, clap::Args)]
 pub struct ImageArgs {

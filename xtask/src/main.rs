@@ -5,6 +5,7 @@ mod deb;
 mod dist;
 mod docs;
 mod image;
+mod release;
 mod release_test;
 mod soak;
 mod vm;

@@ -28,9 +28,8 @@ use std::{
 use anyhow::{bail, ensure, Context as _, Result};
 
 use crate::{
-    deb,
-    dist::{self, Target, TARGETS, VERSION},
-    image,
+    deb, dist, image,
+    release::{Target, TARGETS, VERSION},
 };
 
 #[derive(Debug, clap::Args)]

@@ -24,7 +24,7 @@ use anyhow::{bail, ensure, Context as _, Result};
 use flowtop_tests::{free_port, Prometheus};
 use serde_json::Value;
 
-use crate::{dist::run_cmd, image::podman};
+use crate::{image::podman, release::run_cmd};
 
 /// Bytes the host process sends (and its sink receives).
 const BYTES: u64 = 3_333_333;
