@@ -133,7 +133,12 @@ impl KernelRun {
             verdicts: Vec::new(),
             costs: Vec::new(),
             preempt: Vec::new(),
-            preempt_expected: spec.families.iter().map(|f| f.to_string()).collect(),
+            preempt_expected: spec
+                .families
+                .iter()
+                .chain(&["auto"])
+                .map(|f| f.to_string())
+                .collect(),
             panicked: console.panicked,
             timed_out: console.timed_out,
         };
