@@ -27,7 +27,7 @@ use crate::{
         misses::MissedEvents,
         preempt,
         select::{plan, Facts},
-        udp_peer, Family,
+        udp_peer,
     },
     serve::{
         self,
@@ -130,15 +130,10 @@ fn attach(config: &Config) -> Result<Attached> {
         },
     )?;
     filters.fill_maps(&mut attached.ebpf)?;
-    if attached.family != Family::Tracepoint {
-        if let Some(mode) = preempt::kernel_code_preemptible() {
-            log::warn!(
-                "this kernel preempts kernel code ({mode}): with the {} family, socket \
-                 calls can go uncounted while many threads send at once (fentry: \
-                 reported as skipped calls; kprobe: not detectable). The tracepoint \
-                 family (Linux 6.3+) is not affected",
-                attached.family
-            );
+    if let Some(mode) = preempt::kernel_code_preemptible() {
+        let raised = !attached.retprobes.is_empty();
+        if let Some(warning) = preempt::start_warning(attached.family, raised, &mode) {
+            log::warn!("{warning}");
         }
     }
     if filters.reads_addresses() {

@@ -29,6 +29,30 @@ pub fn kernel_code_preemptible() -> Option<String> {
     version_preempts(&fs::read_to_string("/proc/sys/kernel/version").ok()?)
 }
 
+/// The warning flowtop gives at start on a kernel that preempts kernel code
+/// (`mode`), for the family it attached; None where that family stays exact: the
+/// kprobe family with flowtop's own kretprobes (`raised_slots`, see `retprobe.rs`).
+pub fn start_warning(family: super::Family, raised_slots: bool, mode: &str) -> Option<String> {
+    use super::Family;
+    let what = match family {
+        Family::Kprobe if raised_slots => return None,
+        Family::Kprobe => {
+            "kretprobes with the kernel's few return slots miss returns (not \
+                           detectable)"
+        }
+        Family::Fentry | Family::Tracepoint => {
+            "the kernel skips a program preempted on a CPU for every other call there \
+             (fentry; tracepoints on newer kernels, e.g. 7.x); skipped calls are \
+             reported each interval"
+        }
+    };
+    Some(format!(
+        "this kernel preempts kernel code ({mode}): with the {family} family, socket \
+         calls can go uncounted while many threads send at once: {what}. The kprobe \
+         family (--probe kprobe, --probe auto's choice here when kprobes exist) stays exact"
+    ))
+}
+
 fn preempting(mode: &str) -> bool {
     matches!(mode, "full" | "lazy")
 }

@@ -75,20 +75,18 @@ impl AptState {
         cmd
     }
 
+    /// Whether the last `update` is younger than [`LISTS_MAX_AGE`], by a stamp file
+    /// (apt gives the lists the archive's dates, not the download's).
     fn lists_fresh(&self) -> bool {
-        let Ok(entries) = fs::read_dir(self.dir.join("lists")) else {
-            return false;
-        };
-        entries.flatten().any(|e| {
-            e.file_name().to_string_lossy().ends_with("_Packages")
-                && e.metadata().and_then(|m| m.modified()).is_ok_and(|t| {
-                    SystemTime::now().duration_since(t).unwrap_or_default() < LISTS_MAX_AGE
-                })
-        })
+        fs::metadata(self.dir.join("updated"))
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| SystemTime::now().duration_since(t).unwrap_or_default() < LISTS_MAX_AGE)
     }
 
     fn update(&self) -> Result<()> {
-        run_cmd(self.command("apt-get").args(["update", "-q"]))
+        run_cmd(self.command("apt-get").args(["update", "-q"]))?;
+        fs::write(self.dir.join("updated"), b"")?;
+        Ok(())
     }
 
     fn package_names(&self, prefix: &str) -> Result<Vec<String>> {
