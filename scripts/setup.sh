@@ -3,7 +3,8 @@
 # that is already there (quick on a second run).
 #   scripts/setup.sh            build deps: the pinned stable and nightly (rust-src),
 #                               bpf-linker (+ LLVM 22 to build it)
-#   scripts/setup.sh test       + what the tests need (qemu, busybox-static, cpio, tmux, setpriv,
+#   scripts/setup.sh test       + what the tests need (qemu, busybox-static, the Debian archive
+#                               keyring for the VM kernels' private apt state, cpio, tmux, setpriv,
 #                               prometheus)
 #   scripts/setup.sh bench      + what the benchmarks need (iperf3, bpftrace, bpftool)
 #   scripts/setup.sh docs       build deps, then install flowtop's man page and shell
@@ -17,7 +18,7 @@ SUDO=""
 packages=(llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev libc6-dev gcc)
 case "$what" in
   build|docs) ;;
-  test) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 prometheus) ;;
+  test) packages+=(qemu-system-x86 busybox-static debian-archive-keyring cpio tmux util-linux iproute2 prometheus) ;;
   bench) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 python3 iperf3 bpftrace bpftool) ;;
   *) echo "usage: $0 [build|test|bench|docs]" >&2; exit 2 ;;
 esac
