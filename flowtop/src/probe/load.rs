@@ -189,6 +189,9 @@ fn attach_counting(
             // Return probes through tracefs where it can make them, for enough
             // return slots (see retprobe.rs); else through aya with the kernel's.
             let tracefs = ensure_tracefs();
+            if let Ok(t) = &tracefs {
+                retprobe::delete_stale(t);
+            }
             for (prog, funcs, ret) in [
                 (programs::KRETPROBE_SEND, &send[..], true),
                 (programs::KRETPROBE_RECV, &hooks::RECV[..], true),

@@ -9,7 +9,8 @@
 //! of 6,000,000 bytes, and under `preempt=full` 6.1 lost bytes the same way.
 //! tracefs's `r<N>:` syntax sets the slots; the event is then opened as a perf
 //! tracepoint and the loaded BPF program attached to it with an ioctl (Linux 4.1+).
-//! Dropping the probe detaches the program and deletes the event.
+//! Dropping the probe detaches the program and deletes the event; events left by a
+//! flowtop that was killed are deleted by the next one ([`delete_stale`]).
 use std::{
     fs::{self, OpenOptions},
     io::Write as _,
@@ -94,6 +95,40 @@ impl Drop for TracefsRetprobe {
         drop(self.perf.take());
         if let Err(e) = self.write_event(&format!("-:{}", self.event)) {
             log::debug!("deleting kretprobe {}: {e}", self.event);
+        }
+    }
+}
+
+/// Deletes the kretprobe events of flowtop processes that no longer exist (killed
+/// before they could delete them). Their programs are already detached (closing the
+/// perf fd does that); the events would only clutter `kprobe_events`.
+pub fn delete_stale(tracefs: &str) {
+    let events = PathBuf::from(tracefs).join("kprobe_events");
+    let Ok(list) = fs::read_to_string(&events) else {
+        return;
+    };
+    for line in list.lines() {
+        // `r4096:flowtop_<pid>/<event> <func>`
+        let Some(event) = line
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.split_once(':'))
+        else {
+            continue;
+        };
+        let Some(pid) = event
+            .1
+            .strip_prefix("flowtop_")
+            .and_then(|r| r.split_once('/'))
+        else {
+            continue;
+        };
+        if pid.0.parse::<u32>().is_ok() && !PathBuf::from("/proc").join(pid.0).exists() {
+            let deleted = OpenOptions::new()
+                .append(true)
+                .open(&events)
+                .and_then(|mut f| f.write_all(format!("-:{}\n", event.1).as_bytes()));
+            log::debug!("deleting stale kretprobe {}: {deleted:?}", event.1);
         }
     }
 }
