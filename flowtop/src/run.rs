@@ -132,9 +132,7 @@ fn attach(config: &Config) -> Result<Attached> {
     filters.fill_maps(&mut attached.ebpf)?;
     if let Some(mode) = preempt::kernel_code_preemptible() {
         let raised = !attached.retprobes.is_empty();
-        if let Some(warning) = preempt::start_warning(attached.family, raised, &mode) {
-            log::warn!("{warning}");
-        }
+        log::warn!("{}", preempt::start_warning(attached.family, raised, &mode));
     }
     if filters.reads_addresses() {
         if let Err(e) = udp_peer::attach(&mut attached.ebpf) {
