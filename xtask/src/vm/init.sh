@@ -52,7 +52,7 @@ run_scenarios() { # $1: probe family (or auto)
     rc=$?
     sed -n "s/^\(SCENARIO .*\)/VMTEST $1 \1/p" /tmp/scen.out
     if [ $rc -ne 0 ]; then
-        sed -n '/^SCENARIO /!s/^/VMTEST-LOG '"$1"' /p' /tmp/scen.out | tail -n 40
+        sed -n '/^SCENARIO /!s/^/VMTEST-LOG '"$1"' /p' /tmp/scen.out | tail -n 200
     fi
     echo "VMTEST $1 EXIT rc=$rc"
     echo "VMTEST $1 SECONDS $(( $(uptime_s) - t0 ))"
