@@ -3,7 +3,8 @@
 # that is already there (quick on a second run).
 #   scripts/setup.sh            build deps: the pinned stable and nightly (rust-src),
 #                               bpf-linker (+ LLVM 22 to build it)
-#   scripts/setup.sh test       + what the tests need (qemu, busybox-static, cpio, tmux, setpriv,
+#   scripts/setup.sh test       + what the tests need (qemu, busybox-static, the Debian archive
+#                               keyring for the VM kernels' private apt state, cpio, tmux, setpriv,
 #                               prometheus, podman + runc, setcap)
 #   scripts/setup.sh bench      + what the benchmarks need (iperf3, bpftrace, bpftool)
 #   scripts/setup.sh dist       + what `cargo xtask dist|image|release-test` need: the
@@ -22,7 +23,7 @@ SUDO=""
 packages=(llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev libc6-dev gcc)
 case "$what" in
   build|docs) ;;
-  test) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 prometheus podman runc libcap2-bin) ;;
+  test) packages+=(qemu-system-x86 busybox-static debian-archive-keyring cpio tmux util-linux iproute2 prometheus podman runc libcap2-bin) ;;
   dist) packages+=(gcc-aarch64-linux-gnu binutils dpkg-dev qemu-user-static podman runc systemd prometheus libcap2-bin python3-venv) ;;
   bench) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 python3 iperf3 bpftrace bpftool) ;;
   *) echo "usage: $0 [build|test|bench|docs|dist]" >&2; exit 2 ;;

@@ -27,36 +27,45 @@ fn on_exit(sock: *const u8, ret: i64, flags: i32, dir: Direction) {
     }
 }
 
+/// The return value of a function with `nargs` arguments. An fexit program's context
+/// holds the arguments and then the return value, one u64 each; reading it from
+/// there works on every kernel with fexit (5.5+), while `FExitContext::ret`'s
+/// `bpf_get_func_ret` helper needs 5.17 and fails to load on 5.10.
+#[inline(always)]
+fn ret_u64(ctx: &FExitContext, nargs: usize) -> u64 {
+    ctx.arg::<u64>(nargs)
+}
+
 /// The return value of an `int` function: the upper half of the register is not
 /// defined, so a negative errno must be sign-extended from 32 bits.
 #[inline(always)]
-fn int_ret(ctx: &FExitContext) -> i64 {
-    ctx.ret::<u64>().map_or(0, |r| r as i32 as i64)
+fn int_ret(ctx: &FExitContext, nargs: usize) -> i64 {
+    ret_u64(ctx, nargs) as i32 as i64
 }
 
 // int inet_sendmsg(struct socket *sock, struct msghdr *msg, size_t size)
 #[fexit(function = "inet_sendmsg")]
 pub fn fexit_inet_sendmsg(ctx: FExitContext) -> i32 {
-    on_exit(ctx.arg(0), int_ret(&ctx), 0, Direction::Tx);
+    on_exit(ctx.arg(0), int_ret(&ctx, 3), 0, Direction::Tx);
     0
 }
 
 #[fexit(function = "inet6_sendmsg")]
 pub fn fexit_inet6_sendmsg(ctx: FExitContext) -> i32 {
-    on_exit(ctx.arg(0), int_ret(&ctx), 0, Direction::Tx);
+    on_exit(ctx.arg(0), int_ret(&ctx, 3), 0, Direction::Tx);
     0
 }
 
 // int inet_recvmsg(struct socket *sock, struct msghdr *msg, size_t size, int flags)
 #[fexit(function = "inet_recvmsg")]
 pub fn fexit_inet_recvmsg(ctx: FExitContext) -> i32 {
-    on_exit(ctx.arg(0), int_ret(&ctx), ctx.arg(3), Direction::Rx);
+    on_exit(ctx.arg(0), int_ret(&ctx, 4), ctx.arg(3), Direction::Rx);
     0
 }
 
 #[fexit(function = "inet6_recvmsg")]
 pub fn fexit_inet6_recvmsg(ctx: FExitContext) -> i32 {
-    on_exit(ctx.arg(0), int_ret(&ctx), ctx.arg(3), Direction::Rx);
+    on_exit(ctx.arg(0), int_ret(&ctx, 4), ctx.arg(3), Direction::Rx);
     0
 }
 
@@ -64,7 +73,6 @@ pub fn fexit_inet6_recvmsg(ctx: FExitContext) -> i32 {
 //                       size_t size, int flags)   (gone in 6.5)
 #[fexit(function = "inet_sendpage")]
 pub fn fexit_inet_sendpage(ctx: FExitContext) -> i32 {
-    let ret = ctx.ret::<i64>().unwrap_or(0);
-    on_exit(ctx.arg(0), ret, 0, Direction::Tx);
+    on_exit(ctx.arg(0), ret_u64(&ctx, 5) as i64, 0, Direction::Tx);
     0
 }

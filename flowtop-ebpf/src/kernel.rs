@@ -1,7 +1,10 @@
 //! Reads of kernel structures at offsets the loader took from the running kernel's
 //! BTF. aya cannot emit CO-RE relocations from Rust, so offsets arrive in the
 //! load-time configuration (`config.rs`) instead; a build on one kernel then runs on any other.
-use aya_ebpf::helpers::{bpf_get_current_comm, bpf_get_current_task, bpf_probe_read_kernel};
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_get_current_task, bpf_probe_read_kernel,
+    bpf_probe_read_kernel_str_bytes,
+};
 use flowtop_common::{
     net::{AF_INET, AF_INET6},
     FlowKey, COMM_LEN,
@@ -63,7 +66,19 @@ pub fn process_comm(pid_tgid: u64) -> [u8; COMM_LEN] {
         unsafe {
             let task = bpf_get_current_task() as *const u8;
             if let Some(leader) = read_at::<*const u8>(task, config!(offsets.task_group_leader)) {
-                if let Some(comm) = read_at::<[u8; COMM_LEN]>(leader, config!(offsets.task_comm)) {
+                // A string read into a zeroed buffer, not a plain copy: on older
+                // kernels (5.10's `__set_task_comm` uses `strlcpy`, later ones pad) a
+                // renamed task keeps the tail of its old name after the NUL
+                // ("ft-comm\0gen"), and names are compared as 16 bytes (seen on 5.10:
+                // `-c` missed the bytes of a renamed process's threads).
+                let mut comm = [0u8; COMM_LEN];
+                if !leader.is_null()
+                    && bpf_probe_read_kernel_str_bytes(
+                        leader.add(config!(offsets.task_comm) as usize),
+                        &mut comm,
+                    )
+                    .is_ok()
+                {
                     return comm;
                 }
             }

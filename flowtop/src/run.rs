@@ -31,7 +31,7 @@ use crate::{
         misses::MissedEvents,
         preempt,
         select::{plan, Facts},
-        udp_peer, Family,
+        udp_peer,
     },
     serve::{
         self,
@@ -205,16 +205,9 @@ fn attach(config: &Config) -> Result<(Attached, u32, Option<CgroupFilter>)> {
         )?),
         None => None,
     };
-    if attached.family != Family::Tracepoint {
-        if let Some(mode) = preempt::kernel_code_preemptible() {
-            log::warn!(
-                "this kernel preempts kernel code ({mode}): with the {} family, socket \
-                 calls can go uncounted while many threads send at once (fentry: \
-                 reported as skipped calls; kprobe: not detectable). The tracepoint \
-                 family (Linux 6.3+) is not affected",
-                attached.family
-            );
-        }
+    if let Some(mode) = preempt::kernel_code_preemptible() {
+        let raised = !attached.retprobes.is_empty();
+        log::warn!("{}", preempt::start_warning(attached.family, raised, &mode));
     }
     if filters.reads_addresses() {
         if let Err(e) = udp_peer::attach(&mut attached.ebpf) {

@@ -29,6 +29,8 @@ pub struct KernelFacts {
     /// Kernel BTF type ids of the tp_btf typedefs and fexit functions flowtop may
     /// load against, found here so loading need not parse the kernel's BTF again.
     pub btf_ids: Vec<(Kind, &'static str, u32)>,
+    /// How this kernel preempts kernel code, when it does (see `preempt`).
+    pub preemption: Option<String>,
 }
 
 impl KernelFacts {
@@ -104,6 +106,7 @@ impl KernelFacts {
             kprobes,
             optional_hooks,
             btf_ids,
+            preemption: super::preempt::kernel_code_preemptible(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Loads the embedded eBPF object with its configuration global and map sizes set, and attaches
 //! exactly one family's programs. On any failure everything loaded so far is dropped,
 //! which detaches it: flowtop is never left half-attached.
+use std::os::fd::AsFd as _;
+
 use anyhow::{anyhow, Context as _, Result};
 use aya::{
     programs::{BtfTracePoint, FExit, KProbe, RawTracePoint, TracePoint},
@@ -13,6 +15,7 @@ use flowtop_common::{
 use super::{
     btf::{sparse_btf, Kind},
     detect::{ensure_tracefs, BTF_TYPEDEFS},
+    retprobe::{self, TracefsRetprobe},
     select::{Candidate, NoProbe},
     Family, ProgramKind, PROGRAM_KIND_ENV,
 };
@@ -36,7 +39,12 @@ pub struct Attached {
     pub ebpf: Ebpf,
     pub family: Family,
     pub kind: ProgramKind,
+    /// The kprobe family's return probes, when made through tracefs.
+    pub retprobes: Vec<TracefsRetprobe>,
 }
+
+/// A loaded object and the tracefs-made probes its programs are attached to.
+type Loaded = (Ebpf, Vec<TracefsRetprobe>);
 
 /// Tries each candidate and program kind in order; the first that loads and attaches
 /// wins. Otherwise the error lists what was tried and why each failed.
@@ -52,7 +60,7 @@ pub fn attach_first(candidates: &[Candidate], cfg: &LoadConfig) -> Result<Attach
                 continue;
             }
             match attach_kind(candidate, kind, cfg) {
-                Ok(ebpf) => {
+                Ok((ebpf, retprobes)) => {
                     log::info!("attached probe family {} as {kind}", candidate.family);
                     for later in &candidates[i + 1..] {
                         log::info!(
@@ -65,6 +73,7 @@ pub fn attach_first(candidates: &[Candidate], cfg: &LoadConfig) -> Result<Attach
                         ebpf,
                         family: candidate.family,
                         kind,
+                        retprobes,
                     });
                 }
                 Err(e) => {
@@ -82,12 +91,13 @@ pub fn attach_first(candidates: &[Candidate], cfg: &LoadConfig) -> Result<Attach
 /// current. Without that hook (a kernel where it does not attach) the programs are
 /// loaded again to take the name on every event instead, which costs more per event
 /// but never shows a stale name.
-fn attach_kind(candidate: &Candidate, kind: ProgramKind, cfg: &LoadConfig) -> Result<Ebpf> {
-    let mut ebpf = attach_counting(candidate, kind, cfg, false)?;
+fn attach_kind(candidate: &Candidate, kind: ProgramKind, cfg: &LoadConfig) -> Result<Loaded> {
+    let (mut ebpf, retprobes) = attach_counting(candidate, kind, cfg, false)?;
     match attach_rename_hook(&mut ebpf) {
-        Ok(()) => Ok(ebpf),
+        Ok(()) => Ok((ebpf, retprobes)),
         Err(e) => {
             log::info!("{e:#}: taking process names on every event instead");
+            drop(retprobes);
             drop(ebpf);
             attach_counting(candidate, kind, cfg, true)
         }
@@ -107,8 +117,9 @@ fn attach_counting(
     kind: ProgramKind,
     cfg: &LoadConfig,
     comm_each_event: bool,
-) -> Result<Ebpf> {
+) -> Result<Loaded> {
     let mut ebpf = load_object(cfg, comm_each_event)?;
+    let mut retprobes = Vec::new();
     match (candidate.family, kind) {
         (Family::Tracepoint, ProgramKind::TpBtf) => {
             let btf = btf_for(&cfg.btf_ids, Kind::Typedef, &BTF_TYPEDEFS)?;
@@ -175,16 +186,43 @@ fn attach_counting(
                 .collect();
             // Return probes first: a return without a stashed entry is ignored, while
             // an entry whose return probe is missing would leave a stale stash behind.
-            for (prog, funcs) in [
-                (programs::KRETPROBE_SEND, &send[..]),
-                (programs::KRETPROBE_RECV, &hooks::RECV[..]),
-                (programs::KPROBE_SEND, &send[..]),
-                (programs::KPROBE_RECV, &hooks::RECV[..]),
+            // Return probes through tracefs where it can make them, for enough
+            // return slots (see retprobe.rs); else through aya with the kernel's.
+            let tracefs = ensure_tracefs();
+            if let Ok(t) = &tracefs {
+                retprobe::delete_stale(t);
+            }
+            for (prog, funcs, ret) in [
+                (programs::KRETPROBE_SEND, &send[..], true),
+                (programs::KRETPROBE_RECV, &hooks::RECV[..], true),
+                (programs::KPROBE_SEND, &send[..], false),
+                (programs::KPROBE_RECV, &hooks::RECV[..], false),
             ] {
                 let p: &mut KProbe = program(&mut ebpf, prog)?.try_into()?;
                 p.load()
                     .map_err(|e| kprobe_refused(&format!("loading {prog}"), e))?;
                 for func in funcs {
+                    if ret {
+                        let made = tracefs
+                            .as_ref()
+                            .map_err(|e| anyhow!("{e}"))
+                            .and_then(|t| TracefsRetprobe::attach(t, func, p.fd()?.as_fd()));
+                        match made {
+                            Ok(probe) => {
+                                log::debug!(
+                                    "attached {prog} to {func} (tracefs, {} return slots)",
+                                    retprobe::MAX_ACTIVE
+                                );
+                                retprobes.push(probe);
+                                continue;
+                            }
+                            Err(e) => log::warn!(
+                                "kretprobe on {func} with the kernel's default return slots \
+                                 (about one per CPU): {e:#}; more calls in flight at once than \
+                                 that (threads blocked in recv) go uncounted"
+                            ),
+                        }
+                    }
                     p.attach(func, 0)
                         .map_err(|e| kprobe_refused(&format!("attaching {prog} to {func}"), e))?;
                     log::debug!("attached {prog} to {func}");
@@ -193,7 +231,7 @@ fn attach_counting(
         }
         (family, kind) => return Err(anyhow!("{family} has no {kind} programs")),
     }
-    Ok(ebpf)
+    Ok((ebpf, retprobes))
 }
 
 /// An `aya::Btf` in which aya's loaders find `names` (of `kind`) at their kernel

@@ -7,6 +7,7 @@ pub mod detect;
 pub mod load;
 pub mod misses;
 pub mod preempt;
+pub mod retprobe;
 pub mod select;
 pub mod udp_peer;
 
