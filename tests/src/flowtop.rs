@@ -237,6 +237,7 @@ impl Flowtop {
             status,
             exit_after,
             rows: Vec::new(),
+            losses: Vec::new(),
             bad_lines: Vec::new(),
             stderr,
             text: String::new(),
@@ -266,6 +267,9 @@ pub struct FlowtopRun {
     pub exit_after: Duration,
     /// JSON runs: the stdout lines that are rows.
     pub rows: Vec<Row>,
+    /// JSON runs: the `loss` objects flowtop prints after an interval that lost
+    /// bytes or calls (not rows; their figures are under the `loss` key).
+    pub losses: Vec<serde_json::Value>,
     /// JSON runs: stdout lines that were not a valid row.
     pub bad_lines: Vec<String>,
     pub stderr: String,
@@ -278,15 +282,20 @@ impl FlowtopRun {
     /// read flowtop's stdout itself, see [`FlowtopBuilder::stdout`]).
     pub fn with_json_stdout(self, text: &str) -> FlowtopRun {
         let mut rows = Vec::new();
+        let mut losses = Vec::new();
         let mut bad_lines = Vec::new();
         for l in text.lines() {
             match serde_json::from_str::<Row>(l) {
                 Ok(r) => rows.push(r),
-                Err(_) => bad_lines.push(l.to_string()),
+                Err(_) => match serde_json::from_str::<serde_json::Value>(l) {
+                    Ok(v) if v.get("loss").is_some() => losses.push(v),
+                    _ => bad_lines.push(l.to_string()),
+                },
             }
         }
         FlowtopRun {
             rows,
+            losses,
             bad_lines,
             text: text.to_string(),
             ..self
@@ -319,5 +328,37 @@ impl FlowtopRun {
     pub fn assert_clean(&self) {
         let p = self.problems();
         assert!(p.is_empty(), "{p:?}\nflowtop stderr:\n{}", self.stderr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::ExitStatusExt as _;
+
+    use super::*;
+
+    #[test]
+    fn loss_objects_are_kept_apart_from_rows_and_garbage_is_a_problem() {
+        let run = FlowtopRun {
+            status: ExitStatus::from_raw(0),
+            exit_after: Duration::ZERO,
+            rows: Vec::new(),
+            losses: Vec::new(),
+            bad_lines: Vec::new(),
+            stderr: String::new(),
+            text: String::new(),
+        };
+        let text = concat!(
+            r#"{"time":"2026-12-03T15:59:24.271Z","interval":1,"pid":7,"comm":"a","rx_bytes":1,"tx_bytes":2,"rx_total_bytes":1,"tx_total_bytes":2,"total_bytes":3}"#,
+            "\n",
+            r#"{"time":"2026-12-03T15:59:24.271Z","interval":1,"loss":{"unrecorded_rx_bytes":0,"unrecorded_tx_bytes":0,"unrecorded_bytes":0,"skipped_calls":5}}"#,
+            "\nnot json\n"
+        );
+        let run = run.with_json_stdout(text);
+        assert_eq!(run.rows.len(), 1);
+        assert_eq!(run.losses.len(), 1);
+        assert_eq!(run.losses[0]["loss"]["skipped_calls"], 5);
+        assert_eq!(run.bad_lines, ["not json"]);
+        assert_eq!(run.problems().len(), 1, "{:?}", run.problems());
     }
 }
