@@ -1,5 +1,6 @@
 //! Judges one boot's `VMTEST` lines and renders the kernel x family table. The host
-//! decides every cell itself; the guest's verdict line must agree and appear once.
+//! decides every cell itself; the guest's verdict line (its own checks: auto's choice,
+//! absent families, preemption) must be `success` and appear once.
 use std::fmt::Write as _;
 
 use super::{Console, KernelSpec};
