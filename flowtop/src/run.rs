@@ -182,7 +182,6 @@ fn attach(config: &Config) -> Result<(Attached, u32, Option<CgroupFilter>)> {
         config.group_by(),
         config.show_container(),
         config.switchable_groupings(),
-        &config.host_root,
         facts.offsets.is_ok(),
     )?;
     let mut attached = attach_first(
