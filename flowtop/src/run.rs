@@ -234,6 +234,8 @@ struct Session {
 impl Session {
     /// `what_next`: the end of the "counting" line (when the first output comes).
     fn start(attached: &Attached, what_next: &str) -> Result<Self> {
+        // While privileged: the map reads' real-time priority needs no capability later.
+        crate::collect::realtime::allow();
         let kept =
             privileges::drop_after_attach().context("dropping capabilities after attaching")?;
         log::debug!(

@@ -14,7 +14,7 @@ use super::{
     diff::{IntervalReport, ProcDiffer},
     flows::{FlowDelta, FlowDiffer},
     maps::KernelMaps,
-    Bytes,
+    realtime, Bytes,
 };
 use crate::container::filter::CgroupFilter;
 
@@ -89,6 +89,7 @@ impl Pipeline {
         if let Some(f) = &mut self.filter {
             f.refresh()?;
         }
+        let _rt = realtime::Read::enter();
         self.maps.procs.sweep()
     }
 
@@ -100,12 +101,17 @@ impl Pipeline {
     /// The interval that ends now. The per-process map is read in every mode: it
     /// keeps PID reclaiming and the map-full count the same everywhere.
     pub fn read(&mut self) -> Result<Deltas> {
+        let rt = realtime::Read::enter();
         let proc_samples = self.maps.procs.read()?;
         let unstored = self.maps.unstored()?;
+        let flow_samples = match &mut self.maps.flows {
+            Some(reader) => Some(reader.read()?),
+            None => None,
+        };
+        drop(rt);
         let procs = self.differ.next(&proc_samples, unstored.procs);
-        let (flow_samples, flows, lost) = match &mut self.maps.flows {
-            Some(reader) => {
-                let samples = reader.read()?;
+        let (flow_samples, flows, lost) = match flow_samples {
+            Some(samples) => {
                 let (flows, lost) = self.flows.next(&samples, unstored.flows);
                 (samples, flows, lost)
             }

@@ -16,6 +16,7 @@
 #   VMTEST <family> ABSENT rc=N clean=yes|no msg=<first line of stderr>
 #   VMTEST <family> COST ns_per_call=N runs=N run_ns=N   (informational, see measure_cost)
 #   VMTEST <family> PREEMPT PASS|FAIL ...  (see preempt_check)
+#   VMTEST CAPS eff=HEX prm=HEX bnd=HEX unpriv_bpf_disabled=N   (see caps_check)
 #   VMTEST VERDICT success|failure       exactly once, last: the guest's own checks
 #                                        (auto's choice, absent families, preemption);
 #                                        the scenarios are judged by the host
@@ -101,12 +102,26 @@ measure_cost() { # $1: probe family
     echo 0 > /proc/sys/kernel/bpf_stats_enabled
 }
 
+# As distributions set it (Debian: 2, a later write of 1 makes it permanent): map
+# reads then need CAP_BPF before 5.19, which caps_check expects flowtop to find.
+echo 1 > /proc/sys/kernel/unprivileged_bpf_disabled 2>/dev/null
+
 for fam in $FAMILIES; do
     run_scenarios "$fam"
 done
 for fam in $FAMILIES; do
     measure_cost "$fam"
 done
+
+# The capabilities flowtop keeps once attached (the scenarios above ran with them):
+# the host expects none from 5.19 on, CAP_BPF alone before (with the sysctl set).
+caps_check() {
+    start_flowtop auto /dev/null /tmp/caps.err
+    cap() { sed -n "s/^$1:[[:space:]]*//p" /proc/$fpid/status; }
+    echo "VMTEST CAPS eff=$(cap CapEff) prm=$(cap CapPrm) bnd=$(cap CapBnd) unpriv_bpf_disabled=$(cat /proc/sys/kernel/unprivileged_bpf_disabled)"
+    kill -INT $fpid; wait $fpid
+}
+caps_check
 
 if [ -n "$AUTO" ]; then
     flowtop --probe auto -v --format json 1 1 > /dev/null 2> /tmp/auto.err
