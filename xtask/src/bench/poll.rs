@@ -237,6 +237,19 @@ pub(super) fn thread_cpu_ms() -> f64 {
     ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
 }
 
+/// User and system CPU ms this thread has used (`getrusage`): splits a read into
+/// the kernel's share and flowtop's. Without `CONFIG_VIRT_CPU_ACCOUNTING_GEN` the
+/// kernel splits the exact total by which side each timer tick landed on (4 ms at
+/// HZ=250), so a 50 ms read's split is good to a tick or two.
+fn thread_user_sys_ms() -> (f64, f64) {
+    // SAFETY: zeroed `rusage` is valid; RUSAGE_THREAD exists since Linux 2.6.26.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid `rusage` to fill.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    (ms(ru.ru_utime), ms(ru.ru_stime))
+}
+
 pub(super) struct Sample {
     cpu_ms: f64,
     wall_ms: f64,
@@ -319,8 +332,10 @@ pub(super) fn interval_times(
             differ = ProcDiffer::new();
         }
         let (t, c) = (Instant::now(), thread_cpu_ms());
+        let (u0, s0) = thread_user_sys_ms();
         let snap = reader.read_with(|| Ok(live.clone()))?;
         let (t_read, c_read) = (t.elapsed(), thread_cpu_ms());
+        let (u1, s1) = thread_user_sys_ms();
         let report = differ.next(&snap, Default::default());
         let c_diff = thread_cpu_ms();
         let stamp = flowtop::dev::Stamp {
@@ -336,8 +351,10 @@ pub(super) fn interval_times(
         });
         if std::env::var_os("BENCH_DEBUG").is_some() {
             eprintln!(
-                "n={n} {which:?} cpu ms: read {:.2} diff {:.2} print {:.2}; wall read {t_read:?}",
+                "n={n} {which:?} cpu ms: read {:.2} (system {:.1}, user {:.1}) diff {:.2} print {:.2}; wall read {t_read:?}",
                 c_read - c,
+                s1 - s0,
+                u1 - u0,
                 c_diff - c_read,
                 c_end - c_diff
             );
