@@ -129,6 +129,11 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
         mut row: impl FnMut(&Sample<K>, Bytes, Bytes) -> R,
     ) -> Diffed<R> {
         let mut rows = Vec::with_capacity(samples.len());
+        // Room for every key read at once (a first read grows the tables in one
+        // step, not by doubling); nothing to do while the keys stay the same.
+        let more = samples.len().saturating_sub(self.seen.len());
+        self.seen.reserve(more);
+        self.index.reserve(more);
         let mut reclaimed = HashSet::<K, S>::default();
         let mut repeats = false;
         // Where the next sample's key most likely is in `seen`; samples whose key
