@@ -13,10 +13,10 @@
 //!   hash, task storage), see `bench/minimal.rs`, and what reading the
 //!   direct-mapped arrays costs per slot (`bench/slot_read.rs`);
 //! - startup: exec to counting (the `-v` line saying so), peak RSS, exit on SIGINT;
-//! - poll: reading and reporting one interval with 1k, 10k and 100k live keys in a
+//! - poll: reading and reporting one interval with 1k, 10k, 100k and 1M live keys in a
 //!   real per-CPU map of flowtop's layout, with flowtop's own reading code (a running
 //!   flowtop's interval and the first one), and the kernel's batch read of a per-CPU
-//!   and of a shared hash alone;
+//!   and of a shared hash alone, and an mmapped array of the same counters;
 //! - interactive: `flowtop -i` with 1,000 live rows: CPU and keypress latency, see
 //!   `bench/interactive.rs`.
 //!
@@ -34,7 +34,7 @@ use std::{
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use aya::maps::{
-    HashMap, IterableMap as _, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues,
+    Array, HashMap, IterableMap as _, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues,
 };
 use flowtop::dev::{
     fdinfo_field, lookup_batch, BatchCursor, Format, KernelMaps, LivePids, ProcDiffer,
