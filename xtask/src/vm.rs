@@ -40,7 +40,7 @@ pub struct Options {
     #[arg(long = "kernel", value_name = "LABEL")]
     kernels: Vec<String>,
     /// Seconds one boot may take, scenarios included (TCG is slow).
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 900)]
     timeout: u64,
     /// Do not rebuild the binaries; use those already under target/.
     #[arg(long)]

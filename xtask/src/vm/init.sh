@@ -68,14 +68,22 @@ run_scenarios() { # $1: probe family (or auto)
 start_flowtop() {
     flowtop --probe "$1" -v --format json > "$2" 2> "$3" &
     fpid=$!
-    i=0; while ! grep -qs "counting with probe family" "$3" && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+    i=0; while ! grep -qs "counting with probe family" "$3" && [ $i -lt 1800 ]; do sleep 0.1; i=$((i+1)); done
+}
+# Waits up to $2 seconds for process $1 to end, then kills it: nothing here may
+# wait forever (a sink whose source never connected, on a starved emulated CPU,
+# once hung a guest until the host's timeout).
+wait_bounded() {
+    i=0; while kill -0 "$1" 2>/dev/null && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i+1)); done
+    kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
 }
 # A TCP sink on 127.0.0.1 for $1 connections, once it listens (spid: its PID,
 # port: its port).
 start_sink() {
     trafficgen --conns "$1" tcp-sink 127.0.0.1 > /dev/null 2> /tmp/sink.err &
     spid=$!
-    i=0; while ! grep -qs "port=" /tmp/sink.err && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+    i=0; while ! grep -qs "port=" /tmp/sink.err && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
     port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' /tmp/sink.err | head -n 1)
 }
 
@@ -90,7 +98,7 @@ measure_cost() { # $1: probe family
     start_flowtop "$1" /dev/null /tmp/cost.err
     start_sink 1
     trafficgen --chunk 64 tcp-source "127.0.0.1:$port" $((SENDS * 64)) > /dev/null 2>&1
-    wait $spid
+    wait_bounded $spid 120
     # Each program once, by id (a second fd of one program would count it twice).
     cat /proc/$fpid/fdinfo/* 2>/dev/null | awk -v f="$1" -v sends=$SENDS '
         /^prog_id:/ { id = $2 }
@@ -98,7 +106,7 @@ measure_cost() { # $1: probe family
         END { for (p in rt) { t += rt[p]; c += rc[p] }
               if (c > 0) printf "VMTEST %s COST ns_per_call=%d runs=%d run_ns=%d\n", f, t / sends, c, t / c;
               else printf "VMTEST %s COST none\n", f }'
-    kill -INT $fpid; wait $fpid
+    kill -INT $fpid; wait_bounded $fpid 120
     echo 0 > /proc/sys/kernel/bpf_stats_enabled
 }
 
@@ -119,7 +127,7 @@ caps_check() {
     start_flowtop auto /dev/null /tmp/caps.err
     cap() { sed -n "s/^$1:[[:space:]]*//p" /proc/$fpid/status; }
     echo "VMTEST CAPS eff=$(cap CapEff) prm=$(cap CapPrm) bnd=$(cap CapBnd) unpriv_bpf_disabled=$(cat /proc/sys/kernel/unprivileged_bpf_disabled)"
-    kill -INT $fpid; wait $fpid
+    kill -INT $fpid; wait_bounded $fpid 120
 }
 caps_check
 
@@ -159,9 +167,9 @@ preempt_check() { # $1: probe family
     start_flowtop "$1" /tmp/pre.out /tmp/pre.err
     start_sink 16
     trafficgen --chunk 64 threads "127.0.0.1:$port" $PREEMPT_BYTES 16 > /tmp/src.json 2> /dev/null
-    wait $spid
+    wait_bounded $spid 300
     sleep 1.5
-    kill -INT $fpid; wait $fpid
+    kill -INT $fpid; wait_bounded $fpid 120
     src=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' /tmp/src.json | head -n 1)
     expected=$(sed -n 's/.*"tx_bytes":\([0-9]*\).*/\1/p' /tmp/src.json | head -n 1)
     reported=$(grep "\"pid\":$src," /tmp/pre.out | sed -n 's/.*"tx_bytes":\([0-9]*\).*/\1/p' \
