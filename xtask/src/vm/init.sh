@@ -65,14 +65,19 @@ run_scenarios() { # $1: probe family (or auto)
 
 # `flowtop --probe $1 -v --format json > $2 2> $3` in the background, once it counts
 # (fpid: its PID).
+# The files go first: a background job's redirections truncate them only once it
+# runs, so a line left by the previous flowtop (or sink) could be read as this
+# one's (seen: a cost measurement that read the last family's "counting" line and
+# port, measured nothing and then waited for a sink nobody connected to).
 start_flowtop() {
+    rm -f "$3" # (never $2: it may be /dev/null)
     flowtop --probe "$1" -v --format json > "$2" 2> "$3" &
     fpid=$!
     i=0; while ! grep -qs "counting with probe family" "$3" && [ $i -lt 1800 ]; do sleep 0.1; i=$((i+1)); done
 }
 # Waits up to $2 seconds for process $1 to end, then kills it: nothing here may
-# wait forever (a sink whose source never connected, on a starved emulated CPU,
-# once hung a guest until the host's timeout).
+# wait forever (a sink whose source never connected hung guests until the host's
+# timeout).
 wait_bounded() {
     i=0; while kill -0 "$1" 2>/dev/null && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i+1)); done
     kill -KILL "$1" 2>/dev/null
@@ -81,6 +86,7 @@ wait_bounded() {
 # A TCP sink on 127.0.0.1 for $1 connections, once it listens (spid: its PID,
 # port: its port).
 start_sink() {
+    rm -f /tmp/sink.err
     trafficgen --conns "$1" tcp-sink 127.0.0.1 > /dev/null 2> /tmp/sink.err &
     spid=$!
     i=0; while ! grep -qs "port=" /tmp/sink.err && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
@@ -106,6 +112,8 @@ measure_cost() { # $1: probe family
         END { for (p in rt) { t += rt[p]; c += rc[p] }
               if (c > 0) printf "VMTEST %s COST ns_per_call=%d runs=%d run_ns=%d\n", f, t / sends, c, t / c;
               else printf "VMTEST %s COST none\n", f }'
+    # No program held: say why (flowtop's stderr).
+    grep -qs "^prog_id:" /proc/$fpid/fdinfo/* || sed "s/^/VMTEST-LOG cost $1 /" /tmp/cost.err | tail -n 20
     kill -INT $fpid; wait_bounded $fpid 120
     echo 0 > /proc/sys/kernel/bpf_stats_enabled
 }
