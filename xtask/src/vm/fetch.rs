@@ -101,6 +101,36 @@ impl AptState {
         Ok(())
     }
 
+    /// The package's `.deb` in target/vm/debs, downloaded unless already there.
+    fn download(&self, package: &str, vm_dir: &Path) -> Result<PathBuf> {
+        let debs = vm_dir.join("debs");
+        fs::create_dir_all(&debs)?;
+        // `<package>_<version>_<arch>.deb`: one architecture's file is not another's.
+        let find_deb = || -> Result<Option<PathBuf>> {
+            for entry in fs::read_dir(&debs)? {
+                let path = entry?.path();
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                if name.starts_with(&format!("{package}_"))
+                    && name.ends_with(&format!("_{}.deb", self.arch))
+                {
+                    return Ok(Some(path));
+                }
+            }
+            Ok(None)
+        };
+        if let Some(deb) = find_deb()? {
+            return Ok(deb);
+        }
+        eprintln!("xtask: apt-get download {package} ({})", self.arch);
+        run_cmd(
+            self.command("apt-get")
+                .args(["download", "-q", package])
+                .current_dir(&debs),
+        )
+        .with_context(|| format!("from {}", self.sources.join(", ")))?;
+        find_deb()?.with_context(|| format!("apt-get download left no {package} .deb"))
+    }
+
     fn package_names(&self, prefix: &str) -> Result<Vec<String>> {
         Ok(
             output(self.command("apt-cache").args(["pkgnames", prefix]))?
@@ -149,38 +179,6 @@ pub fn fetch_busybox(arch: &'static str, vm_dir: &Path) -> Result<PathBuf> {
         &busybox,
     )?;
     Ok(busybox)
-}
-
-impl AptState {
-    /// The package's `.deb` in target/vm/debs, downloaded unless already there.
-    fn download(&self, package: &str, vm_dir: &Path) -> Result<PathBuf> {
-        let debs = vm_dir.join("debs");
-        fs::create_dir_all(&debs)?;
-        // `<package>_<version>_<arch>.deb`: one architecture's file is not another's.
-        let find_deb = || -> Result<Option<PathBuf>> {
-            for entry in fs::read_dir(&debs)? {
-                let path = entry?.path();
-                let name = path.file_name().unwrap_or_default().to_string_lossy();
-                if name.starts_with(&format!("{package}_"))
-                    && name.ends_with(&format!("_{}.deb", self.arch))
-                {
-                    return Ok(Some(path));
-                }
-            }
-            Ok(None)
-        };
-        if let Some(deb) = find_deb()? {
-            return Ok(deb);
-        }
-        eprintln!("xtask: apt-get download {package} ({})", self.arch);
-        run_cmd(
-            self.command("apt-get")
-                .args(["download", "-q", package])
-                .current_dir(&debs),
-        )
-        .with_context(|| format!("from {}", self.sources.join(", ")))?;
-        find_deb()?.with_context(|| format!("apt-get download left no {package} .deb"))
-    }
 }
 
 /// The package's file matching `glob` (a `tar --wildcards` pattern), extracted to
