@@ -59,9 +59,7 @@ impl Read {
         // sched_param.
         let raised = unsafe {
             libc::sched_getscheduler(0) == libc::SCHED_OTHER && {
-                let p = libc::sched_param {
-                    sched_priority: PRIORITY,
-                };
+                let p = param(PRIORITY);
                 libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &p) == 0
             }
         };
@@ -72,11 +70,21 @@ impl Read {
 impl Drop for Read {
     fn drop(&mut self) {
         if self.raised {
-            let p = libc::sched_param { sched_priority: 0 };
+            let p = param(0);
             // SAFETY: as in `enter`; leaving real-time is always allowed.
             unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &p) };
         }
     }
+}
+
+/// A `sched_param` with this priority. Built from zeroes because musl's has more
+/// fields than glibc's (the SCHED_SPORADIC ones), so a struct literal does not
+/// compile for the static release targets.
+fn param(priority: libc::c_int) -> libc::sched_param {
+    // SAFETY: `sched_param` is plain integers (and timespecs on musl): all-zero is valid.
+    let mut p: libc::sched_param = unsafe { std::mem::zeroed() };
+    p.sched_priority = priority;
+    p
 }
 
 #[cfg(test)]
