@@ -2,7 +2,10 @@
 //!
 //! The kernel counters are never reset, so an interval's bytes are the difference
 //! between two reads; no increment can fall between a read and a reset. A key that
-//! was reclaimed (process gone) starts again from zero if its PID is reused.
+//! was reclaimed (process gone) starts again from zero if its PID is reused: each
+//! life of a key is told apart by its creation time ([`Sample::born`]), so a final
+//! value that arrives after a reused PID's first value (the kernel's exit records
+//! are drained after the map is read) still ends the right life.
 use std::{
     cmp::Reverse,
     collections::{hash_map::RandomState, HashMap, HashSet},
@@ -75,10 +78,10 @@ struct Seen {
 }
 
 /// Turns successive cumulative reads of one counter map into per-interval amounts:
-/// the same rules for every key type (processes, flows).
+/// the same rules for every key type (processes, flows). Keyed by key and life.
 #[derive(Debug)]
 pub struct Differ<K, S = RandomState> {
-    seen: HashMap<K, Seen, S>,
+    seen: HashMap<(K, u64), Seen, S>,
 }
 
 impl<K, S: Default> Default for Differ<K, S> {
@@ -94,7 +97,7 @@ impl<K, S: Default> Default for Differ<K, S> {
 pub struct Diffed<R> {
     /// One per key that moved bytes since the previous read, in the order read.
     pub rows: Vec<R>,
-    /// A reclaimed key was read again (a reused PID's new key, or two lives of one
+    /// A reclaimed key was read twice (a reused PID's new key, or two lives of one
     /// PID reclaimed by sweeps): two rows may share a key, and only a stable sort
     /// keeps them in the order read.
     pub repeats: bool,
@@ -102,8 +105,8 @@ pub struct Diffed<R> {
 
 impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
     /// `row(sample, interval, total)` makes the row of each key that moved bytes
-    /// since the previous read. A reclaimed key is forgotten after its last row, so
-    /// a new key that reuses it counts from zero.
+    /// since the previous read. A reclaimed key's life is forgotten after its last
+    /// row, so a new key that reuses it counts from zero.
     pub fn next<R>(
         &mut self,
         samples: &[Sample<K>],
@@ -111,12 +114,10 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
     ) -> Diffed<R> {
         let mut rows = Vec::with_capacity(samples.len());
         self.seen.reserve(samples.len());
-        let mut reclaimed = HashSet::<K, S>::default();
-        let mut repeats = false;
         // By reference: measured twice as fast as consuming the samples here.
         for sample in samples {
-            repeats |= !reclaimed.is_empty() && reclaimed.contains(&sample.key);
-            let seen = self.seen.entry(sample.key).or_default();
+            let life = (sample.key, sample.born);
+            let seen = self.seen.entry(life).or_default();
             let delta = sample.bytes.since(seen.kernel);
             seen.kernel = sample.bytes;
             seen.total = seen.total + delta;
@@ -124,11 +125,13 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
                 rows.push(row(sample, delta, seen.total));
             }
             if sample.reclaimed {
-                self.seen.remove(&sample.key);
-                reclaimed.insert(sample.key);
+                self.seen.remove(&life);
             }
         }
-        Diffed { rows, repeats }
+        Diffed {
+            rows,
+            repeats: repeats::<K, S>(samples),
+        }
     }
 
     /// Keys remembered between reads.
@@ -136,6 +139,26 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
     pub fn tracked(&self) -> usize {
         self.seen.len()
     }
+}
+
+/// Whether a reclaimed sample's key occurs twice in one read, in either order: a
+/// final value can come before a reused key's new life (reclaimed by a sweep) or
+/// after it (an exit record). Costs one lookup per sample only in reads with
+/// reclaimed keys.
+fn repeats<K: Eq + Hash + Copy, S: BuildHasher + Default>(samples: &[Sample<K>]) -> bool {
+    let reclaimed: HashSet<K, S> = samples
+        .iter()
+        .filter(|s| s.reclaimed)
+        .map(|s| s.key)
+        .collect();
+    if reclaimed.is_empty() {
+        return false;
+    }
+    let mut found = HashSet::<K, S>::default();
+    samples
+        .iter()
+        .filter(|s| reclaimed.contains(&s.key))
+        .any(|s| !found.insert(s.key))
 }
 
 /// Per-interval amounts of a cumulative counter that is never reset (bytes the
@@ -249,6 +272,7 @@ mod tests {
     fn sample(pid: u32, rx: u64, tx: u64, reclaimed: bool) -> ProcSample {
         Sample {
             key: pid,
+            born: 0,
             comm: format!("p{pid}").into(),
             bytes: Bytes { rx, tx },
             reclaimed,
@@ -361,6 +385,43 @@ mod tests {
     }
 
     #[test]
+    fn a_final_value_read_after_a_reused_pids_new_life_ends_the_old_life() {
+        let life = |born, rx, reclaimed| ProcSample {
+            born,
+            ..sample(7, rx, 0, reclaimed)
+        };
+        let mut d = ProcDiffer::new();
+        d.read(snap(vec![life(1, 100, false)]));
+        // The map read shows the new life (PID 7 reused); the old life's exit record,
+        // drained after that read, comes last.
+        let r = d.read(snap(vec![life(2, 20, false), life(1, 130, true)]));
+        let got: Vec<(u64, u64)> = r.rows.iter().map(|r| (r.interval.rx, r.total.rx)).collect();
+        assert_eq!(got, [(30, 130), (20, 20)]);
+        assert_eq!(d.tracked(), 1);
+        let r = d.read(snap(vec![life(2, 25, false)]));
+        assert_eq!((r.rows[0].interval.rx, r.rows[0].total.rx), (5, 25));
+        // A process that lived and died between two reads: its final value only.
+        let r = d.read(snap(vec![ProcSample {
+            born: 9,
+            ..sample(8, 1000, 0, true)
+        }]));
+        assert_eq!((r.rows[0].interval.rx, r.rows[0].total.rx), (1000, 1000));
+    }
+
+    #[test]
+    fn repeats_are_found_whichever_life_comes_first() {
+        let s = |born, reclaimed| ProcSample {
+            born,
+            ..sample(7, 1, 0, reclaimed)
+        };
+        type H = BuildHasherDefault<PidHasher>;
+        assert!(repeats::<u32, H>(&[s(2, false), s(1, true)]));
+        assert!(repeats::<u32, H>(&[s(1, true), s(2, false)]));
+        assert!(!repeats::<u32, H>(&[s(1, true), sample(8, 1, 0, false)]));
+        assert!(!repeats::<u32, H>(&[s(1, false), s(2, false)]));
+    }
+
+    #[test]
     fn intervals_always_add_up_to_the_cumulative_counter() {
         let mut d = ProcDiffer::new();
         let cumulative = [3u64, 3, 10, 1000, 1001, 5000];
@@ -391,6 +452,7 @@ mod tests {
         let mut d: Differ<(u32, u16)> = Differ::default();
         let flow = |lport, rx, reclaimed| Sample {
             key: (1u32, lport),
+            born: 0,
             comm: "c".into(),
             bytes: Bytes { rx, tx: 0 },
             reclaimed,
