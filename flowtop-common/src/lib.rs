@@ -19,10 +19,12 @@ pub const MAP_PROC_INSERTS: &str = "PROC_INSERTS";
 /// Ring buffer of [`ExitRecord`]s: the final counters of processes whose key the
 /// exit program reclaimed, for userspace to read at its own pace.
 pub const MAP_EXITS: &str = "EXITS";
-/// Bytes of [`MAP_EXITS`]: 32768 records of 64 bytes (header included), the exits
+/// Bytes of [`MAP_EXITS`]: 16384 records of 64 bytes (header included), the exits
 /// it holds while flowtop waits for a CPU (unpaced forks on 2 cores: ~5,000/s, so
-/// ~6 s). A power-of-2 multiple of the page size, as the kernel requires.
-pub const EXITS_RING_BYTES: u32 = 2 << 20;
+/// ~3 s; past that, keys wait in the map for flowtop's own reclaim). flowtop maps
+/// the ring, so it adds about its size to flowtop's RSS (2 MiB added 3.7 MB).
+/// A power-of-2 multiple of the page size, as the kernel requires.
+pub const EXITS_RING_BYTES: u32 = 1 << 20;
 /// Per-CPU array of `u64`, slots [`exit_stat`]: what the exit program did.
 pub const MAP_EXIT_STATS: &str = "EXIT_STATS";
 /// Largest number of possible CPUs the exit program sums over (its loop bound):
