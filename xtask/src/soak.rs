@@ -299,7 +299,10 @@ pub fn run(args: &SoakArgs) -> Result<()> {
         "flowtop reported {rows_reported} rows for {sent_ok} processes"
     );
     ensure!(warnings.is_empty(), "flowtop warned (map full or errors)");
-    ensure!(keys_max <= u64::from(max_entries), "map use exceeded capacity");
+    ensure!(
+        keys_max <= u64::from(max_entries),
+        "map use exceeded capacity"
+    );
     if rss_start > 0 && rss_end > rss_start + 8 * 1024 {
         bail!("flowtop's peak RSS grew from {rss_start} kB to {rss_end} kB");
     }

@@ -40,7 +40,11 @@ impl ExitRecords {
             // SAFETY: the ring holds `ExitRecord`s (Pod) written by the exit program;
             // the length was checked, and the read does not assume alignment.
             let rec: ExitRecord = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            out.push(sum_cpus(rec.tgid, std::slice::from_ref(&rec.counters), true));
+            out.push(sum_cpus(
+                rec.tgid,
+                std::slice::from_ref(&rec.counters),
+                true,
+            ));
         }
     }
 
