@@ -44,13 +44,39 @@ pub fn attach(ebpf: &mut Ebpf, skip: Option<&str>) -> bool {
             true
         }
         Err(e) => {
+            let full = format!("{e:#}");
             log::info!(
-                "no in-kernel reclaim ({e:#}): flowtop reclaims exited processes' keys \
-                 itself, so the map can fill with them while flowtop waits for a CPU"
+                "no in-kernel reclaim ({}): flowtop reclaims exited processes' keys \
+                 itself, so the map can fill with them while flowtop waits for a CPU",
+                short_reason(&full)
             );
+            log::debug!("the exit program's load error in full: {full}");
             false
         }
     }
+}
+
+/// One line out of a load error that may carry the whole verifier log: the helper
+/// a kernel before 5.19 lacks, or else the message and the verifier's last word.
+fn short_reason(full: &str) -> String {
+    // bpf_map_lookup_percpu_elem is helper 195.
+    if full.contains("unknown#195") {
+        return "this kernel has no bpf_map_lookup_percpu_elem, Linux 5.19+".into();
+    }
+    let Some((head, log)) = full.split_once("Verifier output:") else {
+        return full.to_string();
+    };
+    let last = log
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .rfind(|l| {
+            !["verification time", "stack depth", "processed "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .unwrap_or("");
+    format!("{} verifier: {last}", head.trim_end())
 }
 
 fn try_attach(ebpf: &mut Ebpf) -> Result<()> {
@@ -75,5 +101,22 @@ mod tests {
     fn not_tried_without_offsets_or_with_too_many_cpus() {
         assert!(not_tried(false, 2).is_some_and(|w| w.contains("BTF")));
         assert!(not_tried(true, MAX_EXIT_CPUS + 1).is_some_and(|w| w.contains("CPUs")));
+    }
+
+    #[test]
+    fn load_errors_are_cut_to_one_line() {
+        // As seen on 5.10 (abridged).
+        let full = "loading raw_tp/sched_process_exit: the BPF_PROG_LOAD syscall returned \
+                    Invalid argument (os error 22). Verifier output: arg#0 type is not a struct\n\
+                    101: (85) call unknown#195\ninvalid func unknown#195\n\
+                    verification time 2145 usec\nstack depth 176\nprocessed 78 insns";
+        assert!(short_reason(full).contains("Linux 5.19+"));
+        let other = full.replace("unknown#195", "bpf_foo#1");
+        assert_eq!(
+            short_reason(&other),
+            "loading raw_tp/sched_process_exit: the BPF_PROG_LOAD syscall returned Invalid \
+             argument (os error 22). verifier: invalid func bpf_foo#1"
+        );
+        assert_eq!(short_reason("attaching: EPERM"), "attaching: EPERM");
     }
 }

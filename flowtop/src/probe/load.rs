@@ -301,7 +301,7 @@ fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
 
 /// Possible CPUs: the number of values of each per-CPU map entry.
 fn possible_cpus() -> u32 {
-    aya::util::nr_cpus().map_or(u32::MAX, |n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+    aya::util::nr_cpus().map_or(u32::MAX, |n| n.get())
 }
 
 /// Why the exit program will not be tried with this configuration, if so.
