@@ -10,21 +10,43 @@ use flowtop_common::{programs, MAX_EXIT_CPUS};
 /// the fallback): `0` leaves reclaim to userspace, as on kernels before 5.19.
 pub const KERNEL_RECLAIM_ENV: &str = "FLOWTOP_KERNEL_RECLAIM";
 
+/// The kernel's possible CPUs, where the exit program reads them.
+const POSSIBLE_CPUS: &str = "/sys/devices/system/cpu/possible";
+
+/// How many CPUs the exit program sums over: the possible CPUs when they are
+/// numbered `0..N` (`0` or `0-N`), as its loop reads CPUs 0..N; `None` with holes
+/// (`0-3,8-11`, rare) or when the file cannot be read.
+pub fn summed_cpus() -> Option<u32> {
+    contiguous_cpus(std::fs::read_to_string(POSSIBLE_CPUS).ok()?.trim())
+}
+
+fn contiguous_cpus(ranges: &str) -> Option<u32> {
+    match ranges.split_once('-') {
+        None => (ranges == "0").then_some(1),
+        Some(("0", last)) => last.parse::<u32>().ok()?.checked_add(1),
+        Some(_) => None,
+    }
+}
+
 /// Why the exit program is not even tried, if so: no BTF offsets (it reads
-/// `task->signal->live`), more possible CPUs than its loop covers, or disabled.
-pub fn not_tried(offsets_known: bool, possible_cpus: u32) -> Option<String> {
+/// `task->signal->live`), possible CPUs it cannot sum (holes in their numbers,
+/// more than its loop covers), or disabled.
+pub fn not_tried(offsets_known: bool, possible_cpus: Option<u32>) -> Option<String> {
     if std::env::var(KERNEL_RECLAIM_ENV).is_ok_and(|v| v == "0") {
         return Some(format!("{KERNEL_RECLAIM_ENV}=0"));
     }
     if !offsets_known {
         return Some("no kernel BTF for task_struct offsets".into());
     }
-    if possible_cpus > MAX_EXIT_CPUS {
-        return Some(format!(
-            "{possible_cpus} possible CPUs, more than the {MAX_EXIT_CPUS} it sums"
-        ));
+    match possible_cpus {
+        None => Some(format!(
+            "the possible CPUs in {POSSIBLE_CPUS} are not numbered 0..N"
+        )),
+        Some(n) if n > MAX_EXIT_CPUS => Some(format!(
+            "{n} possible CPUs, more than the {MAX_EXIT_CPUS} it sums"
+        )),
+        Some(_) => None,
     }
-    None
 }
 
 /// Loads and attaches the exit program; whether the kernel now reclaims keys. Says
@@ -99,8 +121,23 @@ mod tests {
 
     #[test]
     fn not_tried_without_offsets_or_with_too_many_cpus() {
-        assert!(not_tried(false, 2).is_some_and(|w| w.contains("BTF")));
-        assert!(not_tried(true, MAX_EXIT_CPUS + 1).is_some_and(|w| w.contains("CPUs")));
+        assert!(not_tried(false, Some(2)).is_some_and(|w| w.contains("BTF")));
+        assert!(not_tried(true, Some(MAX_EXIT_CPUS + 1)).is_some_and(|w| w.contains("CPUs")));
+        assert!(not_tried(true, None).is_some_and(|w| w.contains("0..N")));
+    }
+
+    #[test]
+    fn only_cpus_numbered_from_zero_without_holes_are_summed() {
+        assert_eq!(contiguous_cpus("0"), Some(1));
+        assert_eq!(contiguous_cpus("0-1"), Some(2));
+        assert_eq!(contiguous_cpus("0-127"), Some(128));
+        assert_eq!(contiguous_cpus("0-3,8-11"), None);
+        assert_eq!(contiguous_cpus("1-3"), None);
+        assert_eq!(contiguous_cpus(""), None);
+        assert!(
+            summed_cpus().is_some_and(|n| n >= 1),
+            "this machine's {POSSIBLE_CPUS}"
+        );
     }
 
     #[test]

@@ -299,14 +299,9 @@ fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
     false
 }
 
-/// Possible CPUs: the number of values of each per-CPU map entry.
-fn possible_cpus() -> u32 {
-    aya::util::nr_cpus().map_or(u32::MAX, |n| n.get())
-}
-
 /// Why the exit program will not be tried with this configuration, if so.
 fn reclaim_skipped(cfg: &LoadConfig) -> Option<String> {
-    exit_reclaim::not_tried(cfg.offsets.is_some(), possible_cpus())
+    exit_reclaim::not_tried(cfg.offsets.is_some(), exit_reclaim::summed_cpus())
 }
 
 fn load_object(cfg: &LoadConfig, comm_each_event: bool) -> Result<Ebpf> {
@@ -315,7 +310,7 @@ fn load_object(cfg: &LoadConfig, comm_each_event: bool) -> Result<Ebpf> {
     // ksyms); tp_btf/fentry loads get a few-type BTF instead (see `btf_for`).
     let mut config = KernelConfig {
         comm_each_event: u32::from(comm_each_event),
-        possible_cpus: possible_cpus(),
+        possible_cpus: exit_reclaim::summed_cpus().unwrap_or(0),
         offsets: cfg.offsets.unwrap_or_default(),
         ..KernelConfig::UNSET
     };
