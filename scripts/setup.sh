@@ -3,9 +3,11 @@
 # that is already there (quick on a second run).
 #   scripts/setup.sh            build deps: the pinned stable and nightly (rust-src),
 #                               bpf-linker (+ LLVM 22 to build it)
-#   scripts/setup.sh test       + what the tests need (qemu, busybox-static, the Debian archive
-#                               keyring for the VM kernels' private apt state, cpio, tmux, setpriv,
-#                               prometheus, podman + runc, setcap)
+#   scripts/setup.sh test       + what the tests need (qemu for x86-64 and arm64 guests,
+#                               busybox-static, the Debian archive keyring for the VM kernels'
+#                               private apt state, the aarch64 musl target and cross linker for
+#                               the arm64 guests' binaries, cpio, tmux, setpriv, prometheus,
+#                               podman + runc, setcap)
 #   scripts/setup.sh bench      + what the benchmarks need (iperf3, bpftrace, bpftool)
 #   scripts/setup.sh dist       + what `cargo xtask dist|image|release-test` need: the
 #                               musl targets, the aarch64 cross linker and strip,
@@ -23,7 +25,7 @@ SUDO=""
 packages=(llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev libc6-dev gcc)
 case "$what" in
   build|docs) ;;
-  test) packages+=(qemu-system-x86 busybox-static debian-archive-keyring cpio tmux util-linux iproute2 prometheus podman runc libcap2-bin) ;;
+  test) packages+=(qemu-system-x86 qemu-system-arm gcc-aarch64-linux-gnu busybox-static debian-archive-keyring cpio tmux util-linux iproute2 prometheus podman runc libcap2-bin) ;;
   dist) packages+=(gcc-aarch64-linux-gnu binutils dpkg-dev qemu-user-static podman runc systemd prometheus libcap2-bin python3-venv) ;;
   bench) packages+=(qemu-system-x86 busybox-static cpio tmux util-linux iproute2 python3 iperf3 bpftrace bpftool) ;;
   *) echo "usage: $0 [build|test|bench|docs|dist]" >&2; exit 2 ;;
@@ -62,13 +64,20 @@ if [ "$(bpf-linker --version 2>/dev/null)" != "bpf-linker 0.13.0" ]; then
     --no-default-features --features llvm-22
 fi
 
+# Static (musl) binaries: dist's release binaries, and test's arm64 VM guests (`cargo
+# xtask vm-test`); the aarch64 one links with the cross gcc (.cargo/config.toml). The
+# targets belong to the toolchain of rust-toolchain.toml.
+targets=()
+case "$what" in
+  test) targets=(aarch64-unknown-linux-musl) ;;
+  dist) targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl) ;;
+esac
+for t in "${targets[@]}"; do
+  rustup target list --installed --toolchain "$stable" | grep -qx "$t" ||
+    rustup target add --toolchain "$stable" "$t"
+done
+
 if [ "$what" = dist ]; then
-  # Static (musl) release binaries; the aarch64 one links with the cross gcc
-  # (.cargo/config.toml). The targets belong to the toolchain of rust-toolchain.toml.
-  for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
-    rustup target list --installed --toolchain "$stable" | grep -qx "$t" ||
-      rustup target add --toolchain "$stable" "$t"
-  done
   # The Kubernetes API schema validator for deploy/kubernetes/validate.sh.
   if [ ! -x /opt/flowtop-venv/bin/kubernetes-validate ]; then
     echo "setup: installing kubernetes-validate into /opt/flowtop-venv" >&2

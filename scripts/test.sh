@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up (if needed) and runs every test: formatting and lints, unit tests, the
 # integration tests against this machine's kernel (needs root), the churn soak, and
-# the kernel matrix in VMs (Debian 6.1 and 6.12 under qemu).
+# the kernel matrix in VMs (Debian kernels 5.10 to 7.2 on x86-64, 6.1 and 6.12 on arm64,
+# under qemu).
 # FLOWTOP_SKIP_VM=1 skips the VM matrix (for quick local runs; CI always runs it).
 # FLOWTOP_SKIP_RELEASE=1 skips the release artefacts' check (`cargo xtask
 # release-test`: the static musl builds for x86_64 and aarch64 in one cargo run,

@@ -249,6 +249,10 @@ pub struct Cli {
     /// Log what was loaded and attached and why other probes were skipped (-vv: more)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// The cgroups `--container`/`--pod` matched in [`Self::validate`].
+    #[arg(skip)]
+    matched_cgroups: Vec<std::path::PathBuf>,
 }
 
 /// `--series-ttl`: a humantime duration of at least one second.
@@ -267,8 +271,8 @@ impl Cli {
             pids: self.pid,
             comm: self.comm,
             cgroup: self.cgroup,
-            containers: Wanted::new(self.container, self.pod),
-            wait: self.wait,
+            containers: Wanted::new(self.container, self.pod)
+                .map(|wanted| (wanted, self.matched_cgroups)),
             family: match (self.ipv4, self.ipv6) {
                 (true, _) => AF_INET,
                 (_, true) => AF_INET6,
@@ -332,7 +336,7 @@ impl Cli {
     }
 
     /// Checks that involve several arguments; clap's error (exit 2) on failure.
-    pub fn validate(&self) -> Result<(), clap::Error> {
+    pub fn validate(&mut self) -> Result<(), clap::Error> {
         if self.units.is_some() && self.format != Format::Table {
             return Err(Cli::command().error(
                 ErrorKind::ArgumentConflict,
@@ -365,9 +369,11 @@ impl Cli {
             ));
         }
         if let Some(wanted) = Wanted::new(self.container.clone(), self.pod.clone()) {
-            // Here, so that nothing matching is a command-line error (exit 2).
-            if let Err(e) = crate::container::filter::initial(&wanted, &self.host_root, self.wait) {
-                return Err(Cli::command().error(ErrorKind::InvalidValue, e));
+            // Here, so that nothing matching is a command-line error (exit 2); the
+            // matches go on to the kernel filter, not looked up a second time.
+            match crate::container::filter::initial(&wanted, &self.host_root, self.wait) {
+                Ok(dirs) => self.matched_cgroups = dirs,
+                Err(e) => return Err(Cli::command().error(ErrorKind::InvalidValue, e)),
             }
         }
         if let Some(addr) = self.serve {
@@ -503,7 +509,7 @@ mod tests {
         assert!(parse(&["--units", "human"]).unwrap().validate().is_ok());
         assert!(parse(&["--format", "csv"]).unwrap().validate().is_ok());
         for by in ["conn", "comm", "cgroup"] {
-            let c = parse(&["--format", "csv", "--by", by]).unwrap();
+            let mut c = parse(&["--format", "csv", "--by", by]).unwrap();
             assert!(c.validate().is_ok(), "csv --by {by}");
         }
         let err = parse(&["--format", "json", "--units", "kb"])
@@ -517,7 +523,7 @@ mod tests {
     #[test]
     fn show_nspid_only_where_rows_have_a_pid() {
         for ok in [&["--show-nspid"][..], &["--show-nspid", "--by", "conn"]] {
-            let c = parse(ok).unwrap();
+            let mut c = parse(ok).unwrap();
             assert!(c.show_nspid && c.validate().is_ok(), "{ok:?}");
         }
         assert!(!parse(&[]).unwrap().show_nspid);
@@ -535,7 +541,7 @@ mod tests {
 
     #[test]
     fn serve_is_loopback_unless_public_and_excludes_report_options() {
-        let c = parse(&["--serve", "9464"]).unwrap();
+        let mut c = parse(&["--serve", "9464"]).unwrap();
         assert_eq!(c.serve, Some("127.0.0.1:9464".parse().unwrap()));
         assert!(c.validate().is_ok());
         assert!(parse(&[
@@ -556,7 +562,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("--serve-public"), "{err}");
-        let c = parse(&["--serve", "0.0.0.0:9464", "--serve-public"]).unwrap();
+        let mut c = parse(&["--serve", "0.0.0.0:9464", "--serve-public"]).unwrap();
         assert!(c.validate().is_ok());
         for bad in [
             &["--serve", "9464", "5"][..],

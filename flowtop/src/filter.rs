@@ -2,11 +2,7 @@
 //! [`KernelConfig`] (the verifier prunes unused branches, so an unset filter costs
 //! nothing) and two small maps (`-p` with several PIDs; `--cgroup`, `--container`,
 //! `--pod`).
-use std::{
-    fs::File,
-    os::fd::AsRawFd as _,
-    path::{Path, PathBuf},
-};
+use std::{fs::File, os::fd::AsRawFd as _, path::PathBuf};
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use aya::{
@@ -18,11 +14,7 @@ use flowtop_common::{
     MAX_FILTER_PIDS,
 };
 
-use crate::{
-    collect::aggregate::GroupBy,
-    container::{self, filter::Wanted},
-    identity,
-};
+use crate::{collect::aggregate::GroupBy, container::filter::Wanted, identity};
 
 /// The filters as asked for (`-p`, `-c`, `--cgroup`, `--container`/`--pod`,
 /// `-4`/`-6`, `--tcp`/`--udp`, `--port`), before they are checked against this
@@ -33,10 +25,9 @@ pub struct FilterRequest {
     pub comm: Option<String>,
     /// As `/proc/PID/cgroup` shows it, or a directory in the cgroup2 mount.
     pub cgroup: Option<String>,
-    /// `--container`, `--pod`.
-    pub containers: Option<Wanted>,
-    /// `--wait`: nothing matching `containers` yet is not an error.
-    pub wait: bool,
+    /// `--container`, `--pod`: what to match and the cgroups matching at start,
+    /// resolved once, in `Cli::validate` (where nothing matching is exit 2).
+    pub containers: Option<(Wanted, Vec<PathBuf>)>,
     /// `AF_INET`, `AF_INET6`, or 0 for both.
     pub family: u16,
     /// A `proto_filter` value.
@@ -75,14 +66,12 @@ impl KernelFilters {
     /// (only the classic tracepoint then works) addresses and ports cannot be read.
     /// `by`: what rows are made of, `show_container` whether they carry their
     /// container, `switchable` the groupings the rows may switch to later (`-i`):
-    /// together they decide what the kernel keys flows by. `host_root`: where the
-    /// files that name containers are.
+    /// together they decide what the kernel keys flows by.
     pub fn new(
         req: &FilterRequest,
         by: GroupBy,
         show_container: bool,
         switchable: &[GroupBy],
-        host_root: &Path,
         have_offsets: bool,
     ) -> Result<Self> {
         let mut f = KernelFilters {
@@ -101,10 +90,8 @@ impl KernelFilters {
             f.cgroup_dir = Some(identity::cgroup_dir(&mount, path)?);
             f.cgroup_on = 1;
         }
-        if let Some(wanted) = &req.containers {
-            let dirs =
-                container::filter::initial(wanted, host_root, req.wait).map_err(|e| anyhow!(e))?;
-            f.containers = Some((wanted.clone(), dirs));
+        if req.containers.is_some() {
+            f.containers = req.containers.clone();
             f.cgroup_on = MAX_FILTER_CGROUPS;
         }
         f.family = req.family;
@@ -231,44 +218,30 @@ mod tests {
 
     #[test]
     fn one_pid_uses_the_global_several_use_the_map() {
-        let f = KernelFilters::new(&pids(&[42]), GroupBy::Pid, false, &[], Path::new("/"), true)
-            .unwrap();
+        let f = KernelFilters::new(&pids(&[42]), GroupBy::Pid, false, &[], true).unwrap();
         assert_eq!((f.single_tgid(), f.pid_map), (42, 0));
-        let f = KernelFilters::new(
-            &pids(&[42, 43]),
-            GroupBy::Pid,
-            false,
-            &[],
-            Path::new("/"),
-            true,
-        )
-        .unwrap();
+        let f = KernelFilters::new(&pids(&[42, 43]), GroupBy::Pid, false, &[], true).unwrap();
         assert_eq!((f.single_tgid(), f.pid_map), (0, 1));
         assert_eq!(f.pids, [42, 43]);
         let many: Vec<u32> = (1..=MAX_FILTER_PIDS + 1).collect();
-        assert!(
-            KernelFilters::new(&pids(&many), GroupBy::Pid, false, &[], Path::new("/"), true)
-                .is_err()
-        );
+        assert!(KernelFilters::new(&pids(&many), GroupBy::Pid, false, &[], true).is_err());
     }
 
     #[test]
     fn pid_mode_reads_no_addresses_and_leaves_flows_alone() {
         let none = FilterRequest::default();
-        let f = KernelFilters::new(&none, GroupBy::Pid, false, &[], Path::new("/"), true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Pid, false, &[], true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (0, 0));
-        let f = KernelFilters::new(&none, GroupBy::Conn, false, &[], Path::new("/"), true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Conn, false, &[], true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CONN, 1));
-        let f =
-            KernelFilters::new(&none, GroupBy::Cgroup, false, &[], Path::new("/"), true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Cgroup, false, &[], true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CGROUP, 0));
-        let f = KernelFilters::new(&none, GroupBy::Container, false, &[], Path::new("/"), true)
-            .unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Container, false, &[], true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CGROUP, 0));
         // --show-container: rows of processes learn their cgroup from the flows.
-        let f = KernelFilters::new(&none, GroupBy::Pid, true, &[], Path::new("/"), true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Pid, true, &[], true).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CGROUP, 0));
-        let f = KernelFilters::new(&none, GroupBy::Conn, true, &[], Path::new("/"), true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Conn, true, &[], true).unwrap();
         assert_eq!(f.flow_mode, flow_mode::CONN | flow_mode::CGROUP);
         let dns = FilterRequest {
             family: AF_INET6,
@@ -276,7 +249,7 @@ mod tests {
             port: Some(53),
             ..Default::default()
         };
-        let f = KernelFilters::new(&dns, GroupBy::Pid, false, &[], Path::new("/"), true).unwrap();
+        let f = KernelFilters::new(&dns, GroupBy::Pid, false, &[], true).unwrap();
         assert_eq!(
             (f.family, f.proto, f.port, f.read_addrs),
             (AF_INET6, proto_filter::UDP, 53, 1)
@@ -287,23 +260,20 @@ mod tests {
     fn switchable_groupings_key_flows_for_all_that_this_kernel_can_read() {
         let none = FilterRequest::default();
         let all = GroupBy::all();
-        let f = KernelFilters::new(&none, GroupBy::Pid, false, all, Path::new("/"), true).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Pid, false, all, true).unwrap();
         assert_eq!(f.flow_mode, flow_mode::CONN | flow_mode::CGROUP);
         assert!(f.reads_addresses());
         // Without BTF: no connections, but the cgroups still.
-        let f =
-            KernelFilters::new(&none, GroupBy::Comm, false, all, Path::new("/"), false).unwrap();
+        let f = KernelFilters::new(&none, GroupBy::Comm, false, all, false).unwrap();
         assert_eq!((f.flow_mode, f.read_addrs), (flow_mode::CGROUP, 0));
         // The grouping asked for first still needs what it needs.
-        assert!(
-            KernelFilters::new(&none, GroupBy::Conn, false, all, Path::new("/"), false).is_err()
-        );
+        assert!(KernelFilters::new(&none, GroupBy::Conn, false, all, false).is_err());
     }
 
     #[test]
     fn addresses_without_btf_are_refused_clearly() {
         let none = FilterRequest::default();
-        let e = KernelFilters::new(&none, GroupBy::Conn, false, &[], Path::new("/"), false)
+        let e = KernelFilters::new(&none, GroupBy::Conn, false, &[], false)
             .unwrap_err()
             .to_string();
         assert!(e.contains("--by conn needs the kernel's BTF"), "{e}");
@@ -311,7 +281,7 @@ mod tests {
             port: Some(80),
             ..Default::default()
         };
-        let e = KernelFilters::new(&port, GroupBy::Pid, false, &[], Path::new("/"), false)
+        let e = KernelFilters::new(&port, GroupBy::Pid, false, &[], false)
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("--port needs"), "{e}");
@@ -320,7 +290,7 @@ mod tests {
             family: AF_INET,
             ..Default::default()
         };
-        let f = KernelFilters::new(&v4, GroupBy::Pid, false, &[], Path::new("/"), false).unwrap();
+        let f = KernelFilters::new(&v4, GroupBy::Pid, false, &[], false).unwrap();
         assert_eq!((f.family, f.read_addrs), (AF_INET, 0));
     }
 }

@@ -10,7 +10,7 @@ use clap::Parser as _;
 use flowtop::{cli, run};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse(); // exits 2 with clap's message on bad arguments
+    let mut cli = cli::Cli::parse(); // exits 2 with clap's message on bad arguments
     if let Err(e) = cli.validate() {
         e.exit();
     }

@@ -88,22 +88,50 @@ pub fn can_trace(caps: u64) -> bool {
     has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
 }
 
-/// The only capability flowtop keeps once its programs are attached and its maps
-/// open: reading and deleting map entries is a `bpf(2)` call, which kernels before
-/// 6.5 refuse without CAP_BPF when unprivileged BPF is disabled (Debian's default).
-pub const KEPT_AFTER_ATTACH: u64 = 1 << CAP_BPF;
-
-/// Drops every capability but [`KEPT_AFTER_ATTACH`] from all sets (bounding,
-/// ambient, inheritable, permitted, effective) and sets no_new_privs, so that a bug
-/// later in flowtop cannot load programs, mount, or regain privileges through exec.
-pub fn drop_after_attach() -> anyhow::Result<()> {
+/// Drops every capability flowtop no longer needs once its programs are attached and
+/// its maps open, from all sets (bounding, ambient, inheritable, permitted,
+/// effective), and sets no_new_privs, so that a bug later in flowtop cannot load
+/// programs, mount, or regain privileges through exec. All sets end empty where this
+/// kernel lets a process read a map it holds without CAP_BPF; elsewhere only the one
+/// capability that grants `bpf(2)` (CAP_BPF, or CAP_SYS_ADMIN for a process started
+/// with that instead) stays. Returns the capabilities kept.
+///
+/// The test: before anything is dropped, the effective set is emptied for a moment
+/// (the permitted set stays, so it can be raised again) and a read-only command (`BPF_MAP_GET_NEXT_KEY`) runs on a map fd this process holds:
+/// EPERM means reads need it. Before Linux 5.19, with
+/// `kernel.unprivileged_bpf_disabled` set (most distributions' default), every
+/// `bpf(2)` command needs CAP_BPF, even on a map fd already held; from 5.19 on only
+/// the commands that create maps and load programs check it. Trying tells which
+/// case this kernel is, without version numbers.
+pub fn drop_after_attach() -> anyhow::Result<u64> {
     use anyhow::Context as _;
     use caps::{CapSet, CapsHashSet};
-    let kept: CapsHashSet = caps::read(None, CapSet::Effective)
-        .context("reading the effective capabilities")?
+    let effective =
+        caps::read(None, CapSet::Effective).context("reading the effective capabilities")?;
+    // CAP_BPF where held, else CAP_SYS_ADMIN (a process started with that alone).
+    let grant: CapsHashSet = [caps::Capability::CAP_BPF, caps::Capability::CAP_SYS_ADMIN]
         .into_iter()
-        .filter(|c| KEPT_AFTER_ATTACH & c.bitmask() != 0)
+        .find(|c| effective.contains(c))
+        .into_iter()
         .collect();
+    let kept = if grant.is_empty() || map_reads_without_caps(&effective)? {
+        CapsHashSet::default()
+    } else {
+        grant
+    };
+    set_only(&kept)?;
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("setting no_new_privs");
+    }
+    Ok(kept.iter().fold(0, |m, c| m | c.bitmask()))
+}
+
+/// Makes `kept` the whole of the effective, permitted and (where CAP_SETPCAP allows)
+/// bounding sets; clears the inheritable and ambient sets.
+fn set_only(kept: &caps::CapsHashSet) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use caps::{CapSet, CapsHashSet};
     for cap in caps::runtime::thread_all_supported() {
         if !kept.contains(&cap) {
             // Refused without CAP_SETPCAP (flowtop may run with CAP_BPF and
@@ -118,16 +146,51 @@ pub fn drop_after_attach() -> anyhow::Result<()> {
     let none = CapsHashSet::default();
     for (set, to) in [
         (CapSet::Inheritable, &none),
-        (CapSet::Effective, &kept),
-        (CapSet::Permitted, &kept),
+        (CapSet::Effective, kept),
+        (CapSet::Permitted, kept),
     ] {
         caps::set(None, set, to).with_context(|| format!("setting the {set:?} capabilities"))?;
     }
-    // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("setting no_new_privs");
-    }
     Ok(())
+}
+
+/// Whether a map fd this process holds can be read with an empty effective set.
+/// Restores the effective set to `effective` (all permitted) either way.
+fn map_reads_without_caps(effective: &caps::CapsHashSet) -> anyhow::Result<bool> {
+    use anyhow::Context as _;
+    use caps::{CapSet, CapsHashSet};
+    // Without a map fd there is nothing to test: keep the capability (the safe side).
+    let Some((fd, key_size)) = held_map() else {
+        return Ok(false);
+    };
+    let mut key = vec![0u8; key_size];
+    caps::set(None, CapSet::Effective, &CapsHashSet::default())
+        .context("lowering the effective capabilities")?;
+    let refused = crate::collect::sys_bpf::first_key(fd, &mut key)
+        .err()
+        .is_some_and(|e| e.raw_os_error() == Some(libc::EPERM));
+    caps::set(None, CapSet::Effective, effective).context("raising the effective capabilities")?;
+    Ok(!refused)
+}
+
+/// Some BPF map file descriptor of this process (`anon_inode:bpf-map` in
+/// /proc/self/fd) and its key size (from its fdinfo).
+fn held_map() -> Option<(std::os::fd::RawFd, usize)> {
+    fs::read_dir("/proc/self/fd").ok()?.flatten().find_map(|e| {
+        let name = e.file_name();
+        let fd = name.to_str()?.parse().ok()?;
+        if fs::read_link(e.path()).ok()? != std::path::Path::new("anon_inode:bpf-map") {
+            return None;
+        }
+        let info = fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+        let key_size = info
+            .lines()
+            .find_map(|l| l.strip_prefix("key_size:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        Some((fd, key_size))
+    })
 }
 
 /// This binary's path for the `setcap` hint: the one the administrator must grant.

@@ -182,7 +182,6 @@ fn attach(config: &Config) -> Result<(Attached, u32, Option<CgroupFilter>)> {
         config.group_by(),
         config.show_container(),
         config.switchable_groupings(),
-        &config.host_root,
         facts.offsets.is_ok(),
     )?;
     let mut attached = attach_first(
@@ -235,10 +234,17 @@ struct Session {
 impl Session {
     /// `what_next`: the end of the "counting" line (when the first output comes).
     fn start(attached: &Attached, what_next: &str) -> Result<Self> {
-        privileges::drop_after_attach().context("dropping capabilities after attaching")?;
+        // While privileged: the map reads' real-time priority needs no capability later.
+        crate::collect::realtime::allow();
+        let kept =
+            privileges::drop_after_attach().context("dropping capabilities after attaching")?;
         log::debug!(
-            "capabilities now {:#x}, no_new_privs set",
-            privileges::effective_caps()
+            "capabilities now {:#x} ({}), no_new_privs set",
+            privileges::effective_caps(),
+            match kept {
+                0 => "none: this kernel lets map reads go without CAP_BPF",
+                _ => "kept for map reads, which this kernel refuses without",
+            }
         );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -1,10 +1,12 @@
 //! `cargo xtask vm-test`: flowtop's kernel matrix.
 //!
-//! From a fresh machine: installs qemu and busybox-static if missing, downloads
-//! Debian's cloud kernels with `apt-get download` through a private apt state per
-//! series (see `vm/fetch.rs`; cached under `target/vm/`), builds
-//! flowtop and the test binaries statically, packs them with busybox and an `/init`
-//! script into an initramfs, and boots each kernel with QEMU (software emulation).
+//! From a fresh machine: installs each architecture's qemu (and cross linker and
+//! Rust target) if missing, downloads Debian's cloud kernels and busybox-static with
+//! `apt-get download` through a private apt state per series (see `vm/fetch.rs`;
+//! cached under `target/vm/`), builds flowtop and the test binaries statically for
+//! each architecture (see `vm/arch.rs`), packs them with busybox and an `/init`
+//! script into an initramfs per architecture, and boots each kernel with QEMU
+//! (software emulation: x86-64 and arm64 guests alike).
 //! The guest runs the exactness scenarios once per probe family the kernel must
 //! support, plus `--probe auto`, checks that the families it lacks fail cleanly, prints
 //! `VMTEST ...` result lines and one verdict line, and powers off. The host enforces a
@@ -21,27 +23,27 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
+mod arch;
 mod cpio;
 mod fetch;
 mod report;
 
+use arch::{Arch, AMD64, ARM64};
 use report::KernelRun;
 
 /// The guest's `/init` (see the script).
 const INIT_SH: &str = include_str!("vm/init.sh");
 
-/// Static binaries go to their own target directory: a `--target` build with
-/// `+crt-static` must not invalidate the host's dynamic builds.
-const TARGET: &str = "x86_64-unknown-linux-gnu";
-
 #[derive(Debug, clap::Args)]
 pub struct Options {
-    /// Only kernels whose label (5.10, 6.1, 6.12, 7.2) matches; repeatable. Default: all.
+    /// Only kernels whose label (5.10, 6.1, 6.12, 7.2, 6.1-arm64, 6.12-arm64) matches;
+    /// repeatable. Default: all.
     #[arg(long = "kernel", value_name = "LABEL")]
     kernels: Vec<String>,
-    /// Seconds one boot may take, scenarios included (TCG is slow).
-    #[arg(long, default_value_t = 600)]
-    timeout: u64,
+    /// Seconds one boot may take, scenarios included (TCG is slow) [default: per
+    /// architecture, see vm/arch.rs].
+    #[arg(long)]
+    timeout: Option<u64>,
     /// Do not rebuild the binaries; use those already under target/.
     #[arg(long)]
     no_build: bool,
@@ -56,8 +58,8 @@ pub struct KernelSpec {
     /// apt source lines without the component (`URI SUITE`): the suites the series
     /// comes from, read through a private apt state.
     sources: &'static [&'static str],
-    /// Debian architecture of the packages.
-    arch: &'static str,
+    /// The guest's architecture: the packages', QEMU's, the binaries'.
+    arch: &'static Arch,
     /// Package name prefix and suffix around the ABI/patch number; the newest
     /// available package wins. The package holds the kernel image.
     prefix: &'static str,
@@ -89,16 +91,17 @@ const BULLSEYE: &[&str] = &[
     "http://deb.debian.org/debian bullseye",
     "http://deb.debian.org/debian-security bullseye-security",
 ];
-const BOOKWORM: &[&str] = &[
+pub const BOOKWORM: &[&str] = &[
     "http://deb.debian.org/debian bookworm",
     "http://deb.debian.org/debian bookworm-updates",
     "http://deb.debian.org/debian-security bookworm-security",
 ];
 const SID: &[&str] = &["http://deb.debian.org/debian sid"];
-/// Debian's x86-64 packages before 7.x keep the image in /boot.
+/// Debian's packages before 7.x keep the image in /boot (on arm64 an uncompressed
+/// `Image` under the same name: arm64 kernels do not decompress themselves).
 const BOOT_VMLINUZ: &str = "./boot/vmlinuz-*";
 
-pub const KERNELS: [KernelSpec; 4] = [
+pub const KERNELS: [KernelSpec; 6] = [
     // Bullseye's kernel (Debian 11, like Amazon Linux 2's 5.10): no sock tracepoints,
     // no bpf_get_func_ret (fexit reads the return value from its context), no
     // lookup-and-delete on hash maps, built PREEMPT_VOLUNTARY without
@@ -107,7 +110,7 @@ pub const KERNELS: [KernelSpec; 4] = [
     KernelSpec {
         label: "5.10",
         sources: BULLSEYE,
-        arch: "amd64",
+        arch: &AMD64,
         prefix: "linux-image-5.10.0-",
         suffix: "-cloud-amd64",
         image_glob: BOOT_VMLINUZ,
@@ -123,7 +126,7 @@ pub const KERNELS: [KernelSpec; 4] = [
     KernelSpec {
         label: "6.1",
         sources: BOOKWORM,
-        arch: "amd64",
+        arch: &AMD64,
         prefix: "linux-image-6.1.0-",
         suffix: "-cloud-amd64-unsigned",
         image_glob: BOOT_VMLINUZ,
@@ -138,7 +141,7 @@ pub const KERNELS: [KernelSpec; 4] = [
     KernelSpec {
         label: "6.12",
         sources: BOOKWORM,
-        arch: "amd64",
+        arch: &AMD64,
         prefix: "linux-image-6.12.",
         suffix: "+deb12-cloud-amd64-unsigned",
         image_glob: BOOT_VMLINUZ,
@@ -157,7 +160,7 @@ pub const KERNELS: [KernelSpec; 4] = [
     KernelSpec {
         label: "7.2",
         sources: SID,
-        arch: "amd64",
+        arch: &AMD64,
         prefix: "linux-binary-7.2.",
         suffix: "+deb14-cloud-amd64",
         image_glob: "./usr/lib/modules/*/vmlinuz",
@@ -170,38 +173,99 @@ pub const KERNELS: [KernelSpec; 4] = [
         auto_exact_preempted: false,
         preempt_dynamic: true,
     },
+    // Bookworm's kernel on arm64: no sock tracepoints as on x86-64, and no fentry:
+    // arm64 has BPF trampolines only from 6.4 (no DYNAMIC_FTRACE_WITH_DIRECT_CALLS),
+    // so attaching fails with ENOTSUPP (524). Kprobes work. Debian builds its arm64
+    // kernels PREEMPT_VOLUNTARY without PREEMPT_DYNAMIC (both configs, 6.1.0-57 and
+    // 6.12.118, seen 2026-12-03: no /sys/kernel/debug/sched/preempt), so the
+    // preemption check runs at the built-in voluntary preemption, as on 5.10.
+    KernelSpec {
+        label: "6.1-arm64",
+        sources: BOOKWORM,
+        arch: &ARM64,
+        prefix: "linux-image-6.1.0-",
+        suffix: "-cloud-arm64-unsigned",
+        image_glob: BOOT_VMLINUZ,
+        families: &["kprobe"],
+        absent: &["tracepoint", "fentry"],
+        auto: "kprobe",
+        preempted: &[],
+        auto_exact_preempted: true,
+        preempt_dynamic: false,
+    },
+    // Bookworm's backported kernel on arm64: every family (BPF trampolines since
+    // 6.4). PREEMPT_VOLUNTARY without PREEMPT_DYNAMIC, as 6.1-arm64.
+    KernelSpec {
+        label: "6.12-arm64",
+        sources: BOOKWORM,
+        arch: &ARM64,
+        prefix: "linux-image-6.12.",
+        suffix: "+deb12-cloud-arm64-unsigned",
+        image_glob: BOOT_VMLINUZ,
+        families: &["tracepoint", "fentry", "kprobe"],
+        absent: &[],
+        auto: "tracepoint",
+        preempted: &[],
+        auto_exact_preempted: true,
+        preempt_dynamic: false,
+    },
 ];
 
 pub fn run(opts: &Options) -> Result<()> {
     let root = workspace_root()?;
     let vm_dir = root.join("target/vm");
     fs::create_dir_all(vm_dir.join("debs"))?;
-    ensure_tools()?;
     let specs: Vec<&KernelSpec> = KERNELS
         .iter()
         .filter(|k| opts.kernels.is_empty() || opts.kernels.iter().any(|l| l == k.label))
         .collect();
     if specs.is_empty() {
-        bail!("no kernel matches --kernel {:?}", opts.kernels);
+        let labels: Vec<&str> = KERNELS.iter().map(|k| k.label).collect();
+        bail!(
+            "no kernel matches --kernel {:?}; known: {}",
+            opts.kernels,
+            labels.join(", ")
+        );
     }
+    // The selected kernels' architectures, each once, in the matrix's order.
+    let mut archs: Vec<&Arch> = Vec::new();
+    for spec in &specs {
+        if !archs.iter().any(|a| a.deb == spec.arch.deb) {
+            archs.push(spec.arch);
+        }
+    }
+    ensure_tools(&root, &archs)?;
     let mut kernels = Vec::new();
     for spec in &specs {
         kernels.push((spec, fetch::fetch_kernel(spec, &vm_dir)?));
     }
     let bins = if opts.no_build {
-        existing_binaries(&root)?
+        archs
+            .iter()
+            .map(|a| existing_binaries(&root, a))
+            .collect::<Result<Vec<_>>>()?
     } else {
-        build_static(&root)?
+        build_static(&root, &archs)?
     };
-    let initrd = vm_dir.join("initrd.gz");
-    build_initramfs(&bins, &initrd)?;
+    let mut initrds = Vec::new();
+    for (arch, bins) in archs.iter().zip(&bins) {
+        let busybox = fetch::fetch_busybox(arch.deb, &vm_dir)?;
+        let initrd = vm_dir.join(format!("initrd-{}.gz", arch.deb));
+        build_initramfs(arch, &busybox, bins, &initrd)?;
+        initrds.push((arch.deb, initrd));
+    }
 
     let mut runs = Vec::new();
     for (spec, (package, vmlinuz)) in kernels {
-        eprintln!("xtask: booting {package} (timeout {}s)", opts.timeout);
+        let timeout = opts.timeout.unwrap_or(spec.arch.timeout);
+        eprintln!("xtask: booting {package} (timeout {timeout}s)");
         let log = vm_dir.join(format!("console-{}.log", spec.label));
+        let (_, initrd) = initrds
+            .iter()
+            .find(|(deb, _)| *deb == spec.arch.deb)
+            .expect("an initramfs per selected architecture");
         let started = Instant::now();
-        let console = boot(&vmlinuz, &initrd, spec, opts, &log)?;
+        let console = boot(&vmlinuz, initrd, spec, timeout, opts.verbose, &log)?;
         eprintln!(
             "xtask: {} finished in {:.0?}; console log: {}",
             spec.label,
@@ -237,26 +301,30 @@ fn have(cmd: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn installed(package: &str) -> bool {
-    Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("install ok installed"))
-}
-
-/// qemu, a static busybox and the Debian package tools; `apt-get install` what is
-/// missing (this needs root, like the tests themselves).
-fn ensure_tools() -> Result<()> {
+/// Each architecture's qemu (and cross linker) and the Debian package tools, `apt-get
+/// install`ed if missing (this needs root, like the tests themselves); each
+/// architecture's Rust target, `rustup target add`ed if missing.
+fn ensure_tools(root: &Path, archs: &[&Arch]) -> Result<()> {
+    let installed = output(
+        Command::new("rustup")
+            .args(["target", "list", "--installed"])
+            .current_dir(root),
+    )?;
+    for arch in archs {
+        if !installed.lines().any(|t| t.trim() == arch.triple) {
+            eprintln!("xtask: rustup target add {}", arch.triple);
+            run_cmd(
+                Command::new("rustup")
+                    .args(["target", "add", arch.triple])
+                    .current_dir(root),
+            )?;
+        }
+    }
+    let tools = archs.iter().flat_map(|a| a.host_tools.iter());
     let mut missing = Vec::new();
-    if !have("qemu-system-x86_64") {
-        missing.push("qemu-system-x86");
-    }
-    if !installed("busybox-static") {
-        missing.push("busybox-static");
-    }
-    for (cmd, package) in [("gzip", "gzip"), ("dpkg-deb", "dpkg"), ("tar", "tar")] {
+    for (cmd, package) in tools.chain(&[("gzip", "gzip"), ("dpkg-deb", "dpkg"), ("tar", "tar")]) {
         if !have(cmd) {
-            missing.push(package);
+            missing.push(*package);
         }
     }
     if missing.is_empty() {
@@ -298,23 +366,35 @@ type Binaries = Vec<(String, PathBuf)>;
 /// The guest's programs, all required.
 const GUEST_BINS: [&str; 3] = ["flowtop", "flowtop-scenarios", "trafficgen"];
 
-/// Builds flowtop and the test binaries statically (glibc, `+crt-static`): the guest
-/// has no libc. aya-build's nested eBPF build sets its own CARGO_ENCODED_RUSTFLAGS,
-/// which take precedence over RUSTFLAGS, so the flag does not reach it.
-fn build_static(root: &Path) -> Result<Binaries> {
-    eprintln!("xtask: building static binaries (release, {TARGET})");
+/// Builds flowtop and the test binaries statically for every architecture in one
+/// cargo run (the host's build scripts once, both targets sharing the cores): the
+/// guest has no libc. Each target's flags go through its own
+/// `CARGO_TARGET_<TRIPLE>_RUSTFLAGS`, which reaches neither the host's build scripts
+/// nor aya-build's nested eBPF build (which sets its own CARGO_ENCODED_RUSTFLAGS).
+/// The binaries, in the order of `archs`.
+fn build_static(root: &Path, archs: &[&Arch]) -> Result<Vec<Binaries>> {
+    let triples: Vec<&str> = archs.iter().map(|a| a.triple).collect();
+    eprintln!(
+        "xtask: building static binaries (release, {})",
+        triples.join(", ")
+    );
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(root)
-        .args(["build", "--release", "--target", TARGET])
-        .args(["-p", "flowtop", "-p", "flowtop-tests", "--bins"])
+    cmd.current_dir(root).args(["build", "--release"]);
+    for arch in archs {
+        cmd.args(["--target", arch.triple]);
+        if let Some(flags) = arch.rustflags {
+            let var = arch.triple.to_uppercase().replace('-', "_");
+            cmd.env(format!("CARGO_TARGET_{var}_RUSTFLAGS"), flags);
+        }
+    }
+    cmd.args(["-p", "flowtop", "-p", "flowtop-tests", "--bins"])
         .args(["--message-format", "json-render-diagnostics"])
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .stdout(Stdio::piped());
     let out = cmd.output().context("running cargo build")?;
     if !out.status.success() {
         bail!("static build failed ({})", out.status);
     }
-    let mut bins = Binaries::new();
+    let mut bins = vec![Binaries::new(); archs.len()];
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -322,57 +402,75 @@ fn build_static(root: &Path) -> Result<Binaries> {
         if let Some(exe) = msg.get("executable").and_then(|e| e.as_str()) {
             let path = PathBuf::from(exe);
             let name = path.file_name().unwrap_or_default().to_string_lossy();
-            if GUEST_BINS.contains(&&*name) {
-                bins.push((name.into_owned(), path));
+            // `target/<triple>/release/<name>`: the triple says whose it is.
+            let arch = archs
+                .iter()
+                .position(|a| path.components().any(|c| c.as_os_str() == a.triple));
+            if let (true, Some(i)) = (GUEST_BINS.contains(&&*name), arch) {
+                bins[i].push((name.into_owned(), path));
             }
         }
     }
-    check_binaries(bins)
+    archs
+        .iter()
+        .zip(bins)
+        .map(|(arch, bins)| check_binaries(arch, bins))
+        .collect()
 }
 
-fn existing_binaries(root: &Path) -> Result<Binaries> {
-    let dir = root.join("target").join(TARGET).join("release");
+fn existing_binaries(root: &Path, arch: &Arch) -> Result<Binaries> {
+    let dir = root.join("target").join(arch.triple).join("release");
     let bins = GUEST_BINS
         .iter()
         .map(|n| (n.to_string(), dir.join(n)))
         .filter(|(_, p)| p.exists())
         .collect();
-    check_binaries(bins)
+    check_binaries(arch, bins)
 }
 
-fn check_binaries(bins: Binaries) -> Result<Binaries> {
+fn check_binaries(arch: &Arch, bins: Binaries) -> Result<Binaries> {
     for name in GUEST_BINS {
         if !bins.iter().any(|(n, _)| n == name) {
-            bail!("the build produced no {name} binary");
+            bail!("the build produced no {name} binary for {}", arch.triple);
         }
     }
-    for (name, path) in &bins {
-        if is_dynamic(path)? {
-            bail!("{name} ({}) is not statically linked", path.display());
-        }
+    for (_, path) in &bins {
+        check_elf(path, arch)?;
     }
     Ok(bins)
 }
 
-/// An ELF with a PT_INTERP program header needs a dynamic loader the guest lacks.
-fn is_dynamic(path: &Path) -> Result<bool> {
+/// The guest runs a binary only if it is a 64-bit ELF of its architecture without a
+/// PT_INTERP program header (a dynamic loader the guest lacks).
+fn check_elf(path: &Path, arch: &Arch) -> Result<()> {
     let elf = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
     let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().expect("8 bytes")) as usize;
     if elf.len() < 64 || &elf[..4] != b"\x7fELF" || elf[4] != 2 {
         bail!("{} is not a 64-bit ELF", path.display());
     }
+    if u16_at(0x12) != usize::from(arch.elf_machine) {
+        bail!(
+            "{} is not an {} binary (e_machine {})",
+            path.display(),
+            arch.deb,
+            u16_at(0x12)
+        );
+    }
     let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
     const PT_INTERP: u32 = 3;
-    Ok((0..phnum).any(|i| {
+    if (0..phnum).any(|i| {
         let o = phoff + i * phentsize;
         elf.get(o..o + 4)
             .is_some_and(|t| u32::from_le_bytes(t.try_into().expect("4 bytes")) == PT_INTERP)
-    }))
+    }) {
+        bail!("{} is not statically linked", path.display());
+    }
+    Ok(())
 }
 
-/// newc cpio, gzip-compressed: busybox, /init and the binaries.
-fn build_initramfs(bins: &Binaries, out: &Path) -> Result<()> {
+/// newc cpio, gzip-compressed: one architecture's busybox, /init and binaries.
+fn build_initramfs(arch: &Arch, busybox: &Path, bins: &Binaries, out: &Path) -> Result<()> {
     let mut archive = cpio::Writer::default();
     for dir in [
         "bin", "dev", "proc", "sys", "tmp", "run", "etc", "root", "var",
@@ -382,7 +480,8 @@ fn build_initramfs(bins: &Binaries, out: &Path) -> Result<()> {
     archive.file("init", 0o755, INIT_SH.as_bytes());
     archive.file("etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n");
     archive.file("etc/group", 0o644, b"root:x:0:\n");
-    let busybox = fs::read("/bin/busybox").context("reading /bin/busybox")?;
+    check_elf(busybox, arch)?;
+    let busybox = fs::read(busybox).with_context(|| format!("reading {}", busybox.display()))?;
     archive.file("bin/busybox", 0o755, &busybox);
     archive.symlink("bin/sh", "busybox");
     for (name, path) in bins {
@@ -423,29 +522,24 @@ fn boot(
     vmlinuz: &Path,
     initrd: &Path,
     spec: &KernelSpec,
-    opts: &Options,
+    timeout: u64,
+    verbose: bool,
     log: &Path,
 ) -> Result<Console> {
     let append = format!(
-        "console=ttyS0 quiet loglevel=3 panic=-1 ft_families={} ft_absent={} ft_auto={} \
+        "console={} quiet loglevel=3 panic=-1 ft_families={} ft_absent={} ft_auto={} \
          ft_preempt={} ft_auto_exact={}",
+        spec.arch.console,
         spec.families.join(","),
         spec.absent.join(","),
         spec.auto,
         u8::from(spec.preempt_dynamic),
         u8::from(spec.auto_exact_preempted)
     );
-    let mut child = Command::new("qemu-system-x86_64")
-        .args([
-            "-accel",
-            "tcg,thread=multi",
-            "-cpu",
-            "max",
-            "-smp",
-            "2",
-            "-m",
-            "1024",
-        ])
+    let mut child = Command::new(spec.arch.qemu)
+        .args(["-accel", "tcg,thread=multi"])
+        .args(spec.arch.machine)
+        .args(["-smp", "2", "-m", "1024"])
         .args(["-nographic", "-no-reboot", "-nic", "none"])
         .arg("-kernel")
         .arg(vmlinuz)
@@ -456,7 +550,7 @@ fn boot(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("starting qemu-system-x86_64")?;
+        .with_context(|| format!("starting {}", spec.arch.qemu))?;
     let (tx, rx) = mpsc::channel();
     for stream in [
         Box::new(child.stdout.take().expect("piped")) as Box<dyn std::io::Read + Send>,
@@ -475,7 +569,7 @@ fn boot(
     }
     drop(tx);
     let mut logfile = fs::File::create(log)?;
-    let deadline = Instant::now() + Duration::from_secs(opts.timeout);
+    let deadline = Instant::now() + Duration::from_secs(timeout);
     let mut console = Console {
         lines: Vec::new(),
         panicked: false,
@@ -486,7 +580,7 @@ fn boot(
         match rx.recv_timeout(left) {
             Ok(line) => {
                 writeln!(logfile, "{line}")?;
-                if opts.verbose || line.starts_with("VMTEST") {
+                if verbose || line.starts_with("VMTEST") {
                     eprintln!("  [{}] {line}", spec.label);
                 }
                 if line.contains("Kernel panic") || line.contains("soft lockup") {
@@ -500,7 +594,7 @@ fn boot(
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 eprintln!(
                     "  [{}] no verdict after {}s: killing qemu",
-                    spec.label, opts.timeout
+                    spec.label, timeout
                 );
                 console.timed_out = true;
                 break;
@@ -512,4 +606,45 @@ fn boot(
     let _ = child.kill();
     let _ = child.wait();
     Ok(console)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This test binary is an x86-64 ELF linked dynamically (a host build): the
+    /// initramfs must refuse it for arm64 guests by its machine, and for x86-64
+    /// guests because the guest has no dynamic loader.
+    #[test]
+    fn check_elf_refuses_a_foreign_or_dynamic_binary() {
+        let exe = std::env::current_exe().expect("test binary path");
+        let arm = check_elf(&exe, &ARM64).expect_err("an x86-64 binary is not arm64");
+        assert!(
+            arm.to_string()
+                .contains("is not an arm64 binary (e_machine 62)"),
+            "{arm}"
+        );
+        let x86 = check_elf(&exe, &AMD64).expect_err("the test binary is dynamic");
+        assert!(
+            x86.to_string().contains("is not statically linked"),
+            "{x86}"
+        );
+    }
+
+    #[test]
+    fn labels_are_unique_and_arm64_cells_boot_arm64() {
+        for (i, k) in KERNELS.iter().enumerate() {
+            assert!(
+                KERNELS[..i].iter().all(|o| o.label != k.label),
+                "{}",
+                k.label
+            );
+            assert_eq!(
+                k.label.ends_with("-arm64"),
+                k.arch.deb == "arm64",
+                "{}",
+                k.label
+            );
+        }
+    }
 }

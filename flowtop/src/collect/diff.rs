@@ -8,8 +8,8 @@
 //! are drained after the map is read) still ends the right life.
 use std::{
     cmp::Reverse,
-    collections::{hash_map::RandomState, HashMap, HashSet},
-    hash::{BuildHasher, BuildHasherDefault, Hash, Hasher},
+    collections::{HashMap, HashSet},
+    hash::{BuildHasher, Hash},
 };
 
 use super::{conn::Conn, counters::Sample, row::RowData, Bytes, Comm};
@@ -69,8 +69,10 @@ impl RowData for ProcRow {
     }
 }
 
-#[derive(Debug, Default)]
-struct Seen {
+/// What the differ remembers of one key between reads.
+#[derive(Debug, Clone, Copy)]
+struct Seen<K> {
+    key: K,
     /// Last cumulative value read from the kernel key.
     kernel: Bytes,
     /// Since flowtop started (survives nothing: dropped when the key is reclaimed).
@@ -78,26 +80,44 @@ struct Seen {
 }
 
 /// Turns successive cumulative reads of one counter map into per-interval amounts:
-/// the same rules for every key type (processes, flows). Keyed by key and life.
+/// the same rules for every key type (processes, flows). Keyed by key and life
+/// (`(key, born)`).
+///
+/// Why a list and an index rather than one hash table: the kernel returns a hash
+/// map's keys in the same (bucket) order on every read, so keeping the remembered
+/// keys in the order they were last read lets most samples find theirs at the next
+/// position, walking both lists in step (memory read in order, no hashing). The
+/// index (key -> position) is asked only where the read departs from that order:
+/// new keys, reclaimed ones, keys added since. With 100k keys a hash probe per key
+/// missed the caches on almost every key; this walk does not.
 #[derive(Debug)]
-pub struct Differ<K, S = RandomState> {
-    seen: HashMap<(K, u64), Seen, S>,
+pub struct Differ<K, S = foldhash::fast::RandomState> {
+    /// Every key's life remembered, mostly in the order of the last read.
+    seen: Vec<Seen<(K, u64)>>,
+    /// Position of each key's life in `seen`.
+    index: HashMap<(K, u64), u32, S>,
 }
 
 impl<K, S: Default> Default for Differ<K, S> {
     fn default() -> Self {
         Self {
-            seen: HashMap::default(),
+            seen: Vec::new(),
+            index: HashMap::default(),
         }
     }
 }
+
+/// Keys found out of place a read tolerates (beyond an eighth of its samples)
+/// before `seen` is put back in read order; none in tests, so that small reads
+/// exercise the reordering.
+const REORDER_SLACK: usize = if cfg!(test) { 0 } else { 64 };
 
 /// One read's rows.
 #[derive(Debug)]
 pub struct Diffed<R> {
     /// One per key that moved bytes since the previous read, in the order read.
     pub rows: Vec<R>,
-    /// A reclaimed key was read twice (a reused PID's new key, or two lives of one
+    /// A reclaimed key was read again (a reused PID's new key, or two lives of one
     /// PID reclaimed by sweeps): two rows may share a key, and only a stable sort
     /// keeps them in the order read.
     pub repeats: bool,
@@ -113,20 +133,45 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
         mut row: impl FnMut(&Sample<K>, Bytes, Bytes) -> R,
     ) -> Diffed<R> {
         let mut rows = Vec::with_capacity(samples.len());
-        self.seen.reserve(samples.len());
+        // Room for every key read at once (a first read grows the tables in one
+        // step, not by doubling); nothing to do while the keys stay the same.
+        let more = samples.len().saturating_sub(self.seen.len());
+        self.seen.reserve(more);
+        self.index.reserve(more);
+        // Where the next sample's key most likely is in `seen`; samples whose key
+        // was elsewhere (found through the index).
+        let (mut cursor, mut jumps) = (0, 0);
         // By reference: measured twice as fast as consuming the samples here.
         for sample in samples {
             let life = (sample.key, sample.born);
-            let seen = self.seen.entry(life).or_default();
+            let at = match self.seen.get(cursor) {
+                Some(s) if s.key == life => cursor,
+                _ => match self.index.get(&life) {
+                    Some(&at) => {
+                        jumps += 1;
+                        at as usize
+                    }
+                    None => self.remember(life),
+                },
+            };
+            let seen = &mut self.seen[at];
             let delta = sample.bytes.since(seen.kernel);
             seen.kernel = sample.bytes;
             seen.total = seen.total + delta;
             if delta.total() > 0 {
                 rows.push(row(sample, delta, seen.total));
             }
+            cursor = at + 1;
             if sample.reclaimed {
-                self.seen.remove(&life);
+                self.forget(at);
+                // The key after it is still next; only the last one moved here.
+                cursor = at;
             }
+        }
+        // Many keys out of place (new keys read between old ones, keys moved by
+        // reclaiming): put `seen` back in this read's order, once.
+        if jumps > samples.len() / 8 + REORDER_SLACK {
+            self.reorder(samples);
         }
         Diffed {
             rows,
@@ -134,9 +179,56 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
         }
     }
 
+    /// A new key's life, counting from zero; its position in `seen`.
+    fn remember(&mut self, key: (K, u64)) -> usize {
+        let at = self.seen.len();
+        self.seen.push(Seen {
+            key,
+            kernel: Bytes::default(),
+            total: Bytes::default(),
+        });
+        self.index.insert(key, at as u32);
+        at
+    }
+
+    /// Drops the key at `at`: the last key takes its place.
+    fn forget(&mut self, at: usize) {
+        let gone = self.seen.swap_remove(at);
+        self.index.remove(&gone.key);
+        if let Some(moved) = self.seen.get(at) {
+            self.index.insert(moved.key, at as u32);
+        }
+    }
+
+    /// `seen` in the order of `samples` (keys not in them after), index rebuilt.
+    fn reorder(&mut self, samples: &[Sample<K>]) {
+        let mut placed = vec![false; self.seen.len()];
+        let mut order = Vec::with_capacity(self.seen.len());
+        for sample in samples {
+            if let Some(&at) = self.index.get(&(sample.key, sample.born)) {
+                let at = at as usize;
+                if !std::mem::replace(&mut placed[at], true) {
+                    order.push(self.seen[at]);
+                }
+            }
+        }
+        order.extend(
+            self.seen
+                .iter()
+                .zip(&placed)
+                .filter(|(_, &p)| !p)
+                .map(|(s, _)| *s),
+        );
+        self.seen = order;
+        for (at, s) in self.seen.iter().enumerate() {
+            self.index.insert(s.key, at as u32);
+        }
+    }
+
     /// Keys remembered between reads.
     #[cfg(test)]
     pub fn tracked(&self) -> usize {
+        debug_assert_eq!(self.seen.len(), self.index.len());
         self.seen.len()
     }
 }
@@ -181,7 +273,7 @@ impl Cumulative {
 /// busiest first, numbered intervals.
 #[derive(Debug, Default)]
 pub struct ProcDiffer {
-    differ: Differ<u32, BuildHasherDefault<PidHasher>>,
+    differ: Differ<u32>,
     unrecorded: Cumulative,
     intervals: u64,
 }
@@ -236,33 +328,6 @@ fn sort_busiest_first(rows: &mut [ProcRow], repeats: bool) {
     }
 }
 
-/// Hashes a PID (the only key hashed here) with one multiply and a fold instead of
-/// SipHash: the keys are PIDs from the kernel, at most `pid_max` (4M) of them, so
-/// flooding resistance buys nothing, while 100k keys per interval pay for speed.
-#[derive(Default)]
-pub struct PidHasher(u64);
-
-impl Hasher for PidHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        let p = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.0 = p ^ (p >> 32);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,19 +363,6 @@ mod tests {
         assert_eq!(r2.index, 2);
         assert_eq!(r2.rows[0].interval, Bytes { rx: 50, tx: 0 });
         assert_eq!(r2.rows[0].total, Bytes { rx: 150, tx: 10 });
-    }
-
-    #[test]
-    fn pid_hasher_spreads_sequential_and_aligned_pids() {
-        use std::hash::BuildHasher as _;
-        let b = BuildHasherDefault::<PidHasher>::default();
-        let mut low_bits = std::collections::HashSet::new();
-        for pid in (0..4096u32).map(|i| i * 1024) {
-            low_bits.insert(b.hash_one(pid) & 0xfff);
-        }
-        // 4096 PIDs that share their low 10 bits still land in many buckets.
-        assert!(low_bits.len() > 2000, "{}", low_bits.len());
-        assert_ne!(b.hash_one(1u32), b.hash_one(2u32));
     }
 
     #[test]
@@ -414,7 +466,7 @@ mod tests {
             born,
             ..sample(7, 1, 0, reclaimed)
         };
-        type H = BuildHasherDefault<PidHasher>;
+        type H = foldhash::fast::RandomState;
         assert!(repeats::<u32, H>(&[s(2, false), s(1, true)]));
         assert!(repeats::<u32, H>(&[s(1, true), s(2, false)]));
         assert!(!repeats::<u32, H>(&[s(1, true), sample(8, 1, 0, false)]));
@@ -469,5 +521,85 @@ mod tests {
             [(80, 5, 15)]
         );
         assert_eq!(rows(&mut d, &[flow(80, 3, false)]), [(80, 3, 3)]);
+    }
+
+    /// The differ's rules with one plain hash table: what [`Differ`]'s in-order
+    /// walk must always agree with.
+    fn reference(
+        seen: &mut HashMap<u16, (Bytes, Bytes)>,
+        samples: &[Sample<u16>],
+    ) -> Vec<(u16, Bytes, Bytes)> {
+        let mut rows = Vec::new();
+        for s in samples {
+            let (kernel, total) = seen.entry(s.key).or_default();
+            let delta = s.bytes.since(*kernel);
+            *kernel = s.bytes;
+            *total = *total + delta;
+            if delta.total() > 0 {
+                rows.push((s.key, delta, *total));
+            }
+            if s.reclaimed {
+                seen.remove(&s.key);
+            }
+        }
+        rows
+    }
+
+    proptest::proptest! {
+        /// Reads in any order, with keys new, gone, repeated or reclaimed: the same
+        /// rows as one hash table gives, read after read.
+        #[test]
+        fn the_in_order_walk_gives_the_rows_a_hash_table_gives(
+            reads in proptest::collection::vec(
+                proptest::collection::vec((0u16..40, 0u64..50, 0u64..50, proptest::bool::weighted(0.1)), 0..60),
+                1..12,
+            ),
+            shuffle in proptest::bool::ANY,
+        ) {
+            let mut d: Differ<u16> = Differ::default();
+            let mut model = HashMap::new();
+            let mut cumulative: HashMap<u16, Bytes> = HashMap::new();
+            for (i, read) in reads.iter().enumerate() {
+                let mut samples: Vec<Sample<u16>> = read
+                    .iter()
+                    .map(|&(key, rx, tx, reclaimed)| {
+                        // Mostly growing counters, as the kernel's are; a reclaimed
+                        // key's next life starts again from zero.
+                        let c = cumulative.entry(key).or_default();
+                        *c = *c + Bytes { rx, tx };
+                        let bytes = *c;
+                        if reclaimed {
+                            cumulative.remove(&key);
+                        }
+                        Sample { key, born: 0, comm: "c".into(), bytes, reclaimed }
+                    })
+                    .collect();
+                if shuffle && i % 2 == 1 {
+                    samples.reverse();
+                }
+                let want = reference(&mut model, &samples);
+                let got = d.next(&samples, |s, i, t| (s.key, i, t)).rows;
+                proptest::prop_assert_eq!(got, want);
+                proptest::prop_assert_eq!(d.tracked(), model.len());
+            }
+        }
+    }
+
+    #[test]
+    fn keys_out_of_order_are_put_back_in_read_order() {
+        let read = |keys: &[u32], rx: u64| -> Vec<Sample<u32>> {
+            keys.iter().map(|&k| sample(k, rx, 0, false)).collect()
+        };
+        let mut d: Differ<u32> = Differ::default();
+        let old: Vec<u32> = (0..500).map(|k| k * 2).collect();
+        d.next(&read(&old, 1), |s, i, _| (s.key, i));
+        // New keys read between the old ones: most samples find theirs elsewhere.
+        let all: Vec<u32> = (0..1000).collect();
+        let rows = d.next(&read(&all, 2), |s, i, _| (s.key, i.rx)).rows;
+        let want: Vec<(u32, u64)> = all.iter().map(|&k| (k, 2 - (k % 2 == 0) as u64)).collect();
+        assert_eq!(rows, want);
+        let order: Vec<u32> = d.seen.iter().map(|s| s.key.0).collect();
+        assert_eq!(order, all, "remembered in the order last read");
+        assert_eq!(d.tracked(), 1000);
     }
 }

@@ -24,6 +24,7 @@ pub mod live;
 pub mod maps;
 pub mod order;
 pub mod pipeline;
+pub mod realtime;
 pub mod row;
 pub mod sys_bpf;
 

@@ -14,7 +14,7 @@ use super::{
     diff::{IntervalReport, ProcDiffer},
     flows::{FlowDelta, FlowDiffer},
     maps::KernelMaps,
-    Bytes,
+    realtime, Bytes,
 };
 use crate::container::filter::CgroupFilter;
 
@@ -94,6 +94,7 @@ impl Pipeline {
             f.refresh()?;
         }
         self.drain_exits_into_early()?;
+        let _rt = realtime::Read::enter();
         self.maps.procs.sweep()
     }
 
@@ -135,15 +136,20 @@ impl Pipeline {
     /// has its final value in this drain or a later one, never in an earlier one,
     /// and the differ takes what it had not seen yet.
     pub fn read(&mut self) -> Result<Deltas> {
+        let rt = realtime::Read::enter();
         let mut proc_samples = self.maps.procs.read()?;
         proc_samples.append(&mut self.early_exits);
         self.drain_exits_into_early()?;
         proc_samples.append(&mut self.early_exits);
         let unstored = self.maps.unstored()?;
+        let flow_samples = match &mut self.maps.flows {
+            Some(reader) => Some(reader.read()?),
+            None => None,
+        };
+        drop(rt);
         let procs = self.differ.next(&proc_samples, unstored.procs);
-        let (flow_samples, flows, lost) = match &mut self.maps.flows {
-            Some(reader) => {
-                let samples = reader.read()?;
+        let (flow_samples, flows, lost) = match flow_samples {
+            Some(samples) => {
                 let (flows, lost) = self.flows.next(&samples, unstored.flows);
                 (samples, flows, lost)
             }

@@ -16,6 +16,7 @@ use aya_obj::generated::{
 const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long =
     bpf_cmd::BPF_MAP_LOOKUP_AND_DELETE_ELEM as libc::c_long;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = bpf_cmd::BPF_MAP_LOOKUP_BATCH as libc::c_long;
+const BPF_MAP_GET_NEXT_KEY: libc::c_long = bpf_cmd::BPF_MAP_GET_NEXT_KEY as libc::c_long;
 
 /// The kernel's internal `ENOTSUPP` (not `EOPNOTSUPP`), which leaks to userspace
 /// from map types without batch operations.
@@ -57,6 +58,20 @@ pub fn lookup_and_delete(fd: RawFd, key: &[u8], value: &mut [u8]) -> io::Result<
     // SAFETY: a `map_elem` attr; `key` and `value` are the caller's buffers, which the
     // callers size for the map's key and (per-CPU) value.
     unsafe { sys_bpf(BPF_MAP_LOOKUP_AND_DELETE_ELEM, &mut attr) }.map(drop)
+}
+
+/// `BPF_MAP_GET_NEXT_KEY` with no key: the map's first key into `first` (at least
+/// the map's key size). A read that changes nothing, so it tells whether this
+/// process may use the map fd at all (capabilities; see `privileges`).
+pub fn first_key(fd: RawFd, first: &mut [u8]) -> io::Result<()> {
+    // SAFETY: integers only; zeroed, so `key` is NULL (the first key is wanted).
+    let mut attr: MapElemAttr = unsafe { std::mem::zeroed() };
+    attr.map_fd = fd as u32;
+    attr.__bindgen_anon_1 = ValueOrNextKey {
+        next_key: first.as_mut_ptr() as u64,
+    };
+    // SAFETY: a `map_elem` attr; the caller sizes `first` for the map's key.
+    unsafe { sys_bpf(BPF_MAP_GET_NEXT_KEY, &mut attr) }.map(drop)
 }
 
 /// Size of one value slot in per-CPU buffers: the kernel rounds each CPU's value up

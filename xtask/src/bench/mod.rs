@@ -9,12 +9,14 @@
 //! - events: nanoseconds per event of each program kind, from the kernel's BPF
 //!   run-time statistics (`kernel.bpf_stats_enabled`), with bpftrace as an anchor,
 //!   the no-op floor, and one minimal program per map design (per-CPU hash, shared
-//!   hash with atomic adds, per-CPU array), see `bench/minimal.rs`;
+//!   hash with atomic adds, per-CPU array, direct-mapped arrays in front of the
+//!   hash, task storage), see `bench/minimal.rs`, and what reading the
+//!   direct-mapped arrays costs per slot (`bench/slot_read.rs`);
 //! - startup: exec to counting (the `-v` line saying so), peak RSS, exit on SIGINT;
-//! - poll: reading and reporting one interval with 1k, 10k and 100k live keys in a
+//! - poll: reading and reporting one interval with 1k, 10k, 100k and 1M live keys in a
 //!   real per-CPU map of flowtop's layout, with flowtop's own reading code (a running
 //!   flowtop's interval and the first one), and the kernel's batch read of a per-CPU
-//!   and of a shared hash alone;
+//!   and of a shared hash alone, and an mmapped array of the same counters;
 //! - interactive: `flowtop -i` with 1,000 live rows: CPU and keypress latency, see
 //!   `bench/interactive.rs`.
 //!
@@ -32,7 +34,7 @@ use std::{
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use aya::maps::{
-    HashMap, IterableMap as _, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues,
+    Array, HashMap, IterableMap as _, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues,
 };
 use flowtop::dev::{
     fdinfo_field, lookup_batch, BatchCursor, Format, KernelMaps, LivePids, ProcDiffer,
@@ -44,6 +46,7 @@ mod interactive;
 mod minimal;
 mod poll;
 mod procs;
+mod slot_read;
 mod stats;
 
 use env::*;
@@ -272,6 +275,12 @@ impl Bench<'_> {
             Monitor::Minimal(Minimal::PerCpuHash),
             Monitor::Minimal(Minimal::SharedHashAtomic),
             Monitor::Minimal(Minimal::PerCpuArray),
+            Monitor::Minimal(Minimal::PerCpuArrayTgid),
+            Monitor::Minimal(Minimal::DirectShared),
+            Monitor::Minimal(Minimal::DirectSharedTask),
+            Monitor::Minimal(Minimal::DirectPerCpu),
+            Monitor::Minimal(Minimal::DirectPerCpuAtomic),
+            Monitor::Minimal(Minimal::TaskStorage),
         ]);
         let _server = IperfServer::start()?;
         println!(
@@ -282,8 +291,16 @@ impl Bench<'_> {
              the \"minimal\" programs do only what each design needs per event (skip \
              failed calls, key by tgid, find the counter, add), so their differences \
              are the design's alone: per-CPU hash with plain adds (flowtop's), one \
-             shared hash with atomic adds, a per-CPU array with no key (no lookup).\n",
-            self.args.secs, self.args.rounds
+             shared hash with atomic adds, a per-CPU array with no key (no lookup), \
+             the same after reading the tgid (the price of a key); \
+             then designs without a hash lookup on the common path: a direct-mapped \
+             array of {} slots (slot = tgid & (slots - 1), tagged with its owner, \
+             claimed by cmpxchg, the per-CPU hash on a collision), shared with atomic \
+             adds or per-CPU with plain or atomic adds, and task local storage (one \
+             counter pair per thread).\n",
+            self.args.secs,
+            self.args.rounds,
+            minimal::DIRECT_SLOTS
         );
         println!(
             "| program | ns/event (median) | [lowest-highest] | events/s |\n|---|---|---|---|"
@@ -319,7 +336,7 @@ impl Bench<'_> {
             );
         }
         println!();
-        Ok(())
+        slot_read::report(self.args.rounds.max(5))
     }
 
     fn startup(&self) -> Result<()> {

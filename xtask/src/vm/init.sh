@@ -16,6 +16,7 @@
 #   VMTEST <family> ABSENT rc=N clean=yes|no msg=<first line of stderr>
 #   VMTEST <family> COST ns_per_call=N runs=N run_ns=N   (informational, see measure_cost)
 #   VMTEST <family> PREEMPT PASS|FAIL ...  (see preempt_check)
+#   VMTEST CAPS eff=HEX prm=HEX bnd=HEX unpriv_bpf_disabled=N   (see caps_check)
 #   VMTEST VERDICT success|failure       exactly once, last: the guest's own checks
 #                                        (auto's choice, absent families, preemption);
 #                                        the scenarios are judged by the host
@@ -64,17 +65,31 @@ run_scenarios() { # $1: probe family (or auto)
 
 # `flowtop --probe $1 -v --format json > $2 2> $3` in the background, once it counts
 # (fpid: its PID).
+# The files go first: a background job's redirections truncate them only once it
+# runs, so a line left by the previous flowtop (or sink) could be read as this
+# one's (seen: a cost measurement that read the last family's "counting" line and
+# port, measured nothing and then waited for a sink nobody connected to).
 start_flowtop() {
+    rm -f "$3" # (never $2: it may be /dev/null)
     flowtop --probe "$1" -v --format json > "$2" 2> "$3" &
     fpid=$!
-    i=0; while ! grep -qs "counting with probe family" "$3" && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+    i=0; while ! grep -qs "counting with probe family" "$3" && [ $i -lt 1800 ]; do sleep 0.1; i=$((i+1)); done
+}
+# Waits up to $2 seconds for process $1 to end, then kills it: nothing here may
+# wait forever (a sink whose source never connected hung guests until the host's
+# timeout).
+wait_bounded() {
+    i=0; while kill -0 "$1" 2>/dev/null && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i+1)); done
+    kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
 }
 # A TCP sink on 127.0.0.1 for $1 connections, once it listens (spid: its PID,
 # port: its port).
 start_sink() {
+    rm -f /tmp/sink.err
     trafficgen --conns "$1" tcp-sink 127.0.0.1 > /dev/null 2> /tmp/sink.err &
     spid=$!
-    i=0; while ! grep -qs "port=" /tmp/sink.err && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+    i=0; while ! grep -qs "port=" /tmp/sink.err && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); done
     port=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' /tmp/sink.err | head -n 1)
 }
 
@@ -89,7 +104,7 @@ measure_cost() { # $1: probe family
     start_flowtop "$1" /dev/null /tmp/cost.err
     start_sink 1
     trafficgen --chunk 64 tcp-source "127.0.0.1:$port" $((SENDS * 64)) > /dev/null 2>&1
-    wait $spid
+    wait_bounded $spid 120
     # Each program once, by id (a second fd of one program would count it twice).
     cat /proc/$fpid/fdinfo/* 2>/dev/null | awk -v f="$1" -v sends=$SENDS '
         /^prog_id:/ { id = $2 }
@@ -97,9 +112,15 @@ measure_cost() { # $1: probe family
         END { for (p in rt) { t += rt[p]; c += rc[p] }
               if (c > 0) printf "VMTEST %s COST ns_per_call=%d runs=%d run_ns=%d\n", f, t / sends, c, t / c;
               else printf "VMTEST %s COST none\n", f }'
-    kill -INT $fpid; wait $fpid
+    # No program held: say why (flowtop's stderr).
+    grep -qs "^prog_id:" /proc/$fpid/fdinfo/* || sed "s/^/VMTEST-LOG cost $1 /" /tmp/cost.err | tail -n 20
+    kill -INT $fpid; wait_bounded $fpid 120
     echo 0 > /proc/sys/kernel/bpf_stats_enabled
 }
+
+# As distributions set it (Debian: 2, a later write of 1 makes it permanent): map
+# reads then need CAP_BPF before 5.19, which caps_check expects flowtop to find.
+echo 1 > /proc/sys/kernel/unprivileged_bpf_disabled 2>/dev/null
 
 for fam in $FAMILIES; do
     run_scenarios "$fam"
@@ -107,6 +128,16 @@ done
 for fam in $FAMILIES; do
     measure_cost "$fam"
 done
+
+# The capabilities flowtop keeps once attached (the scenarios above ran with them):
+# the host expects none from 5.19 on, CAP_BPF alone before (with the sysctl set).
+caps_check() {
+    start_flowtop auto /dev/null /tmp/caps.err
+    cap() { sed -n "s/^$1:[[:space:]]*//p" /proc/$fpid/status; }
+    echo "VMTEST CAPS eff=$(cap CapEff) prm=$(cap CapPrm) bnd=$(cap CapBnd) unpriv_bpf_disabled=$(cat /proc/sys/kernel/unprivileged_bpf_disabled)"
+    kill -INT $fpid; wait_bounded $fpid 120
+}
+caps_check
 
 if [ -n "$AUTO" ]; then
     flowtop --probe auto -v --format json 1 1 > /dev/null 2> /tmp/auto.err
@@ -144,9 +175,9 @@ preempt_check() { # $1: probe family
     start_flowtop "$1" /tmp/pre.out /tmp/pre.err
     start_sink 16
     trafficgen --chunk 64 threads "127.0.0.1:$port" $PREEMPT_BYTES 16 > /tmp/src.json 2> /dev/null
-    wait $spid
+    wait_bounded $spid 300
     sleep 1.5
-    kill -INT $fpid; wait $fpid
+    kill -INT $fpid; wait_bounded $fpid 120
     src=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' /tmp/src.json | head -n 1)
     expected=$(sed -n 's/.*"tx_bytes":\([0-9]*\).*/\1/p' /tmp/src.json | head -n 1)
     reported=$(grep "\"pid\":$src," /tmp/pre.out | sed -n 's/.*"tx_bytes":\([0-9]*\).*/\1/p' \

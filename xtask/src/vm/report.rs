@@ -122,6 +122,9 @@ pub struct KernelRun {
     pub preempt: Vec<(String, String)>,
     /// Families that must report a preemption check (those whose scenarios run).
     preempt_expected: Vec<String>,
+    /// `eff=.. prm=.. bnd=.. unpriv_bpf_disabled=..`: flowtop's capabilities once
+    /// attached (see [`caps_failure`]).
+    pub caps: Option<String>,
     pub panicked: bool,
     pub timed_out: bool,
 }
@@ -157,6 +160,7 @@ impl KernelRun {
                 .collect(),
             panicked: console.panicked,
             timed_out: console.timed_out,
+            caps: None,
         };
         for line in &lines {
             if let Some(v) = line.strip_prefix("VERDICT ") {
@@ -167,6 +171,8 @@ impl KernelRun {
                 run.costs.push((family.to_string(), cost.to_string()));
             } else if let Some((family, check)) = line.split_once(" PREEMPT ") {
                 run.preempt.push((family.to_string(), check.to_string()));
+            } else if let Some(c) = line.strip_prefix("CAPS ") {
+                run.caps = Some(c.to_string());
             }
         }
         for family in COLUMNS {
@@ -198,6 +204,9 @@ impl KernelRun {
             [] => out.push(format!("{k}: no verdict line")),
             [v] => out.push(format!("{k}: guest verdict {v}")),
             many => out.push(format!("{k}: {} verdict lines", many.len())),
+        }
+        if let Some(why) = caps_failure(self.release.as_deref(), self.caps.as_deref()) {
+            out.push(format!("{k}: capabilities after attach: {why}"));
         }
         for family in &self.preempt_expected {
             match self.preempt.iter().find(|(f, _)| f == family) {
@@ -231,6 +240,34 @@ impl KernelRun {
         }
         out
     }
+}
+
+/// Why flowtop's capabilities once attached (`caps`, the guest's `CAPS` line) are
+/// not what the kernel's rule allows, if they are not: none at all from 5.19 on
+/// (`kernel.unprivileged_bpf_disabled` stopped gating commands on fds already held)
+/// or with the sysctl off, and CAP_BPF alone before 5.19 with it on.
+fn caps_failure(release: Option<&str>, caps: Option<&str>) -> Option<String> {
+    let Some(caps) = caps else {
+        return Some("no CAPS line".into());
+    };
+    let field = |name: &str| {
+        caps.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v, 16).ok())
+    };
+    let mut nums = release?
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    let version = (nums.next()?, nums.next()?);
+    let disabled = field("unpriv_bpf_disabled=").is_some_and(|v| v != 0);
+    let want: u64 = if version >= (5, 19) || !disabled {
+        0
+    } else {
+        1 << 39 // CAP_BPF
+    };
+    let (eff, prm) = (field("eff="), field("prm="));
+    (eff != Some(want) || prm != Some(want))
+        .then(|| format!("{caps}, but this kernel allows {want:#x}"))
 }
 
 fn parse_ran(lines: &[&str], log: &[&str], family: &str, spec: &KernelSpec) -> Option<Cell> {
@@ -523,8 +560,30 @@ mod tests {
             "VMTEST auto PREEMPT PASS expected_tx=600 reported_tx=600 start_warning=0 skipped_calls=0"
                 .to_string(),
         );
+        lines.push(
+            "VMTEST CAPS eff=0000000000000000 prm=0000000000000000 bnd=0000000000000000 \
+             unpriv_bpf_disabled=1"
+                .to_string(),
+        );
         lines.push("VMTEST VERDICT success".to_string());
         lines
+    }
+
+    /// No capability from 5.19 on; CAP_BPF alone before, with the sysctl set.
+    #[test]
+    fn capabilities_after_attach_follow_the_kernels_rule() {
+        let caps = |eff: &str, disabled: u8| {
+            format!("eff={eff} prm={eff} bnd=0 unpriv_bpf_disabled={disabled}")
+        };
+        let (none, bpf) = ("0000000000000000", "0000008000000000");
+        let ok = |release: &str, c: String| caps_failure(Some(release), Some(&c)).is_none();
+        assert!(ok("6.1.0-56-cloud-amd64", caps(none, 1)));
+        assert!(!ok("6.1.0-56-cloud-amd64", caps(bpf, 1)));
+        assert!(ok("5.10.0-46-cloud-amd64", caps(bpf, 1)));
+        assert!(!ok("5.10.0-46-cloud-amd64", caps(none, 1)));
+        assert!(ok("5.10.0-46-cloud-amd64", caps(none, 0)));
+        assert!(ok("7.2.13+deb14-cloud-amd64", caps(none, 2)));
+        assert!(caps_failure(Some("6.12.1"), None).is_some());
     }
 
     fn refs(lines: &[String]) -> Vec<&str> {
