@@ -24,6 +24,8 @@ echo "== cargo test (unit + integration on $(uname -r))" >&2
 cargo test --release 2>&1 | quiet
 echo "== soak: 50,000 short-lived processes against a small map" >&2
 cargo xtask soak --flowtop "$FLOWTOP_BIN"
+echo "== soak, starved: unpaced, flowtop at nice 19 beside two busy loops, --max-entries 1024" >&2
+cargo xtask soak --starved --flowtop "$FLOWTOP_BIN"
 if [ "${FLOWTOP_SKIP_RELEASE:-0}" != 1 ]; then
   echo "== release artefacts: static binary, .deb, image + Prometheus, manifests" >&2
   scripts/setup.sh dist

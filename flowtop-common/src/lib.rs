@@ -16,6 +16,32 @@ pub const MAP_UNRECORDED: &str = "UNRECORDED";
 /// With the number of keys userspace deleted, it gives the map's occupancy without
 /// walking it, so flowtop knows when to reclaim early.
 pub const MAP_PROC_INSERTS: &str = "PROC_INSERTS";
+/// Ring buffer of [`ExitRecord`]s: the final counters of processes whose key the
+/// exit program reclaimed, for userspace to read at its own pace.
+pub const MAP_EXITS: &str = "EXITS";
+/// Bytes of [`MAP_EXITS`]: 16384 records of 64 bytes (header included), the exits
+/// it holds while flowtop waits for a CPU (unpaced forks on 2 cores: ~5,000/s, so
+/// ~3 s; past that, keys wait in the map for flowtop's own reclaim). flowtop maps
+/// the ring, so it adds about its size to flowtop's RSS (2 MiB added 3.7 MB).
+/// A power-of-2 multiple of the page size, as the kernel requires.
+pub const EXITS_RING_BYTES: u32 = 1 << 20;
+/// Per-CPU array of `u64`, slots [`exit_stat`]: what the exit program did.
+pub const MAP_EXIT_STATS: &str = "EXIT_STATS";
+/// Largest number of possible CPUs the exit program sums over (its loop bound):
+/// beyond it the program is not loaded and flowtop reclaims keys itself. The
+/// verifier walks every iteration (~14 instructions, 2 jumps each): 4096 failed on
+/// 6.18 ("the sequence of 8193 jumps is too complex") after 355 ms; 1024 passes.
+pub const MAX_EXIT_CPUS: u32 = 1024;
+
+/// Slots of [`MAP_EXIT_STATS`].
+pub mod exit_stat {
+    /// Keys the exit program deleted, each with its [`super::ExitRecord`] submitted.
+    pub const RECLAIMED: u32 = 0;
+    /// Exits whose record found no room in the ring: the key was left in the map
+    /// for flowtop's own reclaim, so no byte is lost (only the map holds it longer).
+    pub const NO_ROOM: u32 = 1;
+    pub const SLOTS: u32 = 2;
+}
 /// Default capacity of [`MAP_PROC_BYTES`] (processes alive at once that moved bytes).
 pub const DEFAULT_MAX_ENTRIES: u32 = 16384;
 /// Hash: thread -> socket call in progress, for the kprobe family's return probes.
@@ -96,6 +122,8 @@ pub struct KernelConfig {
     /// 1 = write the process name on every event (when no rename hook could be
     /// attached); 0 = only at key creation and on `task:task_rename`.
     pub comm_each_event: u32,
+    /// Possible CPUs (numbered 0..N): how many per-CPU values the exit program sums.
+    pub possible_cpus: u32,
     pub offsets: KernelOffsets,
 }
 
@@ -123,6 +151,11 @@ pub struct KernelOffsets {
     pub inet_sport: u32,
     pub skc_v6_daddr: u32,
     pub skc_v6_rcv_saddr: u32,
+    /// `task_struct`'s `struct signal_struct *signal` and `signal_struct`'s
+    /// `atomic_t live` (threads of the group not yet past `do_exit`'s decrement):
+    /// the exit program reclaims a key when it reaches 0.
+    pub task_signal: u32,
+    pub signal_live: u32,
 }
 
 impl KernelConfig {
@@ -136,8 +169,8 @@ impl KernelConfig {
 // `aya::Pod` hands to the loader are all initialised.
 const _: () = {
     use core::mem::size_of;
-    assert!(size_of::<KernelOffsets>() == 12 * 4);
-    assert!(size_of::<KernelConfig>() == 4 * 4 + 2 * 2 + COMM_LEN + 3 * 4 + 12 * 4);
+    assert!(size_of::<KernelOffsets>() == 14 * 4);
+    assert!(size_of::<KernelConfig>() == 4 * 4 + 2 * 2 + COMM_LEN + 4 * 4 + 14 * 4);
 };
 
 /// Program names in the eBPF object, by probe family.
@@ -169,6 +202,12 @@ pub mod programs {
     pub const RAW_TP_TASK_RENAME: &str = "raw_tp_task_rename";
     /// The tracepoint it attaches to.
     pub const TASK_RENAME: &str = "task_rename";
+
+    /// Every family where the kernel can (5.19+, BTF): `sched:sched_process_exit` as
+    /// a raw tracepoint, which reclaims an exited process's key in the kernel.
+    pub const RAW_TP_PROCESS_EXIT: &str = "raw_tp_sched_process_exit";
+    /// The tracepoint it attaches to.
+    pub const PROCESS_EXIT: &str = "sched_process_exit";
 
     /// `--by conn`, every family: cgroup sock_addr programs that note the peer of each
     /// datagram of an unconnected UDP socket (`sendto`/`recvfrom` addresses).
@@ -233,8 +272,24 @@ pub struct ProcCounters {
     /// is only taken when the key is created and when the process renames itself
     /// (exec, `prctl(PR_SET_NAME)`), each time on one CPU, so the newest CPU's wins.
     pub comm_ns: u64,
+    /// When the key was created (`bpf_ktime_get_ns`), on the CPU that created it (0
+    /// on the others): which life of a reused key (PID) a value belongs to, so a
+    /// final value and a new life's first value are never mixed up.
+    pub born_ns: u64,
     /// Name of the thread-group leader (NUL-padded).
     pub comm: [u8; COMM_LEN],
+}
+
+/// One exited process's final counters, written by the exit program to
+/// [`MAP_EXITS`] when it deletes the process's key: `counters` is the sum over
+/// CPUs (the newest CPU's name, the creating CPU's `born_ns`), the absolute final
+/// value of that key, so a reader that already saw part of it takes the difference.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitRecord {
+    pub tgid: u32,
+    pub _pad: u32,
+    pub counters: ProcCounters,
 }
 
 /// One flow of one process: the key of [`MAP_FLOW_BYTES`]. Fields not asked for by
@@ -270,24 +325,27 @@ pub struct Unrecorded {
 
 #[cfg(feature = "user")]
 mod pod {
-    // SAFETY: plain-old-data, `#[repr(C)]`, no padding (u64, u64, u64, [u8; 16]).
+    // SAFETY: plain-old-data, `#[repr(C)]`, no padding (4 x u64, [u8; 16]).
     unsafe impl aya::Pod for super::ProcCounters {}
     // SAFETY: plain-old-data, `#[repr(C)]`, two u64.
     unsafe impl aya::Pod for super::Unrecorded {}
+    // SAFETY: `#[repr(C)]`, padding written out (`_pad`), then `ProcCounters`.
+    unsafe impl aya::Pod for super::ExitRecord {}
     // SAFETY: `#[repr(C)]`, padding written out (`_pad`), 56 bytes.
     unsafe impl aya::Pod for super::FlowKey {}
     // SAFETY: `#[repr(C)]`, u32/u16/u8 fields with no implicit padding (checked by
     // the `const` assertion next to the type).
     unsafe impl aya::Pod for super::KernelConfig {}
-    // SAFETY: `#[repr(C)]`, twelve u32.
+    // SAFETY: `#[repr(C)]`, fourteen u32.
     unsafe impl aya::Pod for super::KernelOffsets {}
 
     // The SAFETY claims above, checked by the compiler rather than by a test: a field
     // added without its padding written out stops the build here. (Both sides of the
     // map are compiled from these definitions, so no test can catch a mismatch.)
-    use super::{FlowKey, ProcCounters, Unrecorded, COMM_LEN};
+    use super::{ExitRecord, FlowKey, ProcCounters, Unrecorded, COMM_LEN};
     use core::mem::size_of;
-    const _: () = assert!(size_of::<ProcCounters>() == 8 + 8 + 8 + COMM_LEN);
+    const _: () = assert!(size_of::<ProcCounters>() == 8 + 8 + 8 + 8 + COMM_LEN);
+    const _: () = assert!(size_of::<ExitRecord>() == 4 + 4 + size_of::<ProcCounters>());
     const _: () = assert!(size_of::<Unrecorded>() == 8 + 8);
     const _: () = assert!(size_of::<FlowKey>() == 4 + 2 + 2 + 2 + 2 + 4 + 8 + 16 + 16);
 }

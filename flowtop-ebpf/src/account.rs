@@ -191,9 +191,11 @@ fn add_bytes<K>(
     if add_to_existing(map, key, bytes, dir, pid_tgid) {
         return;
     }
+    let now = unsafe { bpf_ktime_get_ns() };
     let mut fresh = ProcCounters {
         comm: process_comm(pid_tgid),
-        comm_ns: unsafe { bpf_ktime_get_ns() },
+        comm_ns: now,
+        born_ns: now,
         ..ProcCounters::default()
     };
     add(&mut fresh, bytes, dir);

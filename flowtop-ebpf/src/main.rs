@@ -9,6 +9,7 @@
 mod account;
 mod config;
 mod direction;
+mod exit;
 mod fentry;
 mod kernel;
 mod kprobe;

@@ -1,11 +1,11 @@
 //! The maps userspace reads. Sizes here are defaults; the loader resizes them.
 use aya_ebpf::{
     macros::map,
-    maps::{CgroupArray, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap},
+    maps::{CgroupArray, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use flowtop_common::{
-    FlowKey, ProcCounters, Unrecorded, DEFAULT_MAX_ENTRIES, IN_FLIGHT_MAX, MAX_FILTER_CGROUPS,
-    MAX_FILTER_PIDS, UDP_PEERS_MAX,
+    exit_stat, FlowKey, ProcCounters, Unrecorded, DEFAULT_MAX_ENTRIES, EXITS_RING_BYTES,
+    IN_FLIGHT_MAX, MAX_FILTER_CGROUPS, MAX_FILTER_PIDS, UDP_PEERS_MAX,
 };
 
 /// Cumulative bytes per thread-group id. Per-CPU, so the hot path needs no atomics,
@@ -75,3 +75,12 @@ pub struct UdpPeer {
 /// a note nobody took (an event the filters dropped) is evicted, never piles up.
 #[map(name = "UDP_PEERS")]
 pub static UDP_PEERS: LruHashMap<u64, UdpPeer> = LruHashMap::with_max_entries(UDP_PEERS_MAX, 0);
+
+/// Final counters of exited processes (`flowtop_common::ExitRecord`), written by
+/// `exit.rs` as it deletes their keys; userspace drains it at its own pace.
+#[map(name = "EXITS")]
+pub static EXITS: RingBuf = RingBuf::with_byte_size(EXITS_RING_BYTES, 0);
+
+/// What the exit program did, by `exit_stat` slot (reclaimed, no room in `EXITS`).
+#[map(name = "EXIT_STATS")]
+pub static EXIT_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(exit_stat::SLOTS, 0);

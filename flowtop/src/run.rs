@@ -261,9 +261,14 @@ impl Session {
             }
         };
         log::info!(
-            "counting with probe family {} ({}); {what_next}",
+            "counting with probe family {} ({}), exited processes reclaimed by {}; {what_next}",
             attached.family,
             attached.kind,
+            if attached.kernel_reclaim {
+                "the kernel"
+            } else {
+                "flowtop"
+            },
         );
         Ok(Self { runtime, signals })
     }

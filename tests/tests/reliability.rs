@@ -441,3 +441,78 @@ fn a_full_map_counts_what_it_cannot_store_as_unrecorded_in_csv() {
     assert_eq!(tx_rows, r.sent, "{out}");
     assert_eq!(unrecorded_rx, r.received, "{out}");
 }
+
+/// Exited processes' keys are reclaimed by the kernel, not by flowtop: with flowtop
+/// stopped (SIGSTOP, so it cannot reclaim anything), eight times more short-lived
+/// processes than its map holds each send a known datagram; after SIGCONT every
+/// byte is in their rows and nothing is unrecorded. With reclaim left to flowtop
+/// (kernels before 5.19), all but the first 8 would have found the map full.
+#[test]
+fn exits_are_reclaimed_in_the_kernel_while_flowtop_gets_no_cpu() {
+    use std::{net::UdpSocket, os::fd::AsRawFd as _};
+    let ctx = ctx();
+    // A name no other test uses, so the map holds this test's children only.
+    let name = format!("ftrec{}", std::process::id() % 100_000);
+    let (children, max_entries, bytes) = (64u64, 8u32, 1_234usize);
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sender.connect(sink.local_addr().unwrap()).unwrap();
+    let ft = Flowtop::builder(&ctx)
+        .args(&["--max-entries", &max_entries.to_string(), "-c", &name, "1"])
+        .start()
+        .expect("flowtop starts");
+    assert!(
+        ft.ready_line().contains("reclaimed by the kernel"),
+        "this kernel must reclaim exited processes' keys itself (5.19+ with BTF): {}",
+        ft.ready_line()
+    );
+    send_signal_pid(ft.pid(), libc::SIGSTOP);
+    let mut comm = [0u8; 16];
+    comm[..name.len()].copy_from_slice(name.as_bytes());
+    let payload = vec![0x5au8; bytes];
+    let mut sent = 0u64;
+    for _ in 0..children {
+        // SAFETY: the child only calls prctl, send and _exit (async-signal-safe).
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                libc::prctl(libc::PR_SET_NAME, comm.as_ptr() as libc::c_ulong, 0, 0, 0);
+                let n = libc::send(sender.as_raw_fd(), payload.as_ptr().cast(), bytes, 0);
+                libc::_exit(if n == bytes as isize { 0 } else { 1 });
+            }
+        }
+        assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+            sent += bytes as u64;
+        }
+    }
+    assert_eq!(
+        sent,
+        children * bytes as u64,
+        "every child sent its datagram"
+    );
+    send_signal_pid(ft.pid(), libc::SIGCONT);
+    thread::sleep(Duration::from_millis(1500));
+    let run = ft.stop().expect("flowtop stops");
+    run.assert_clean();
+    let reported: u64 = run
+        .rows
+        .iter()
+        .filter(|r| r.comm == name)
+        .map(|r| r.tx_bytes)
+        .sum();
+    assert!(
+        run.losses.is_empty(),
+        "nothing unrecorded: {:?}",
+        run.losses
+    );
+    assert_eq!(reported, sent, "{}\n{}", run.text, run.stderr);
+}
+
+fn send_signal_pid(pid: u32, signal: libc::c_int) {
+    // SAFETY: signalling flowtop, our own child.
+    assert_eq!(unsafe { libc::kill(pid as i32, signal) }, 0);
+}

@@ -1,7 +1,18 @@
 //! `cargo xtask soak`: thousands of short-lived processes each send a known number of
 //! bytes over loopback UDP while flowtop runs with a small map. Passes when flowtop's
-//! rows add up to exactly the bytes the children sent, nothing was unrecorded, and
-//! the map and flowtop's memory stayed flat.
+//! rows add up to exactly the bytes the children sent, nothing was unrecorded (the
+//! `loss`/`summary` objects of its JSON say 0), and the map and flowtop's memory
+//! stayed flat.
+//!
+//! Two modes:
+//! - default: paced (`--rate`, 2,000/s), `--max-entries 4096`, flowtop at normal
+//!   priority;
+//! - `--starved`: what the in-kernel reclaim is for. Children start as fast as the
+//!   machine can fork them (unpaced), flowtop runs at `nice 19` beside two CPU-bound
+//!   loops (so it waits for a CPU for long stretches), with `--max-entries 1024`
+//!   unless given. Only exits reclaimed by the kernel keep the map from filling with
+//!   dead processes then; `--userspace-reclaim` runs the same with the kernel's
+//!   reclaim switched off (as on kernels before 5.19), for comparison.
 use std::{
     io::{BufRead as _, BufReader},
     net::UdpSocket,
@@ -31,15 +42,24 @@ pub struct SoakArgs {
     #[arg(long, default_value_t = 1000)]
     bytes: usize,
     /// flowtop's --max-entries: small (the default is 16384), to prove keys are
-    /// reclaimed. It must hold the processes that start and exit while flowtop waits
-    /// for a CPU between reclaim sweeps: rate x that wait. Seen here: waits of up to
-    /// ~0.4 s with a VM running beside the soak, so at 2,000/s about 800 keys.
-    #[arg(long, default_value_t = 4096)]
-    max_entries: u32,
+    /// reclaimed. Without the kernel's reclaim it must hold the processes that start
+    /// and exit while flowtop waits for a CPU between reclaim sweeps: rate x that
+    /// wait. Seen here: waits of up to ~0.4 s with a VM running beside the soak, so
+    /// at 2,000/s about 800 keys. [default: 4096, 1024 with --starved]
+    #[arg(long)]
+    max_entries: Option<u32>,
     /// Process starts per second at most (a busy build or CI host; unpaced, 2 cores
-    /// fork ~5,000/s)
+    /// fork ~5,000/s); ignored with --starved (unpaced)
     #[arg(long, default_value_t = 2000)]
     rate: u64,
+    /// Unpaced starts, flowtop at nice 19 beside two CPU-bound loops, --max-entries
+    /// 1024 (see the module doc)
+    #[arg(long)]
+    starved: bool,
+    /// Switch off the kernel's reclaim of exited processes (FLOWTOP_KERNEL_RECLAIM=0),
+    /// to compare with flowtop reclaiming keys itself
+    #[arg(long)]
+    userspace_reclaim: bool,
     /// Children alive at once
     #[arg(long, default_value_t = 32)]
     batch: u64,
@@ -58,10 +78,30 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     // A large receive buffer so the sink drops nothing while children burst.
     set_rcvbuf(&sink, 64 << 20);
 
-    let mut child = Command::new(&flowtop)
-        .args(["--format", "json", "-vv", "--max-entries"])
-        .arg(args.max_entries.to_string())
-        .arg("1")
+    let max_entries = args
+        .max_entries
+        .unwrap_or(if args.starved { 1024 } else { 4096 });
+    let mut command = Command::new(&flowtop);
+    command
+        .args(["--format", "json", "--summary", "-vv", "--max-entries"])
+        .arg(max_entries.to_string())
+        .arg("1");
+    if args.userspace_reclaim {
+        command.env("FLOWTOP_KERNEL_RECLAIM", "0");
+    }
+    if args.starved {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: setpriority is async-signal-safe; it only lowers our child's priority.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setpriority(libc::PRIO_PROCESS, 0, 19) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -81,7 +121,7 @@ pub fn run(args: &SoakArgs) -> Result<()> {
                 let _ = writeln!(f, "{:.3} {line}", t0.elapsed().as_secs_f64());
             }
             if line.contains("counting with probe family") {
-                let _ = ready_tx.send(());
+                let _ = ready_tx.send(line.contains("reclaimed by the kernel"));
             }
             if let Some(n) = line
                 .split("keys in the process map: ")
@@ -105,21 +145,43 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     let stdout = BufReader::new(child.stdout.take().expect("piped"));
     let rows_thread = thread::spawn(move || {
         // Rows, not distinct PIDs: PIDs are reused many times over 50,000 processes.
-        let (mut tx, mut rows) = (0u64, 0u64);
+        let mut seen = Reported::default();
         for line in stdout.lines().map_while(Result::ok) {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
             if v["comm"] == "ft-soak-child" {
-                tx += v["tx_bytes"].as_u64().unwrap_or(0);
-                rows += 1;
+                seen.tx += v["tx_bytes"].as_u64().unwrap_or(0);
+                seen.rows += 1;
+            }
+            // Every interval has a summary (--summary); an interval that lost
+            // bytes without one would carry a `loss` object instead.
+            for object in ["summary", "loss"] {
+                let o = &v[object];
+                if o.is_object() {
+                    seen.summaries += u64::from(object == "summary");
+                    seen.unrecorded += o["unrecorded_bytes"].as_u64().unwrap_or(0);
+                    seen.skipped += o["skipped_calls"].as_u64().unwrap_or(0);
+                }
             }
         }
-        (tx, rows)
+        seen
     });
-    ready_rx
+    let kernel_reclaim = ready_rx
         .recv_timeout(Duration::from_secs(30))
         .context("flowtop did not start counting within 30 s")?;
+    let busy_stop = Arc::new(AtomicBool::new(false));
+    let busy: Vec<_> = (0..if args.starved { 2 } else { 0 })
+        .map(|_| {
+            let stop = busy_stop.clone();
+            thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            })
+        })
+        .collect();
     let rss_start = vm_hwm_kb(flowtop_pid);
 
     // Drain the sink in a thread: ground truth for what was received.
@@ -147,7 +209,7 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     while done < args.procs {
         // Pace: batch k may start only after k * batch / rate seconds.
         let due = Duration::from_secs_f64(done as f64 / args.rate.max(1) as f64);
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
+        if let Some(wait) = due.checked_sub(started.elapsed()).filter(|_| !args.starved) {
             thread::sleep(wait);
         }
         let n = args.batch.min(args.procs - done);
@@ -163,6 +225,10 @@ pub fn run(args: &SoakArgs) -> Result<()> {
         done += n;
     }
     let spawn_secs = started.elapsed().as_secs_f64();
+    busy_stop.store(true, Ordering::Relaxed);
+    for b in busy {
+        b.join().expect("busy loop");
+    }
     // Let flowtop report the last children, then stop it (it prints the partial interval).
     thread::sleep(Duration::from_millis(2500));
     let rss_end = vm_hwm_kb(flowtop_pid);
@@ -171,22 +237,39 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     let status = child.wait()?;
     stop.store(true, Ordering::Relaxed);
     drain.join().expect("drain thread");
-    let (tx_reported, rows_reported) = rows_thread.join().expect("rows thread");
+    let reported = rows_thread.join().expect("rows thread");
+    let (tx_reported, rows_reported) = (reported.tx, reported.rows);
     let (keys_max, (keys_first, keys_last), warnings) =
         stderr_thread.join().expect("stderr thread");
 
     let expected = sent_ok * args.bytes as u64;
-    println!("soak: {} processes in {spawn_secs:.1} s ({:.0}/s), {} bytes each, flowtop --max-entries {}",
-        args.procs, args.procs as f64 / spawn_secs, args.bytes, args.max_entries);
+    println!(
+        "soak: {} processes in {spawn_secs:.1} s ({:.0}/s{}), {} bytes each, flowtop --max-entries \
+         {max_entries}{}, exits reclaimed by {}",
+        args.procs,
+        args.procs as f64 / spawn_secs,
+        if args.starved { ", unpaced" } else { "" },
+        args.bytes,
+        if args.starved {
+            " at nice 19 beside 2 busy loops"
+        } else {
+            ""
+        },
+        if kernel_reclaim { "the kernel" } else { "flowtop" },
+    );
     println!(
         "soak: children that sent their datagram: {sent_ok}; sink received {} bytes",
         received.load(Ordering::Relaxed)
     );
     println!("soak: tx expected {expected} bytes, reported {tx_reported} in {rows_reported} rows (fewer than processes only where a reused PID sent within one interval)");
     println!(
+        "soak: unrecorded {} bytes, skipped calls {}, in {} interval summaries",
+        reported.unrecorded, reported.skipped, reported.summaries
+    );
+    println!(
         "soak: map keys {keys_first} at the first report, {keys_last} at the last, at most \
-         {keys_max} (capacity {}); flowtop peak RSS {rss_start} kB after start, {rss_end} kB at end",
-        args.max_entries
+         {keys_max} (capacity {max_entries}); flowtop peak RSS {rss_start} kB after start, \
+         {rss_end} kB at end"
     );
     for w in &warnings {
         println!("soak: flowtop said: {w}");
@@ -198,6 +281,16 @@ pub fn run(args: &SoakArgs) -> Result<()> {
         args.procs
     );
     ensure!(
+        reported.summaries > 0,
+        "flowtop printed no interval summary: unrecorded bytes unknown"
+    );
+    ensure!(
+        reported.unrecorded == 0 && reported.skipped == 0,
+        "flowtop left {} bytes unrecorded and {} calls skipped",
+        reported.unrecorded,
+        reported.skipped
+    );
+    ensure!(
         tx_reported == expected,
         "flowtop reported {tx_reported} bytes sent, children sent {expected}"
     );
@@ -207,7 +300,7 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     );
     ensure!(warnings.is_empty(), "flowtop warned (map full or errors)");
     ensure!(
-        keys_max <= u64::from(args.max_entries),
+        keys_max <= u64::from(max_entries),
         "map use exceeded capacity"
     );
     if rss_start > 0 && rss_end > rss_start + 8 * 1024 {
@@ -215,6 +308,16 @@ pub fn run(args: &SoakArgs) -> Result<()> {
     }
     println!("soak: PASS");
     Ok(())
+}
+
+/// What flowtop's JSON said: the children's rows, and its interval summaries.
+#[derive(Debug, Default)]
+struct Reported {
+    tx: u64,
+    rows: u64,
+    summaries: u64,
+    unrecorded: u64,
+    skipped: u64,
 }
 
 /// Forks a child that names itself, sends one datagram, and exits 0 only if the

@@ -120,7 +120,7 @@ impl Collector {
     }
 
     /// Keys in the per-process map now.
-    pub fn occupancy(&self) -> Result<u64> {
+    pub fn occupancy(&mut self) -> Result<u64> {
         self.pipeline.occupancy()
     }
 

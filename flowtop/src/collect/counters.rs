@@ -59,6 +59,8 @@ impl CounterKey for FlowKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample<K> {
     pub key: K,
+    /// When the kernel created the key: which life of a reused key this is.
+    pub born: u64,
     /// The newest name a CPU wrote for the key's process.
     pub comm: Comm,
     pub bytes: Bytes,
@@ -86,6 +88,8 @@ pub struct CounterReader<K: CounterKey> {
     atomic_delete: bool,
     /// Keys flowtop deleted; with the kernel's insert count, the map's occupancy.
     deleted: u64,
+    /// Keys the kernel deleted itself (exit program), as last told.
+    kernel_deleted: u64,
     /// Final values of keys reclaimed by [`CounterReader::sweep`] since the last read.
     pending: Vec<Sample<K>>,
     batch: Batch,
@@ -114,6 +118,7 @@ impl<K: CounterKey> CounterReader<K> {
             possible_cpus,
             atomic_delete: true,
             deleted: 0,
+            kernel_deleted: 0,
             pending: Vec::new(),
             batch: Batch::Unknown,
             batch_keys: Vec::new(),
@@ -202,8 +207,14 @@ impl<K: CounterKey> CounterReader<K> {
         Ok(())
     }
 
-    /// Keys in the map now (inserted by the programs minus deleted by flowtop); 0 for
-    /// maps without an insert counter.
+    /// The number of keys the kernel's exit program deleted so far (a running
+    /// total), for [`Self::occupancy`] and the early sweeps that depend on it.
+    pub fn note_kernel_deletes(&mut self, total: u64) {
+        self.kernel_deleted = total;
+    }
+
+    /// Keys in the map now (inserted by the programs minus deleted by flowtop or the
+    /// exit program); 0 for maps without an insert counter.
     pub fn occupancy(&self) -> Result<u64> {
         let Some(inserts) = &self.inserts else {
             return Ok(0);
@@ -213,7 +224,7 @@ impl<K: CounterKey> CounterReader<K> {
             .context("reading the insert count")?
             .iter()
             .sum();
-        Ok(inserted.saturating_sub(self.deleted))
+        Ok(inserted.saturating_sub(self.deleted + self.kernel_deleted))
     }
 
     fn fd(&self) -> RawFd {
@@ -334,10 +345,13 @@ fn as_bytes_mut<T: aya::Pod>(v: &mut [T]) -> &mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr() as *mut u8, std::mem::size_of_val(v)) }
 }
 
-fn sum_cpus<K>(key: K, per_cpu: &[ProcCounters], reclaimed: bool) -> Sample<K> {
+/// One key's sample from its per-CPU values (or from one value already summed).
+pub(super) fn sum_cpus<K>(key: K, per_cpu: &[ProcCounters], reclaimed: bool) -> Sample<K> {
     let (bytes, comm) = sum_counters(per_cpu);
     Sample {
         key,
+        // Set on the CPU that created the key, zero on the others.
+        born: per_cpu.iter().map(|c| c.born_ns).max().unwrap_or(0),
         comm: Comm::from_kernel(comm),
         bytes,
         reclaimed,

@@ -2,7 +2,10 @@
 //!
 //! The kernel counters are never reset, so an interval's bytes are the difference
 //! between two reads; no increment can fall between a read and a reset. A key that
-//! was reclaimed (process gone) starts again from zero if its PID is reused.
+//! was reclaimed (process gone) starts again from zero if its PID is reused: each
+//! life of a key is told apart by its creation time ([`Sample::born`]), so a final
+//! value that arrives after a reused PID's first value (the kernel's exit records
+//! are drained after the map is read) still ends the right life.
 use std::{
     cmp::Reverse,
     collections::{HashMap, HashSet},
@@ -77,7 +80,8 @@ struct Seen<K> {
 }
 
 /// Turns successive cumulative reads of one counter map into per-interval amounts:
-/// the same rules for every key type (processes, flows).
+/// the same rules for every key type (processes, flows). Keyed by key and life
+/// (`(key, born)`).
 ///
 /// Why a list and an index rather than one hash table: the kernel returns a hash
 /// map's keys in the same (bucket) order on every read, so keeping the remembered
@@ -88,10 +92,10 @@ struct Seen<K> {
 /// missed the caches on almost every key; this walk does not.
 #[derive(Debug)]
 pub struct Differ<K, S = foldhash::fast::RandomState> {
-    /// Every key remembered, mostly in the order of the last read.
-    seen: Vec<Seen<K>>,
-    /// Position of each key in `seen`.
-    index: HashMap<K, u32, S>,
+    /// Every key's life remembered, mostly in the order of the last read.
+    seen: Vec<Seen<(K, u64)>>,
+    /// Position of each key's life in `seen`.
+    index: HashMap<(K, u64), u32, S>,
 }
 
 impl<K, S: Default> Default for Differ<K, S> {
@@ -121,8 +125,8 @@ pub struct Diffed<R> {
 
 impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
     /// `row(sample, interval, total)` makes the row of each key that moved bytes
-    /// since the previous read. A reclaimed key is forgotten after its last row, so
-    /// a new key that reuses it counts from zero.
+    /// since the previous read. A reclaimed key's life is forgotten after its last
+    /// row, so a new key that reuses it counts from zero.
     pub fn next<R>(
         &mut self,
         samples: &[Sample<K>],
@@ -134,22 +138,20 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
         let more = samples.len().saturating_sub(self.seen.len());
         self.seen.reserve(more);
         self.index.reserve(more);
-        let mut reclaimed = HashSet::<K, S>::default();
-        let mut repeats = false;
         // Where the next sample's key most likely is in `seen`; samples whose key
         // was elsewhere (found through the index).
         let (mut cursor, mut jumps) = (0, 0);
         // By reference: measured twice as fast as consuming the samples here.
         for sample in samples {
-            repeats |= !reclaimed.is_empty() && reclaimed.contains(&sample.key);
+            let life = (sample.key, sample.born);
             let at = match self.seen.get(cursor) {
-                Some(s) if s.key == sample.key => cursor,
-                _ => match self.index.get(&sample.key) {
+                Some(s) if s.key == life => cursor,
+                _ => match self.index.get(&life) {
                     Some(&at) => {
                         jumps += 1;
                         at as usize
                     }
-                    None => self.remember(sample.key),
+                    None => self.remember(life),
                 },
             };
             let seen = &mut self.seen[at];
@@ -162,7 +164,6 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
             cursor = at + 1;
             if sample.reclaimed {
                 self.forget(at);
-                reclaimed.insert(sample.key);
                 // The key after it is still next; only the last one moved here.
                 cursor = at;
             }
@@ -172,11 +173,14 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
         if jumps > samples.len() / 8 + REORDER_SLACK {
             self.reorder(samples);
         }
-        Diffed { rows, repeats }
+        Diffed {
+            rows,
+            repeats: repeats::<K, S>(samples),
+        }
     }
 
-    /// A new key, counting from zero; its position in `seen`.
-    fn remember(&mut self, key: K) -> usize {
+    /// A new key's life, counting from zero; its position in `seen`.
+    fn remember(&mut self, key: (K, u64)) -> usize {
         let at = self.seen.len();
         self.seen.push(Seen {
             key,
@@ -201,7 +205,7 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
         let mut placed = vec![false; self.seen.len()];
         let mut order = Vec::with_capacity(self.seen.len());
         for sample in samples {
-            if let Some(&at) = self.index.get(&sample.key) {
+            if let Some(&at) = self.index.get(&(sample.key, sample.born)) {
                 let at = at as usize;
                 if !std::mem::replace(&mut placed[at], true) {
                     order.push(self.seen[at]);
@@ -227,6 +231,26 @@ impl<K: Eq + Hash + Copy, S: BuildHasher + Default> Differ<K, S> {
         debug_assert_eq!(self.seen.len(), self.index.len());
         self.seen.len()
     }
+}
+
+/// Whether a reclaimed sample's key occurs twice in one read, in either order: a
+/// final value can come before a reused key's new life (reclaimed by a sweep) or
+/// after it (an exit record). Costs one lookup per sample only in reads with
+/// reclaimed keys.
+fn repeats<K: Eq + Hash + Copy, S: BuildHasher + Default>(samples: &[Sample<K>]) -> bool {
+    let reclaimed: HashSet<K, S> = samples
+        .iter()
+        .filter(|s| s.reclaimed)
+        .map(|s| s.key)
+        .collect();
+    if reclaimed.is_empty() {
+        return false;
+    }
+    let mut found = HashSet::<K, S>::default();
+    samples
+        .iter()
+        .filter(|s| reclaimed.contains(&s.key))
+        .any(|s| !found.insert(s.key))
 }
 
 /// Per-interval amounts of a cumulative counter that is never reset (bytes the
@@ -313,6 +337,7 @@ mod tests {
     fn sample(pid: u32, rx: u64, tx: u64, reclaimed: bool) -> ProcSample {
         Sample {
             key: pid,
+            born: 0,
             comm: format!("p{pid}").into(),
             bytes: Bytes { rx, tx },
             reclaimed,
@@ -412,6 +437,43 @@ mod tests {
     }
 
     #[test]
+    fn a_final_value_read_after_a_reused_pids_new_life_ends_the_old_life() {
+        let life = |born, rx, reclaimed| ProcSample {
+            born,
+            ..sample(7, rx, 0, reclaimed)
+        };
+        let mut d = ProcDiffer::new();
+        d.read(snap(vec![life(1, 100, false)]));
+        // The map read shows the new life (PID 7 reused); the old life's exit record,
+        // drained after that read, comes last.
+        let r = d.read(snap(vec![life(2, 20, false), life(1, 130, true)]));
+        let got: Vec<(u64, u64)> = r.rows.iter().map(|r| (r.interval.rx, r.total.rx)).collect();
+        assert_eq!(got, [(30, 130), (20, 20)]);
+        assert_eq!(d.tracked(), 1);
+        let r = d.read(snap(vec![life(2, 25, false)]));
+        assert_eq!((r.rows[0].interval.rx, r.rows[0].total.rx), (5, 25));
+        // A process that lived and died between two reads: its final value only.
+        let r = d.read(snap(vec![ProcSample {
+            born: 9,
+            ..sample(8, 1000, 0, true)
+        }]));
+        assert_eq!((r.rows[0].interval.rx, r.rows[0].total.rx), (1000, 1000));
+    }
+
+    #[test]
+    fn repeats_are_found_whichever_life_comes_first() {
+        let s = |born, reclaimed| ProcSample {
+            born,
+            ..sample(7, 1, 0, reclaimed)
+        };
+        type H = foldhash::fast::RandomState;
+        assert!(repeats::<u32, H>(&[s(2, false), s(1, true)]));
+        assert!(repeats::<u32, H>(&[s(1, true), s(2, false)]));
+        assert!(!repeats::<u32, H>(&[s(1, true), sample(8, 1, 0, false)]));
+        assert!(!repeats::<u32, H>(&[s(1, false), s(2, false)]));
+    }
+
+    #[test]
     fn intervals_always_add_up_to_the_cumulative_counter() {
         let mut d = ProcDiffer::new();
         let cumulative = [3u64, 3, 10, 1000, 1001, 5000];
@@ -442,6 +504,7 @@ mod tests {
         let mut d: Differ<(u32, u16)> = Differ::default();
         let flow = |lport, rx, reclaimed| Sample {
             key: (1u32, lport),
+            born: 0,
             comm: "c".into(),
             bytes: Bytes { rx, tx: 0 },
             reclaimed,
@@ -508,7 +571,7 @@ mod tests {
                         if reclaimed {
                             cumulative.remove(&key);
                         }
-                        Sample { key, comm: "c".into(), bytes, reclaimed }
+                        Sample { key, born: 0, comm: "c".into(), bytes, reclaimed }
                     })
                     .collect();
                 if shuffle && i % 2 == 1 {
@@ -535,7 +598,7 @@ mod tests {
         let rows = d.next(&read(&all, 2), |s, i, _| (s.key, i.rx)).rows;
         let want: Vec<(u32, u64)> = all.iter().map(|&k| (k, 2 - (k % 2 == 0) as u64)).collect();
         assert_eq!(rows, want);
-        let order: Vec<u32> = d.seen.iter().map(|s| s.key).collect();
+        let order: Vec<u32> = d.seen.iter().map(|s| s.key.0).collect();
         assert_eq!(order, all, "remembered in the order last read");
         assert_eq!(d.tracked(), 1000);
     }

@@ -3,15 +3,15 @@
 //! order in which readers must be made and no second handle on a shared map.
 use anyhow::{anyhow, Context as _, Result};
 use aya::{
-    maps::{Map, PerCpuArray, PerCpuHashMap},
+    maps::{Map, PerCpuArray, PerCpuHashMap, RingBuf},
     Ebpf,
 };
 use flowtop_common::{
-    FlowKey, Unrecorded, MAP_FLOW_BYTES, MAP_PROC_BYTES, MAP_PROC_INSERTS, MAP_UNRECORDED,
-    UNRECORDED_FLOW,
+    FlowKey, Unrecorded, MAP_EXITS, MAP_EXIT_STATS, MAP_FLOW_BYTES, MAP_PROC_BYTES,
+    MAP_PROC_INSERTS, MAP_UNRECORDED, UNRECORDED_FLOW,
 };
 
-use super::{counters::CounterReader, Bytes};
+use super::{counters::CounterReader, exits::ExitRecords, Bytes};
 
 /// The maps the programs count into.
 pub struct KernelMaps {
@@ -20,6 +20,9 @@ pub struct KernelMaps {
     pub procs: CounterReader<u32>,
     /// Per flow (key: process, connection or cgroup; `--by conn|cgroup`, `--serve`).
     pub flows: Option<CounterReader<FlowKey>>,
+    /// Final values of per-process keys the kernel reclaimed at exit (empty where
+    /// the exit program is not attached).
+    pub exits: Option<ExitRecords>,
     unrecorded: PerCpuArray<aya::maps::MapData, Unrecorded>,
 }
 
@@ -44,9 +47,14 @@ impl KernelMaps {
         } else {
             None
         };
+        let exits = ExitRecords::new(
+            RingBuf::try_from(take(ebpf, MAP_EXITS)?)?,
+            PerCpuArray::try_from(take(ebpf, MAP_EXIT_STATS)?)?,
+        );
         Ok(Self {
             procs: CounterReader::new(procs, Some(inserts), capacity)?,
             flows,
+            exits: Some(exits),
             unrecorded: PerCpuArray::try_from(take(ebpf, MAP_UNRECORDED)?)?,
         })
     }
@@ -60,6 +68,7 @@ impl KernelMaps {
         Ok(Self {
             procs: CounterReader::new(procs, None, u32::MAX)?,
             flows: None,
+            exits: None,
             unrecorded,
         })
     }

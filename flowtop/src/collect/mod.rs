@@ -4,7 +4,7 @@
 //! process + connection or cgroup): [`maps`] takes the maps out of the loaded object,
 //! [`counters`] reads one map (cumulative bytes since each key was created) and
 //! reclaims keys of processes that are gone, taking their final value in the same
-//! step; [`diff`] (pure) turns successive reads into interval and total amounts;
+//! step, where [`exits`] has not got them from the kernel's own reclaim; [`diff`] (pure) turns successive reads into interval and total amounts;
 //! [`pipeline`] runs one interval of both instances (and keeps the
 //! `--container`/`--pod` kernel slots current); [`aggregate`] makes rows of any
 //! `--by`, [`grouper`] picks the grouping's function and names containers.
@@ -16,6 +16,7 @@ pub mod comm;
 pub mod conn;
 pub mod counters;
 pub mod diff;
+pub mod exits;
 pub mod exporter;
 pub mod flows;
 pub mod grouper;

@@ -62,6 +62,9 @@ pub struct Pipeline {
     /// `--container`, `--pod`: the kernel's cgroup slots, kept in step with the
     /// matching containers between reads.
     filter: Option<CgroupFilter>,
+    /// Exit records drained between reads (so the ring never fills while flowtop
+    /// waits for the next interval), for the next read.
+    early_exits: Vec<Sample<u32>>,
 }
 
 impl Pipeline {
@@ -73,6 +76,7 @@ impl Pipeline {
             differ: ProcDiffer::new(),
             flows: FlowDiffer::default(),
             filter: None,
+            early_exits: Vec::new(),
         })
     }
 
@@ -82,27 +86,61 @@ impl Pipeline {
     }
 
     /// Between reads: follows containers matching `--container`/`--pod` as they
-    /// come and go, and reclaims exited processes' keys early when the per-process
-    /// map fills up (see
+    /// come and go, drains the kernel's exit records, and reclaims exited processes'
+    /// keys early when the per-process map fills up anyway (see
     /// [`CounterReader::sweep`](super::counters::CounterReader::sweep)).
     pub fn sweep(&mut self) -> Result<()> {
         if let Some(f) = &mut self.filter {
             f.refresh()?;
         }
+        self.drain_exits_into_early()?;
         let _rt = realtime::Read::enter();
         self.maps.procs.sweep()
     }
 
     /// Keys in the per-process map now.
-    pub fn occupancy(&self) -> Result<u64> {
+    pub fn occupancy(&mut self) -> Result<u64> {
+        self.note_kernel_deletes()?;
         self.maps.procs.occupancy()
+    }
+
+    fn drain_exits_into_early(&mut self) -> Result<()> {
+        if let Some(exits) = &mut self.maps.exits {
+            exits.drain(&mut self.early_exits);
+        }
+        self.note_kernel_deletes()
+    }
+
+    /// Tells the per-process reader how many keys the exit program deleted, and
+    /// says when exits found no room in the ring (their keys wait for flowtop).
+    fn note_kernel_deletes(&mut self) -> Result<()> {
+        let Some(exits) = &mut self.maps.exits else {
+            return Ok(());
+        };
+        self.maps.procs.note_kernel_deletes(exits.reclaimed()?);
+        let no_room = exits.no_room_since_last()?;
+        if no_room > 0 {
+            log::info!(
+                "{no_room} exited processes' final counts found no room in the exit ring: \
+                 their keys are reclaimed by flowtop instead (nothing is lost)"
+            );
+        }
+        Ok(())
     }
 
     /// The interval that ends now. The per-process map is read in every mode: it
     /// keeps PID reclaiming and the map-full count the same everywhere.
+    ///
+    /// The kernel's exit records come after the map read: a record is written after
+    /// its key was deleted, so a key seen in the map read whose process exits now
+    /// has its final value in this drain or a later one, never in an earlier one,
+    /// and the differ takes what it had not seen yet.
     pub fn read(&mut self) -> Result<Deltas> {
         let rt = realtime::Read::enter();
-        let proc_samples = self.maps.procs.read()?;
+        let mut proc_samples = self.maps.procs.read()?;
+        proc_samples.append(&mut self.early_exits);
+        self.drain_exits_into_early()?;
+        proc_samples.append(&mut self.early_exits);
         let unstored = self.maps.unstored()?;
         let flow_samples = match &mut self.maps.flows {
             Some(reader) => Some(reader.read()?),

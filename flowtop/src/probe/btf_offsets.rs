@@ -26,6 +26,8 @@ pub fn kernel_offsets(btf: &KernelBtf) -> Result<KernelOffsets> {
         inet_sport: btf.field_offset("inet_sock", &["inet_sport"])?,
         skc_v6_daddr: skc("skc_v6_daddr")?,
         skc_v6_rcv_saddr: skc("skc_v6_rcv_saddr")?,
+        task_signal: btf.field_offset("task_struct", &["signal"])?,
+        signal_live: btf.field_offset("signal_struct", &["live"])?,
     })
 }
 
@@ -96,7 +98,9 @@ mod tests {
         let off = kernel_offsets(&btf).unwrap();
         assert_eq!(off.sock_family, 16);
         assert!(off.sock_protocol > off.sock_family);
-        assert!(off.task_comm > 0 && off.task_group_leader > 0);
+        assert!(off.task_comm > 0 && off.task_group_leader > 0 && off.task_signal > 0);
+        // `refcount_t sigcnt` opens `signal_struct`, then `live`, on every kernel of the matrix.
+        assert_eq!(off.signal_live, 4);
         // `skc_addrpair` and `skc_portpair` open `sock_common` on every kernel.
         assert_eq!(
             (off.skc_daddr, off.skc_rcv_saddr, off.skc_dport, off.skc_num),

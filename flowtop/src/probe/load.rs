@@ -9,12 +9,14 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
 };
 use flowtop_common::{
-    hooks, programs, KernelConfig, KernelOffsets, CONFIG_GLOBAL, MAP_FLOW_BYTES, MAP_PROC_BYTES,
+    hooks, programs, KernelConfig, KernelOffsets, CONFIG_GLOBAL, MAP_EXITS, MAP_FLOW_BYTES,
+    MAP_PROC_BYTES,
 };
 
 use super::{
     btf::{sparse_btf, Kind},
     detect::{ensure_tracefs, BTF_TYPEDEFS},
+    exit_reclaim,
     retprobe::{self, TracefsRetprobe},
     select::{Candidate, NoProbe},
     Family, ProgramKind, PROGRAM_KIND_ENV,
@@ -41,6 +43,8 @@ pub struct Attached {
     pub kind: ProgramKind,
     /// The kprobe family's return probes, when made through tracefs.
     pub retprobes: Vec<TracefsRetprobe>,
+    /// Exited processes' keys are reclaimed by the kernel ([`exit_reclaim`]).
+    pub kernel_reclaim: bool,
 }
 
 /// A loaded object and the tracefs-made probes its programs are attached to.
@@ -60,8 +64,10 @@ pub fn attach_first(candidates: &[Candidate], cfg: &LoadConfig) -> Result<Attach
                 continue;
             }
             match attach_kind(candidate, kind, cfg) {
-                Ok((ebpf, retprobes)) => {
+                Ok((mut ebpf, retprobes)) => {
                     log::info!("attached probe family {} as {kind}", candidate.family);
+                    let kernel_reclaim =
+                        exit_reclaim::attach(&mut ebpf, reclaim_skipped(cfg).as_deref());
                     for later in &candidates[i + 1..] {
                         log::info!(
                             "not trying probe family {}: {} attached first (cheaper)",
@@ -74,6 +80,7 @@ pub fn attach_first(candidates: &[Candidate], cfg: &LoadConfig) -> Result<Attach
                         family: candidate.family,
                         kind,
                         retprobes,
+                        kernel_reclaim,
                     });
                 }
                 Err(e) => {
@@ -292,12 +299,18 @@ fn is_errno(e: &(dyn std::error::Error + 'static), errno: i32) -> bool {
     false
 }
 
+/// Why the exit program will not be tried with this configuration, if so.
+fn reclaim_skipped(cfg: &LoadConfig) -> Option<String> {
+    exit_reclaim::not_tried(cfg.offsets.is_some(), exit_reclaim::summed_cpus())
+}
+
 fn load_object(cfg: &LoadConfig, comm_each_event: bool) -> Result<Ebpf> {
     // No CO-RE relocations in the object (offsets arrive in the CONFIG global), so aya never
     // parses the kernel's BTF here (it only does for objects with relocations or typed
     // ksyms); tp_btf/fentry loads get a few-type BTF instead (see `btf_for`).
     let mut config = KernelConfig {
         comm_each_event: u32::from(comm_each_event),
+        possible_cpus: exit_reclaim::summed_cpus().unwrap_or(0),
         offsets: cfg.offsets.unwrap_or_default(),
         ..KernelConfig::UNSET
     };
@@ -308,12 +321,24 @@ fn load_object(cfg: &LoadConfig, comm_each_event: bool) -> Result<Ebpf> {
     } else {
         1
     };
+    // The exit ring is only written by the exit program: one page when it is not tried.
+    let ring_bytes = match reclaim_skipped(cfg) {
+        None => flowtop_common::EXITS_RING_BYTES,
+        Some(_) => page_size(),
+    };
     let mut loader = EbpfLoader::new();
     loader
         .map_max_entries(MAP_PROC_BYTES, cfg.max_entries)
         .map_max_entries(MAP_FLOW_BYTES, flow_entries)
+        .map_max_entries(MAP_EXITS, ring_bytes)
         .override_global(CONFIG_GLOBAL, &config, true);
     loader.load(EBPF_OBJECT).context("loading the eBPF object")
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(n).unwrap_or(4096)
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::programs::Program> {

@@ -25,10 +25,13 @@ pub struct MissedEvents<'a> {
 }
 
 impl<'a> MissedEvents<'a> {
-    /// Every program of `ebpf` that is loaded now.
+    /// Every counting program of `ebpf` that is loaded now.
     pub fn new(ebpf: &'a Ebpf) -> Self {
+        // The exit program is no socket call: when the kernel skips it, flowtop
+        // reclaims that key itself and nothing is lost.
         let programs = ebpf
             .programs()
+            .filter(|(name, _)| *name != flowtop_common::programs::RAW_TP_PROCESS_EXIT)
             .filter_map(|(_, p)| Some(p.fd().ok()?.as_fd()))
             .collect();
         Self { programs, seen: 0 }

@@ -4,6 +4,7 @@
 pub mod btf;
 pub mod btf_offsets;
 pub mod detect;
+pub mod exit_reclaim;
 pub mod load;
 pub mod misses;
 pub mod preempt;

@@ -280,6 +280,7 @@ pub(super) fn bench_counters(
                 rx_bytes: (round + 1) * (pid as u64 * 1000 + c),
                 tx_bytes: (round + 1) * (pid as u64 * 10 + c),
                 comm_ns: c,
+                born_ns: u64::from(c == 0),
                 comm,
             })
             .collect();
