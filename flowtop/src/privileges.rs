@@ -183,13 +183,8 @@ fn held_map() -> Option<(std::os::fd::RawFd, usize)> {
             return None;
         }
         let info = fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
-        let key_size = info
-            .lines()
-            .find_map(|l| l.strip_prefix("key_size:"))?
-            .trim()
-            .parse()
-            .ok()?;
-        Some((fd, key_size))
+        let key_size = crate::probe::misses::fdinfo_field(&info, "key_size")?;
+        Some((fd, usize::try_from(key_size).ok()?))
     })
 }
 
