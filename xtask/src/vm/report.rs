@@ -255,10 +255,16 @@ fn caps_failure(release: Option<&str>, caps: Option<&str>) -> Option<String> {
             .find_map(|w| w.strip_prefix(name))
             .and_then(|v| u64::from_str_radix(v, 16).ok())
     };
-    let mut nums = release?
+    // Without the release the rule cannot be applied: a failure, not a pass.
+    let Some(release) = release else {
+        return Some(format!("{caps}, but the kernel's release is unknown"));
+    };
+    let mut nums = release
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|n| n.parse::<u32>().ok());
-    let version = (nums.next()?, nums.next()?);
+    let Some(version) = nums.next().zip(nums.next()) else {
+        return Some(format!("{caps}, but the release {release} has no version"));
+    };
     let disabled = field("unpriv_bpf_disabled=").is_some_and(|v| v != 0);
     let want: u64 = if version >= (5, 19) || !disabled {
         0
@@ -584,6 +590,7 @@ mod tests {
         assert!(ok("5.10.0-46-cloud-amd64", caps(none, 0)));
         assert!(ok("7.2.13+deb14-cloud-amd64", caps(none, 2)));
         assert!(caps_failure(Some("6.12.1"), None).is_some());
+        assert!(caps_failure(None, Some(&caps(none, 1))).is_some());
     }
 
     fn refs(lines: &[String]) -> Vec<&str> {
