@@ -206,7 +206,10 @@ fn attach(config: &Config) -> Result<(Attached, u32, Option<CgroupFilter>)> {
     };
     if let Some(mode) = preempt::kernel_code_preemptible() {
         let raised = !attached.retprobes.is_empty();
-        log::warn!("{}", preempt::start_warning(attached.family, raised, &mode));
+        log::warn!(
+            "{}",
+            preempt::start_warning(attached.family, attached.kind, raised, &mode)
+        );
     }
     if filters.reads_addresses() {
         if let Err(e) = udp_peer::attach(&mut attached.ebpf) {

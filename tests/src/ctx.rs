@@ -18,6 +18,9 @@ pub struct Ctx {
     /// Steady scenario: seconds of traffic and bytes per second.
     pub steady_secs: f64,
     pub steady_rate: u64,
+    /// Program kind flowtop must load (`FLOWTOP_PROGRAM_KIND`: tp_btf, raw_tp,
+    /// tracepoint), for a test of one kind; None: flowtop's own choice.
+    pub program_kind: Option<String>,
 }
 
 impl Ctx {
@@ -32,6 +35,7 @@ impl Ctx {
             timeout: Duration::from_secs(30),
             steady_secs: 4.5,
             steady_rate: 1 << 20,
+            program_kind: None,
         }
     }
 }

@@ -164,7 +164,11 @@ impl Flowtop {
             probe: ctx.probe.clone(),
             timeout: ctx.timeout,
             args: Vec::new(),
-            envs: Vec::new(),
+            envs: ctx
+                .program_kind
+                .iter()
+                .map(|k| ("FLOWTOP_PROGRAM_KIND".to_string(), k.clone()))
+                .collect(),
             json: true,
             stdout: None,
         }

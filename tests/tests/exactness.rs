@@ -155,3 +155,22 @@ fn tcp_filter_keeps_exactly_the_tcp_ends_of_both_families() {
 fn udp_filter_keeps_exactly_the_udp_ends_of_both_families() {
     conn(CONN_UDP_FILTER);
 }
+
+/// The classic tracepoint program, which flowtop loads for the tracepoint family on
+/// kernels that preempt kernel code (`probe::select::PREEMPTIBLE_TRACEPOINT_KINDS`),
+/// passes every scenario the VM matrix runs, here where this machine's kernel would
+/// otherwise pick tp_btf. `FLOWTOP_PROGRAM_KIND` makes flowtop fail to start rather
+/// than load another kind.
+#[test]
+fn the_classic_tracepoint_program_passes_every_scenario() {
+    let ctx = Ctx {
+        probe: "tracepoint".into(),
+        program_kind: Some("tracepoint".into()),
+        ..ctx()
+    };
+    let results = flowtop_tests::run_all(&ctx);
+    assert_eq!(results.len(), flowtop_tests::all_scenario_names().len());
+    for r in &results {
+        assert_pass(r);
+    }
+}

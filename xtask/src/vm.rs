@@ -73,13 +73,13 @@ pub struct KernelSpec {
     /// What `--probe auto` must pick.
     pub auto: &'static str,
     /// Families the kernel, as it boots, runs preemptible so that it skips their
-    /// programs now and then (7.2: lazy preemption; fexit and tracepoint programs):
+    /// programs now and then (7.2: lazy preemption; fexit and kprobe programs):
     /// a scenario of theirs that is not exact passes only if flowtop reported the
     /// skipped calls. `--probe auto` must stay exact everywhere.
     pub preempted: &'static [&'static str],
     /// Whether `--probe auto` must be exact in the preemption check: false where no
     /// family always is (6.1: fentry skips calls, reported, kprobes lost some
-    /// silently; 7.2: every family had calls skipped, reported), and auto must then
+    /// silently), and auto must then
     /// report like the family it chose.
     pub auto_exact_preempted: bool,
     /// Whether the kernel can switch to full preemption at run time
@@ -155,8 +155,10 @@ pub const KERNELS: [KernelSpec; 6] = [
     // Sid's kernel, the newest: every family. `linux-image-7.2.*` is a meta package
     // there; the image is in `linux-binary-*` under /usr/lib/modules/<release>/.
     // Built PREEMPT_DYNAMIC with PREEMPT_LAZY, and boots lazy (preempts kernel code):
-    // tracepoint programs are skipped while preempted there, so auto picks kprobes,
-    // which were exact under full preemption with 16 threads.
+    // tp_btf programs are skipped while preempted there (tracepoint callbacks run
+    // under SRCU from 7.0 on), so flowtop loads the tracepoint family as the classic
+    // program, which perf runs with preemption disabled: its scenarios and auto's
+    // (the same program) must be exact, under full preemption too.
     KernelSpec {
         label: "7.2",
         sources: SID,
@@ -166,11 +168,12 @@ pub const KERNELS: [KernelSpec; 6] = [
         image_glob: "./usr/lib/modules/*/vmlinuz",
         families: &["tracepoint", "fentry", "kprobe"],
         absent: &[],
-        auto: "kprobe",
-        // kprobe programs are skipped too, rarely (seen in the conn scenarios, while
-        // flowtop's own map reads were preempted, a guess), reported as well.
-        preempted: &["tracepoint", "fentry", "kprobe", "auto"],
-        auto_exact_preempted: false,
+        auto: "tracepoint",
+        // kprobe programs were skipped too, rarely (seen in the conn scenarios, while
+        // flowtop's own map reads were preempted, a guess; not since those reads run
+        // at SCHED_FIFO), reported as well.
+        preempted: &["fentry", "kprobe"],
+        auto_exact_preempted: true,
         preempt_dynamic: true,
     },
     // Bookworm's kernel on arm64: no sock tracepoints as on x86-64, and no fentry:

@@ -33,9 +33,20 @@ pub fn kernel_code_preemptible() -> Option<String> {
 /// (`mode`), for the family it attached. `raised_slots`: the kprobe family's
 /// kretprobes have the kernel's maximum of return slots (`retprobe.rs`); exact on 7.2
 /// under full preemption, yet on 6.1 0.9% of the bytes went uncounted, no count given.
-pub fn start_warning(family: super::Family, raised_slots: bool, mode: &str) -> String {
-    use super::Family;
+pub fn start_warning(
+    family: super::Family,
+    kind: super::ProgramKind,
+    raised_slots: bool,
+    mode: &str,
+) -> String {
+    use super::{Family, ProgramKind};
     let what = match family {
+        // See `select::PREEMPTIBLE_TRACEPOINT_KINDS`.
+        Family::Tracepoint if kind == ProgramKind::Classic => {
+            "the classic tracepoint program runs with preemption disabled, but the kernel \
+             skips it on a CPU where another BPF map operation is preempted; skipped \
+             calls are reported each interval"
+        }
         Family::Kprobe if raised_slots => {
             "seen on 6.1 (not on 7.2), without a count of the calls missed"
         }

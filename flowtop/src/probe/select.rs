@@ -22,18 +22,40 @@ pub const AUTO_ORDER: [Family; 3] = [Family::Tracepoint, Family::Fentry, Family:
 
 /// `--probe auto`'s order on a kernel that preempts kernel code (full or lazy
 /// preemption, PREEMPT_RT) and has the sock tracepoints (6.3+). There a fexit
-/// program, and on newer kernels (seen on Debian's 7.2) a tracepoint program too,
-/// runs preemptible, and the kernel skips it on that CPU until the preempted run
-/// resumes: bytes go uncounted (only reported). kprobe handlers cannot be preempted,
-/// and flowtop's kretprobes get the kernel's maximum of return slots (`retprobe.rs`):
-/// on 7.2 under full preemption the kprobe family was exact; it costs more per call,
-/// which exactness is worth. Not on older kernels: on 6.1 under full preemption the
-/// kprobe family lost 0.9% of the bytes without any count flowtop could report,
-/// while fentry reports every call the kernel skipped. The sock tracepoints stand
-/// for "a kernel as new as those where kprobes were seen exact" (a feature, not a
-/// version number, but a proxy: the cause of 6.1's loss was not found).
+/// program, and from 7.0 on a tp_btf program too, runs preemptible, and the kernel
+/// skips it on that CPU until the preempted run resumes: bytes go uncounted (only
+/// reported). The tracepoint family is therefore loaded as the classic tracepoint
+/// program there (`PREEMPTIBLE_TRACEPOINT_KINDS`), which perf runs with preemption
+/// disabled: exact in Debian's 7.2 under full preemption with 16 sending threads,
+/// where tp_btf lost a quarter of the bytes. kprobe handlers cannot be preempted
+/// either, and flowtop's kretprobes get the kernel's maximum of return slots
+/// (`retprobe.rs`): also exact there, but two programs and a map round trip per call
+/// (1934 ns of program time per call against the classic tracepoint's 1179 in the
+/// same 7.2 guest, TCG), and on internal functions rather than a stable tracepoint.
+/// Without the sock tracepoints (6.1 and older) auto keeps its usual order: on 6.1
+/// under full preemption the kprobe family lost 0.9% of the bytes without any count
+/// flowtop could report, while fentry reports every call the kernel skipped.
 pub const PREEMPTIBLE_AUTO_ORDER: [Family; 3] =
-    [Family::Kprobe, Family::Tracepoint, Family::Fentry];
+    [Family::Tracepoint, Family::Kprobe, Family::Fentry];
+
+/// The tracepoint family's program kinds, best first, on a kernel that preempts
+/// kernel code. Since 7.0 (Debian's 7.2 has it) a tracepoint calls its callbacks under
+/// SRCU instead of with preemption disabled, so tp_btf and raw_tp programs run
+/// preemptible (migration disabled only), and the kernel skips such a program on a CPU
+/// for every other call there while one of its runs is preempted (the per-program
+/// recursion guard): seen as whole senders going uncounted in Debian's 7.2 at its
+/// default lazy preemption. Perf's tracepoint callback, which runs the classic
+/// (`BPF_PROG_TYPE_TRACEPOINT`) program, disables preemption itself
+/// (`guard(preempt_notrace)` in `include/trace/perf.h`), so that program cannot be
+/// preempted. Its remaining guard is the per-CPU `bpf_prog_active`, which other BPF
+/// work holds only briefly (kprobe programs cannot be preempted; a map syscall can,
+/// which is why flowtop's map reads run at SCHED_FIFO, `collect/realtime.rs`); the
+/// kernel counts those skips per program, and flowtop reports them. The classic kind
+/// costs more per call (perf builds the trace record first) and needs tracefs; before
+/// 7.0 the tp_btf program already ran with preemption disabled, where the classic
+/// kind gains nothing but is still exact.
+pub const PREEMPTIBLE_TRACEPOINT_KINDS: [ProgramKind; 3] =
+    [ProgramKind::Classic, ProgramKind::TpBtf, ProgramKind::RawTp];
 
 /// A family and the program kinds to try for it, best first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,8 +119,9 @@ pub fn plan(request: ProbeRequest, facts: &Facts) -> Result<Vec<Candidate>, NoPr
     let families: &[Family] = match request {
         ProbeRequest::Auto if facts.preemption.is_some() && facts.sock_tracepoints.is_ok() => {
             log::info!(
-                "this kernel preempts kernel code ({}): trying the kprobe family first, \
-                 the one whose programs cannot be preempted and skipped",
+                "this kernel preempts kernel code ({}): trying the classic tracepoint \
+                 program first, then kprobes, whose programs cannot be preempted and \
+                 skipped",
                 facts.preemption.as_deref().unwrap_or_default()
             );
             &PREEMPTIBLE_AUTO_ORDER
@@ -137,6 +160,9 @@ fn kinds_for(family: Family, facts: &Facts) -> Result<Vec<ProgramKind>, String> 
         Family::Tracepoint => {
             facts.sock_tracepoints.clone()?;
             Ok(match facts.btf {
+                // Where the kernel preempts kernel code, the classic tracepoint first:
+                // see `PREEMPTIBLE_TRACEPOINT_KINDS`.
+                Ok(()) if facts.preemption.is_some() => PREEMPTIBLE_TRACEPOINT_KINDS.to_vec(),
                 // tp_btf and raw_tp read family/protocol from `struct sock` at BTF offsets.
                 Ok(()) => vec![ProgramKind::TpBtf, ProgramKind::RawTp, ProgramKind::Classic],
                 // Without BTF only the classic record (which carries them) works.
@@ -260,22 +286,39 @@ mod tests {
         assert!(plan[0].extra_hooks.is_empty());
     }
 
-    /// Debian's 7.2 boots with lazy preemption: auto starts with kprobes, and falls
-    /// back to the usual order where the kernel has none.
+    /// Debian's 7.2 boots with lazy preemption: auto starts with the tracepoint
+    /// family as the classic program, then kprobes, fentry last.
     #[test]
-    fn preempting_kernel_auto_starts_with_kprobe() {
+    fn preempting_kernel_auto_puts_fentry_last() {
         let mut f = facts(true, true);
         f.preemption = Some("preemption mode lazy".into());
         let p = plan(ProbeRequest::Auto, &f).unwrap();
         assert_eq!(
             families(&p),
-            [Family::Kprobe, Family::Tracepoint, Family::Fentry]
+            [Family::Tracepoint, Family::Kprobe, Family::Fentry]
         );
+        assert_eq!(p[0].kinds[0], ProgramKind::Classic);
         f.kprobes = Err("kprobes not available".into());
         let p = plan(ProbeRequest::Auto, &f).unwrap();
         assert_eq!(families(&p), [Family::Tracepoint, Family::Fentry]);
         let p = plan(ProbeRequest::Fentry, &f).unwrap();
         assert_eq!(families(&p), [Family::Fentry]);
+    }
+
+    /// Debian's 7.2 at its default lazy preemption: tp_btf programs run preemptible
+    /// there, perf's classic tracepoint program does not, so it is tried first.
+    #[test]
+    fn preempting_kernel_tries_the_classic_tracepoint_first() {
+        let mut f = facts(true, true);
+        f.preemption = Some("preemption mode lazy".into());
+        let p = plan(ProbeRequest::Tracepoint, &f).unwrap();
+        assert_eq!(
+            p[0].kinds,
+            [ProgramKind::Classic, ProgramKind::TpBtf, ProgramKind::RawTp]
+        );
+        f.preemption = None;
+        let p = plan(ProbeRequest::Tracepoint, &f).unwrap();
+        assert_eq!(p[0].kinds[0], ProgramKind::TpBtf);
     }
 
     /// Debian's 6.1 under `preempt=full`: kprobes lost bytes silently there, fentry

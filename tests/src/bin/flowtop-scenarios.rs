@@ -71,6 +71,7 @@ fn main() -> ExitCode {
         timeout: Duration::from_secs(timeout),
         steady_secs: 3.5,
         steady_rate: 256 << 10,
+        program_kind: None,
     };
     let results = run_all(&ctx);
     let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();
